@@ -1,0 +1,1 @@
+"""HTTP read path (FastAPI). Stateless: reads Redis; writes only through Kafka."""

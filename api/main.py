@@ -1,0 +1,39 @@
+"""The FastAPI application (``churnstream api``); OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.routes import status, users
+from core.settings import Settings
+from state.redis_store import RedisFeatureStore, connect
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.load()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = connect(settings.redis_url)
+        app.state.settings = settings
+        app.state.store = RedisFeatureStore(client, settings.redis_prefix)
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    app = FastAPI(title="churnstream", version="0.1.0", lifespan=lifespan,
+                  description="Real-time churn risk: per-user rolling features, risk and status.")
+    app.include_router(users.router)
+    app.include_router(status.router)
+    return app
+
+
+def run_api(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                log_level="warning")

@@ -1,0 +1,44 @@
+"""``GET /v1/users/{user_id}``: features, risk and the time they refer to."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from api.deps import SettingsDep, StoreDep
+from api.schemas import UserRisk
+from api.timefmt import parse_time, rfc3339
+from core.features import features_at
+from core.rules import RULE_NAME, recency_frequency_risk
+
+router = APIRouter(prefix="/v1", tags=["users"])
+
+
+@router.get("/users/{user_id}", response_model=UserRisk, responses={404: {}, 422: {}})
+async def get_user(user_id: str, store: StoreDep, settings: SettingsDep,
+                   as_of: Annotated[str | None, Query(
+                       description="Reference time (RFC 3339 or epoch ms), not before the "
+                                   "user's newest event; default: the newest event",
+                       examples=["2019-11-30T00:00:00Z"])] = None) -> UserRisk:
+    state, score = await store.user(user_id)
+    if state is None:
+        raise HTTPException(404, detail={"error": "unknown_user", "user_id": user_id})
+    now = state.last_ms
+    if as_of is not None:
+        try:
+            now = parse_time(as_of)
+        except ValueError:
+            raise HTTPException(422, detail={"error": "invalid_time", "as_of": as_of}) from None
+        if now < state.last_ms:
+            raise HTTPException(422, detail={
+                "error": "as_of_before_newest_event", "newest_event": rfc3339(state.last_ms)})
+    feats = features_at(state, now)
+    if score is not None and score.as_of_ms == now:
+        risk, scorer, scored_at = score.risk, score.scorer, score.as_of_ms
+    else:  # no stored score for this reference time: the transparent rule, computed now
+        risk = recency_frequency_risk(feats, settings.churn_horizon_days)
+        scorer, scored_at = RULE_NAME, now
+    return UserRisk(user_id=user_id, as_of=rfc3339(now), risk=risk, scorer=scorer,
+                    scored_at=rfc3339(scored_at), features=feats,
+                    first_event=rfc3339(state.first_ms), last_event=rfc3339(state.last_ms))

@@ -1,0 +1,231 @@
+"""The event contract (DESIGN section 3): parsing, validation and reasons.
+
+One function, :func:`parse_event`, turns the raw bytes of a Kafka message (or a
+replayed row) into a validated :class:`Event` or a machine-readable rejection
+reason. The worker, the replay tool and the HTTP API all use it, so an event is
+valid in one place exactly when it is valid in the others.
+
+>>> ev = parse_event(b'{"event_id":"e1","user_id":"u1","event_type":"view",'
+...                  b'"event_time":"2019-11-01 00:00:08 UTC","price":"1.5"}')
+>>> ev.user_id, ev.time_ms, ev.price, ev.brand
+('u1', 1572566408000, 1.5, None)
+>>> parse_event(b'{"user_id":"u1"}')
+Rejected(reason='event_id:missing')
+>>> parse_event(b'\\xff\\xfe')
+Rejected(reason='payload:invalid_utf8')
+>>> parse_event(b'{"event_id":"e","user_id":"u","event_type":"view","event_time":1,"price":-2}')
+Rejected(reason='price:negative')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Any, NamedTuple
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+DEFAULT_EVENT_TYPES: frozenset[str] = frozenset({"view", "cart", "remove_from_cart", "purchase"})
+MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_ID_LEN = 128
+MAX_TEXT_LEN = 256
+# event times outside [1970, 2200) are rejected as nonsense
+_MIN_MS = 0
+_MAX_MS = 7_258_118_400_000
+
+
+class Rejected(NamedTuple):
+    """A payload that failed validation, with a machine-readable reason."""
+
+    reason: str
+
+
+def _to_ms(value: Any) -> int:
+    """Event time as integer epoch milliseconds (UTC).
+
+    Accepts epoch milliseconds (int, or float with no fraction), or an RFC 3339
+    string with a zone; the public logs' ``2019-11-01 00:00:08 UTC`` form is
+    accepted as well. Sub-millisecond digits are truncated.
+    """
+    if isinstance(value, bool):
+        raise ValueError("invalid_time")
+    if isinstance(value, int):
+        ms = value
+    elif isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError("invalid_time")
+        ms = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(" UTC"):
+            text = text[:-4] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("invalid_time") from None
+        if dt.tzinfo is None:
+            raise ValueError("invalid_time")
+        delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    else:
+        raise ValueError("invalid_time")
+    if not _MIN_MS <= ms < _MAX_MS:
+        raise ValueError("invalid_time")
+    return ms
+
+
+def _price(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError("invalid_type")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError("invalid_type") from None
+    if not isinstance(value, (int, float)):
+        raise ValueError("invalid_type")
+    price = float(value)
+    if not math.isfinite(price):
+        raise ValueError("invalid_type")
+    if price < 0:
+        raise ValueError("negative")
+    return price
+
+
+def _opt_text(value: Any) -> str | None:
+    """Optional text field: numbers are accepted as their text, '' means absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("invalid_type")
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("invalid_type")
+    if len(value) > MAX_TEXT_LEN:
+        raise ValueError("too_long")
+    return value or None
+
+
+def _req_id(value: Any) -> str:
+    if isinstance(value, bool):
+        raise ValueError("invalid_type")
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("invalid_type")
+    if not value.strip():
+        raise ValueError("empty")
+    if len(value) > MAX_ID_LEN:
+        raise ValueError("too_long")
+    return value
+
+
+class Event(BaseModel):
+    """A validated user-activity event. ``time_ms`` is epoch milliseconds (UTC)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    event_id: Annotated[str, BeforeValidator(_req_id)]
+    user_id: Annotated[str, BeforeValidator(_req_id)]
+    event_type: Annotated[str, BeforeValidator(_req_id)]
+    time_ms: Annotated[int, BeforeValidator(_to_ms)] = Field(alias="event_time")
+    price: Annotated[float | None, BeforeValidator(_price)] = None
+    brand: Annotated[str | None, BeforeValidator(_opt_text)] = None
+    category: Annotated[str | None, BeforeValidator(_opt_text)] = None
+    product_id: Annotated[str | None, BeforeValidator(_opt_text)] = None
+    session_id: Annotated[str | None, BeforeValidator(_opt_text)] = None
+
+    def to_json(self) -> bytes:
+        """Canonical wire form (event_time as epoch milliseconds)."""
+        body = {"event_id": self.event_id, "user_id": self.user_id,
+                "event_type": self.event_type, "event_time": self.time_ms}
+        for name in ("price", "brand", "category", "product_id", "session_id"):
+            val = getattr(self, name)
+            if val is not None:
+                body[name] = val
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_VALUE_ERROR_CODES = {"invalid_time", "invalid_type", "negative", "too_long", "empty"}
+
+
+def _reason(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    etype = err["type"]
+    loc = err.get("loc") or ()
+    field = str(loc[0]) if loc else "payload"
+    if etype == "json_invalid":
+        return "payload:invalid_json"
+    if etype in ("model_type", "model_attributes_type", "dict_type"):
+        return "payload:not_object"
+    if etype == "missing":
+        return f"{field}:missing"
+    if etype == "value_error":
+        ctx = err.get("ctx") or {}
+        code = str(ctx.get("error", "invalid"))
+        return f"{field}:{code if code in _VALUE_ERROR_CODES else 'invalid'}"
+    return f"{field}:invalid_type"
+
+
+def parse_event(raw: bytes, allowed_types: frozenset[str] = DEFAULT_EVENT_TYPES,
+                derive_id: bool = False) -> Event | Rejected:
+    """Validate raw JSON bytes against the event contract.
+
+    With ``derive_id`` a missing ``event_id`` is derived from the raw bytes
+    (:func:`derive_event_id`), as for rows of a source file.
+    """
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        return Rejected("payload:too_large")
+    try:
+        event = Event.model_validate_json(raw)
+    except ValidationError as exc:
+        reason = _reason(exc)
+        if reason == "payload:invalid_json" and not _is_utf8(raw):
+            return Rejected("payload:invalid_utf8")
+        if reason == "event_id:missing" and derive_id:
+            return _parse_with_derived_id(raw, allowed_types)
+        return Rejected(reason)
+    if event.event_type not in allowed_types:
+        return Rejected("event_type:unknown")
+    return event
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _parse_with_derived_id(raw: bytes, allowed_types: frozenset[str]) -> Event | Rejected:
+    body = json.loads(raw)
+    body["event_id"] = derive_event_id(raw)
+    try:
+        event = Event.model_validate(body)
+    except ValidationError as exc:
+        return Rejected(_reason(exc))
+    if event.event_type not in allowed_types:
+        return Rejected("event_type:unknown")
+    return event
+
+
+def derive_event_id(raw: bytes) -> str:
+    """Deterministic event id for a source row: identical rows get the same id.
+
+    >>> derive_event_id(b"a,b,c") == derive_event_id(b"a,b,c")
+    True
+    >>> len(derive_event_id(b"x"))
+    32
+    """
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def fingerprint(event_id: str) -> bytes:
+    """8-byte dedupe fingerprint of an event id (collisions ~ n/2**64 per user)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()

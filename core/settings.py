@@ -1,0 +1,75 @@
+"""The one configuration object. Every process reads it; env prefix ``CHURN_``.
+
+Precedence: explicit environment variables, then the services file written by
+``churnstream up`` (``.churnstream/services.env`` in the working directory, or
+``$CHURN_ENV_FILE``), then the defaults below. So ``worker``/``api``/``replay``
+find the embedded services by default, and pointing ``CHURN_KAFKA_BOOTSTRAP`` /
+``CHURN_REDIS_URL`` at external servers overrides them unchanged.
+
+>>> Settings(kafka_bootstrap="k:9092").events_topic
+'events'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_ENV_FILE = ".churnstream/services.env"
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore")
+
+    # services
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "churn"
+    state_dir: Path = Path(".churnstream")
+
+    # topics and consumer group
+    events_topic: str = "events"
+    dlq_topic: str = "events.dlq"
+    partitions: int = Field(4, ge=1)
+    app_id: str = "churnstream"
+    kafka_session_timeout: float = Field(10.0, gt=0)
+    kafka_heartbeat_interval: float = Field(1.0, gt=0)
+
+    # stream worker
+    batch_size: int = Field(1000, ge=1)
+    batch_within: float = Field(0.1, gt=0)
+    event_types: Annotated[list[str], NoDecode] = ["view", "cart", "remove_from_cart",
+                                                   "purchase"]
+    churn_horizon_days: int = Field(30, ge=1)
+
+    # api
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    log_level: str = "warn"
+
+    @field_validator("event_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        return _csv(value)
+
+    def allowed_types(self) -> frozenset[str]:
+        return frozenset(self.event_types)
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Settings from the environment and the services file of ``churnstream up``."""
+        env_file = os.environ.get("CHURN_ENV_FILE", DEFAULT_ENV_FILE)
+        return cls(_env_file=env_file if Path(env_file).exists() else None,  # type: ignore[call-arg]
+                   **overrides)
+

@@ -1,0 +1,1 @@
+"""Redis-owned state: key layout, server-side scripts, feature store, embedded server."""

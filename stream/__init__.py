@@ -1,0 +1,1 @@
+"""Kafka and faust: topics, the stream worker, replay, simulator, embedded services, CLI."""

@@ -1,0 +1,98 @@
+"""The faust stream worker: topic ``events`` -> :class:`~stream.processor.BatchProcessor`.
+
+State lives in Redis, never in faust Tables (Tansu's ListOffsets "latest" makes
+table recovery lossy; see ../shared/SERVICES.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from core.settings import Settings
+from state.redis_store import RedisFeatureStore, connect
+from stream.processor import BatchProcessor, DeadLetter, Record
+
+log = logging.getLogger("churnstream.worker")
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    """faust configuration that matters on Tansu and on Kafka alike."""
+    return {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "store": "memory://",
+        "topic_replication_factor": 1,
+        "topic_partitions": settings.partitions,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": settings.kafka_session_timeout,
+        "broker_heartbeat_interval": settings.kafka_heartbeat_interval,
+        "broker_rebalance_timeout": max(10.0, settings.kafka_session_timeout * 2),
+        "broker_commit_every": 10_000,
+        "broker_commit_interval": 1.0,
+        "stream_buffer_maxsize": 4 * settings.batch_size,
+        "web_enabled": False,
+        "datadir": str(settings.state_dir / "faust"),
+        "producer_acks": -1,
+    }
+
+
+def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
+    app = faust.App(settings.app_id, **faust_settings(settings))
+    events = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw",
+                       partitions=settings.partitions)
+    dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
+                    key_serializer="raw", value_serializer="raw", partitions=1)
+    store = RedisFeatureStore(connect(settings.redis_url), settings.redis_prefix)
+
+    async def send_dead_letters(dead: Sequence[DeadLetter]) -> None:
+        futures = [await dlq.send(key=d.record.key, value=d.to_json(settings.events_topic))
+                   for d in dead]
+        await asyncio.gather(*futures)
+
+    proc = BatchProcessor(store, send_dead_letters, settings.allowed_types(),
+                          settings.churn_horizon_days)
+
+    @app.on_partitions_assigned.connect  # type: ignore[misc]
+    async def on_assigned(sender: Any, **kwargs: Any) -> None:
+        proc.on_rebalance()
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    async def on_revoked(sender: Any, **kwargs: Any) -> None:
+        proc.on_rebalance()
+
+    @app.task
+    async def check_redis() -> None:
+        await store.load_scripts()
+        for warning in await store.check_config():
+            log.warning("redis config: %s", warning)
+
+    @app.agent(events, name="apply_events")
+    async def apply_events(stream: faust.StreamT) -> None:
+        size = settings.batch_size
+        async for batch in stream.take_events(size, within=settings.batch_within):
+            records = [Record(e.message.partition, e.message.offset, e.message.key, e.value)
+                       for e in batch]
+            await proc.process(records)
+            if len(batch) < size:
+                await proc.flush()
+
+    @app.timer(interval=1.0)
+    async def flush_scores() -> None:
+        await proc.flush()
+
+    return app, proc
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until SIGINT/SIGTERM (several may share the consumer group)."""
+    from stream.topics import ensure_topics
+
+    ensure_topics(settings)
+    app, _ = build_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
+    worker.execute_from_commandline()
