@@ -113,6 +113,13 @@ def validate_row(payload: bytes, allowed: frozenset[str]) -> Event | Rejected:
 def replay(path: Path, settings: Settings, rate: float | None = None,
            progress: bool = True, producer: object | None = None) -> ReplayReport:
     """Send every row of ``path``; returns counts. ``rate`` = events/s (None: full speed)."""
+    return replay_rows(read_rows(path), settings, rate, progress, producer, source=str(path))
+
+
+def replay_rows(rows: Iterator[tuple[bytes, bytes | None, str | None]], settings: Settings,
+                rate: float | None = None, progress: bool = True,
+                producer: object | None = None, source: str = "-") -> ReplayReport:
+    """Validate and send rows ``(raw line, event JSON or None, reason or None)``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaProducer
@@ -126,7 +133,7 @@ def replay(path: Path, settings: Settings, rate: float | None = None,
     report = ReplayReport()
     start = last_print = time.monotonic()
     try:
-        for line, payload, reason in read_rows(path):
+        for line, payload, reason in rows:
             report.rows += 1
             if payload is not None:
                 ev = validate_row(payload, allowed)
@@ -138,7 +145,7 @@ def replay(path: Path, settings: Settings, rate: float | None = None,
                     report.sent += 1
             if reason is not None:
                 report.rejected[reason] += 1
-                dead = {"reason": reason, "source": str(path), "row": report.rows,
+                dead = {"reason": reason, "source": source, "row": report.rows,
                         "raw": line.decode("utf-8", "replace")}
                 prod.send(settings.dlq_topic, value=json.dumps(dead).encode())  # type: ignore[attr-defined]
             if rate:

@@ -58,11 +58,11 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
                           settings.churn_horizon_days)
 
     @app.on_partitions_assigned.connect  # type: ignore[misc]
-    async def on_assigned(sender: Any, **kwargs: Any) -> None:
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         proc.on_rebalance()
 
     @app.on_partitions_revoked.connect  # type: ignore[misc]
-    async def on_revoked(sender: Any, **kwargs: Any) -> None:
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         proc.on_rebalance()
 
     @app.task

@@ -1,0 +1,63 @@
+"""Subprocess for bench/worker_throughput.py: run one faust worker until N events are done.
+
+mode ``trivial``: an agent that only deserializes (faust's JSON codec) and counts.
+mode ``full``: the real churnstream worker (stream.worker.build_app).
+Writes ``{"events": n, "seconds": t}`` (first event to last) to the output file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import faust
+
+from core.settings import Settings
+from stream.worker import build_app, faust_settings
+
+
+def main() -> None:
+    mode, n_expected, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    sys.argv = sys.argv[:1]
+    settings = Settings.load()
+    state = {"n": 0, "t0": 0.0}
+
+    def done() -> None:
+        with open(out, "w") as fh:
+            json.dump({"events": state["n"], "seconds": time.perf_counter() - state["t0"]}, fh)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    if mode == "trivial":
+        app = faust.App(settings.app_id, **faust_settings(settings))
+        topic = app.topic(settings.events_topic, value_serializer="json")
+
+        @app.agent(topic)
+        async def consume(stream: faust.StreamT) -> None:
+            async for _value in stream:
+                if state["n"] == 0:
+                    state["t0"] = time.perf_counter()
+                state["n"] += 1
+                if state["n"] == n_expected:
+                    done()
+    else:
+        app, proc = build_app(settings)
+        inner = proc.process
+
+        async def counting(records):  # type: ignore[no-untyped-def]
+            if state["n"] == 0:
+                state["t0"] = time.perf_counter()
+            result = await inner(records)
+            state["n"] += len(records)
+            if state["n"] >= n_expected:
+                done()
+            return result
+
+        proc.process = counting  # type: ignore[method-assign]
+    faust.Worker(app, loglevel="error", redirect_stdouts=False, quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The ``churnstream`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.settings import Settings
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from stream.services import EmbeddedServices
+    from stream.topics import ensure_topics
+
+    svc = EmbeddedServices(args.kafka_port, args.redis_port).start()
+    try:
+        env_file = svc.write_env_file()
+        ensure_topics(svc.settings(partitions=Settings.load().partitions))
+        print(f"kafka bootstrap: {svc.broker.bootstrap}\nredis url:       {svc.redis.url}\n"
+              f"written to {env_file} (worker/api/replay read it by default)\n"
+              "Ctrl-C stops both.", flush=True)
+        _wait_for_signal()
+    finally:
+        svc.stop()
+        Path(svc.write_env_file()).unlink(missing_ok=True)
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = {"flag": False}
+
+    def handler(signum: int, frame: object) -> None:
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    while not stop["flag"]:
+        time.sleep(0.2)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from stream.worker import run_worker
+
+    sys.argv = [sys.argv[0]]  # faust's Worker parses argv
+    run_worker(Settings.load())
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from api.main import run_api
+
+    overrides: dict[str, object] = {}
+    if args.port:
+        overrides["api_port"] = args.port
+    if args.host:
+        overrides["api_host"] = args.host
+    run_api(Settings.load(**overrides))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from stream.replay import replay
+
+    report = replay(Path(args.file), Settings.load(), rate=args.rate,
+                    progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from stream import simulate
+
+    evs = simulate.events(args.users, args.days, args.seed)
+    if args.out:
+        with open(args.out, "wb") as fh:
+            for line in simulate.to_jsonl(evs):
+                fh.write(line)
+        return 0
+    from stream.replay import replay_rows
+
+    rows = ((line, line, None) for line in simulate.to_jsonl(evs))
+    report = replay_rows(rows, Settings.load(), rate=args.rate, progress=not args.quiet,
+                         source="simulate")
+    print(report.summary())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stream.services import EmbeddedServices
+    from stream.topics import ensure_topics
+
+    svc = EmbeddedServices().start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        svc.write_env_file()
+        env = dict(os.environ, **svc.env, CHURN_KAFKA_SESSION_TIMEOUT="3")
+        ensure_topics(svc.settings())
+        exe = [sys.executable, "-m", "stream.cli"]
+        procs.append(subprocess.Popen([*exe, "worker"], env=env))
+        procs.append(subprocess.Popen([*exe, "api", "--port", str(args.port)], env=env))
+        print(f"\nchurnstream demo\n  kafka {svc.broker.bootstrap}   redis {svc.redis.url}\n"
+              f"  API docs:  http://127.0.0.1:{args.port}/docs\n"
+              f"  status:    curl -s http://127.0.0.1:{args.port}/v1/status\n"
+              f"  one user:  curl -s http://127.0.0.1:{args.port}/v1/users/u0000001\n"
+              "  simulated traffic is flowing; Ctrl-C stops everything.\n", flush=True)
+        sim = subprocess.Popen([*exe, "simulate", "--users", str(args.users), "--days",
+                                str(args.days), "--rate", str(args.rate)], env=env)
+        procs.append(sim)
+        _wait_for_signal()
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        svc.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="churnstream", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("up", help="start embedded Tansu + Redis and write their addresses")
+    p.add_argument("--kafka-port", type=int, default=0)
+    p.add_argument("--redis-port", type=int, default=0)
+    p.set_defaults(func=cmd_up)
+    sub.add_parser("worker", help="run a stream worker").set_defaults(func=cmd_worker)
+    p = sub.add_parser("api", help="run the HTTP API")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_api)
+    p = sub.add_parser("replay", help="send a CSV or JSON Lines log to Kafka")
+    p.add_argument("file")
+    p.add_argument("--rate", type=float, help="events per second (default: full speed)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_replay)
+    p = sub.add_parser("simulate", help="simulated traffic to Kafka, or to a file with --out")
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--days", type=int, default=90)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--rate", type=float)
+    p.add_argument("--out")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("demo", help="embedded services + worker + api + simulated traffic")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--days", type=int, default=120)
+    p.add_argument("--rate", type=float, default=2000)
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
