@@ -2,18 +2,20 @@
 
 Free of faust: the faust agent (:mod:`stream.worker`) hands batches from
 ``stream.take_events`` to :meth:`BatchProcessor.process`; tests and benchmarks
-call it directly. Per batch there is one Redis round trip (a MULTI/EXEC holding
-one script per event, the batch's counters, and the previous batch's scores).
+call it directly. Per batch there are two Redis round trips, both before the
+batch is acknowledged to Kafka: one MULTI/EXEC holding one script per event
+plus the batch's counters (it returns the new state of every touched user),
+then one pipeline writing the scores computed from those states.
 
-Exactly-once effect on state under at-least-once delivery: records at or below
-a partition's applied offset (read from Redis when a partition is assigned)
-are skipped, the per-user script rejects re-applied offsets, and event ids
-dedupe true duplicates.
+Exactly-once effect under at-least-once delivery: the per-user script rejects
+re-applied (partition, offset) pairs but still returns the state, so a batch
+re-read after a crash rescores its users; invalid records at or below a
+partition's applied offset (read from Redis when a partition is assigned) are
+not sent to the DLQ or counted again; event ids dedupe true duplicates.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -72,8 +74,6 @@ class BatchProcessor:
         self.allowed_types = allowed_types
         self.horizon = churn_horizon_days
         self._applied: dict[int, int] | None = None
-        self.pending_scores: list[tuple[str, Score]] = []
-        self._lock = asyncio.Lock()  # keeps batch and flush writes in order
 
     def on_rebalance(self) -> None:
         """Forget cached applied offsets: another worker may have moved them."""
@@ -93,11 +93,13 @@ class BatchProcessor:
         last_of_user: dict[str, int] = {}
         for rec in records:
             p = rec.partition
-            if rec.offset <= applied.get(p, -1):
-                stats.skipped += 1
-                continue
-            last_off[p] = rec.offset
             ev = parse_event(rec.value, allowed)
+            if rec.offset <= applied.get(p, -1):
+                stats.skipped += 1  # re-read after a crash or rebalance
+                if isinstance(ev, Rejected):
+                    continue
+            else:
+                last_off[p] = rec.offset
             if isinstance(ev, Rejected):
                 dead.append(DeadLetter(rec, ev.reason))
                 cnt = rejected.setdefault(p, {})
@@ -109,7 +111,7 @@ class BatchProcessor:
                 wm[p] = ev.time_ms
             last_of_user[ev.user_id] = len(items)
             items.append(Item(ev, p, rec.offset, False))
-        if not last_off:
+        if not items and not dead:
             return stats
         for i in last_of_user.values():
             items[i] = items[i]._replace(want_state=True)
@@ -118,25 +120,18 @@ class BatchProcessor:
             await self.dead_letters(dead)  # delivered before the batch commits
         commits = [Commit(p, off, wm.get(p, -1), rejected.get(p, {}))
                    for p, off in last_off.items()]
-        async with self._lock:
-            results = await self.store.apply(items, commits, self.pending_scores)
-            self.pending_scores = []
+        results = await self.store.apply(items, commits)
         for p, off in last_off.items():
             applied[p] = off
         statuses = stats.statuses
-        scores = self.pending_scores
+        scores: list[tuple[str, Score]] = []
         for it, res in zip(items, results, strict=True):
             statuses[res.status] = statuses.get(res.status, 0) + 1
             if res.state is not None:
                 feats = features_at(res.state)
                 risk = recency_frequency_risk(feats, self.horizon)
                 scores.append((it.event.user_id, Score(risk, res.state.last_ms, RULE_NAME)))
+        if scores:
+            await self.store.apply((), (), scores)
         stats.users_scored = len(scores)
         return stats
-
-    async def flush(self) -> None:
-        """Write scores held for the next batch now (the stream went idle)."""
-        async with self._lock:
-            if self.pending_scores:
-                await self.store.apply((), (), self.pending_scores)
-                self.pending_scores = []

@@ -70,11 +70,10 @@ def _csv_rows(fh: IO[bytes]) -> Iterator[tuple[bytes, bytes | None, str | None]]
             yield line, None, "payload:wrong_column_count"
             continue
         row = dict(zip(header, cells, strict=True))
-        body: dict[str, object] = {
-            "event_id": row.get("event_id") or derive_event_id(line),
-            "user_id": row.get("user_id", ""), "event_type": row.get("event_type", ""),
-            "event_time": row.get("event_time", ""),
-        }
+        body: dict[str, object] = {"event_id": row.get("event_id") or derive_event_id(line)}
+        for name in ("user_id", "event_type", "event_time"):
+            if row.get(name):  # an empty cell is a missing value
+                body[name] = row[name]
         for src, dst in (("price", "price"), ("brand", "brand"), ("product_id", "product_id"),
                          ("category_code", "category"), ("user_session", "session_id"),
                          ("category", "category"), ("session_id", "session_id")):

@@ -78,12 +78,6 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
             records = [Record(e.message.partition, e.message.offset, e.message.key, e.value)
                        for e in batch]
             await proc.process(records)
-            if len(batch) < size:
-                await proc.flush()
-
-    @app.timer(interval=1.0)
-    async def flush_scores() -> None:
-        await proc.flush()
 
     return app, proc
 
@@ -93,6 +87,7 @@ def run_worker(settings: Settings) -> None:
     from stream.topics import ensure_topics
 
     ensure_topics(settings)
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app, _ = build_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
     worker.execute_from_commandline()

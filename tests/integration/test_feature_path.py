@@ -1,0 +1,145 @@
+"""Kafka -> worker -> Redis -> API against an independent reference, on real services."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stream.replay import ReplayReport, replay
+from tests.datagen import Row, generate, write_csv
+from tests.integration.conftest import Namespace, http_json, read_topic, wait_until
+from tests.reference import DAY, Reference, mismatches
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Row], Reference]:
+    rows = generate(users=1100, days=65, seed=1)
+    path = tmp_path_factory.mktemp("log") / "events.csv"
+    write_csv(rows, str(path))
+    ref = Reference()
+    for r in rows:
+        if r.event is not None:
+            ref.add(r.event)
+    return path, rows, ref
+
+
+@pytest.fixture(scope="module")
+def baseline(services, log, tmp_path_factory) -> Iterator[tuple[Namespace, ReplayReport]]:  # type: ignore[no-untyped-def]
+    """One uninterrupted run: one worker, the whole log replayed, the API up."""
+    ns = Namespace(services, tmp_path_factory.mktemp("baseline"))
+    try:
+        ns.start_worker()
+        ns.start_api()
+        report = replay(log[0], ns.settings(), progress=False)
+        ns.wait_consumed(report.sent)
+        yield ns, report
+    finally:
+        ns.stop()
+
+
+def test_log_shape(log) -> None:  # type: ignore[no-untyped-def]
+    _, rows, ref = log
+    assert len(ref.users) >= 1000
+    assert sum(1 for r in rows if r.event) >= 30_000
+    times = [r.event.t for r in rows if r.event]
+    assert (max(times) - min(times)) / DAY >= 60
+    for kind in ("late", "late_outside", "duplicate"):
+        assert ref.counts[kind] > 0, kind
+
+
+def test_nothing_lost_nothing_doubled(baseline, log) -> None:  # type: ignore[no-untyped-def]
+    ns, report = baseline
+    _, rows, ref = log
+    truth = Counter(r.reason for r in rows if r.reason)
+    assert report.rows == len(rows)
+    assert report.rejected == truth
+    assert report.sent == len(rows) - sum(truth.values())
+    code, status = http_json(ns.api_url + "/v1/status")
+    assert code == 200
+    assert status["events_consumed"] == report.sent
+    assert status["events_consumed"] == (status["events_applied"] + status["events_duplicate"]
+                                         + status["events_rejected"])
+    assert status["events_duplicate"] == ref.counts["duplicate"]
+    assert status["events_late"] == ref.counts["late"] + ref.counts["late_outside"]
+    assert status["events_late_outside_window"] == ref.counts["late_outside"]
+    assert status["events_rejected"] == 0  # replay validated; its rejects went to the DLQ
+    assert status["watermark_ms"] == max(r.event.t for r in rows if r.event)
+    dlq = [json.loads(v) for v in read_topic(ns.svc.broker.bootstrap, f"dlq-{ns.name}",
+                                             sum(truth.values()))]
+    assert Counter(d["reason"] for d in dlq) == truth
+    assert all("raw" in d for d in dlq)
+
+
+def test_every_feature_of_every_user(baseline, log) -> None:  # type: ignore[no-untyped-def]
+    ns, _ = baseline
+    _, _, ref = log
+    later = max(u.newest for u in ref.users.values()) + 3 * DAY + 12345
+    rng = random.Random(5)
+    for uid in ref.users:
+        code, body = http_json(f"{ns.api_url}/v1/users/{urllib.parse.quote(uid)}")
+        assert code == 200, body
+        assert body["as_of"] == body["last_event"]
+        now = ref.users[uid].newest
+        assert body["features"] == pytest.approx(body["features"])  # all floats, no NaN
+        assert not mismatches(body["features"], ref.features(uid, now)), uid
+        assert body["scorer"] == "rule:recency-frequency" and 0 <= body["risk"] <= 1
+        if rng.random() < 0.2:  # a later reference time: windows slide, recency grows
+            code, body = http_json(f"{ns.api_url}/v1/users/{uid}?as_of={later}")
+            assert code == 200
+            assert not mismatches(body["features"], ref.features(uid, later)), uid
+
+
+def test_unknown_user_and_bad_as_of(baseline, log) -> None:  # type: ignore[no-untyped-def]
+    ns, _ = baseline
+    uid = next(iter(log[2].users))
+    assert http_json(ns.api_url + "/v1/users/nobody-here")[0] == 404
+    assert http_json(f"{ns.api_url}/v1/users/{uid}?as_of=2001-01-01T00:00:00Z")[0] == 422
+    assert http_json(f"{ns.api_url}/v1/users/{uid}?as_of=not-a-time")[0] == 422
+    code, ready = http_json(ns.api_url + "/readyz")
+    assert code == 200 and ready["checks"] == {"redis": "ok", "kafka": "ok"}
+
+
+def test_sigkill_mid_replay_gives_identical_state(baseline, log, namespace) -> None:  # type: ignore[no-untyped-def]
+    base_ns, report = baseline
+    worker = namespace.start_worker()
+    sender = threading.Thread(target=replay, args=(log[0], namespace.settings()),
+                              kwargs={"progress": False, "rate": 15000})
+    sender.start()
+    wait_until(lambda: namespace.consumed() > report.sent // 4, 120, "a quarter consumed")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    killed_at = namespace.consumed()
+    assert killed_at < report.sent
+    namespace.start_worker()
+    sender.join()
+    namespace.wait_consumed(report.sent)
+    assert namespace.consumed() == report.sent
+    assert namespace.stats() == base_ns.stats()
+    _assert_same_hashes(namespace.user_hashes(), base_ns.user_hashes())
+
+
+def _assert_same_hashes(got: dict, want: dict) -> None:  # type: ignore[type-arg]
+    assert got.keys() == want.keys()
+    diff = {(u, f): (got[u].get(f), want[u].get(f)) for u in want
+            for f in set(got[u]) | set(want[u]) if got[u].get(f) != want[u].get(f)}
+    assert not diff, list(diff.items())[:5]
+
+
+def test_two_workers_share_partitions_same_result(baseline, log, namespace) -> None:  # type: ignore[no-untyped-def]
+    base_ns, report = baseline
+    namespace.start_worker()
+    namespace.start_worker()
+    replay(log[0], namespace.settings(), progress=False)
+    namespace.wait_consumed(report.sent)
+    assert namespace.stats() == base_ns.stats()
+    _assert_same_hashes(namespace.user_hashes(), base_ns.user_hashes())

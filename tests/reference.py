@@ -1,0 +1,122 @@
+"""Independent reference for the feature contract (DESIGN section 4), for tests only.
+
+Written from the contract, not from the production code: it keeps every
+accepted event in a list and recomputes each feature from scratch by filtering
+that list (no daily buckets, no running moments; exact ``statistics.pstdev``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+
+DAY = 86_400_000
+
+
+@dataclass
+class RefEvent:
+    event_id: str
+    user_id: str
+    event_type: str
+    t: int
+    price: float | None
+    brand: str | None
+
+
+@dataclass
+class RefUser:
+    first: int
+    newest: int
+    last_purchase: int | None = None
+    kept: list[tuple[RefEvent, bool]] = field(default_factory=list)  # (event, brand switch)
+    ids: dict[str, int] = field(default_factory=dict)  # id -> day of kept events
+    prev_brand: str | None = None
+
+
+class Reference:
+    """Feed valid events in arrival order; ask for features of a user at a time."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, RefUser] = {}
+        self.counts = Counter[str]()
+
+    def add(self, e: RefEvent) -> str:
+        u = self.users.get(e.user_id)
+        if u is not None:
+            oldest_kept_day = u.newest // DAY - 29
+            if e.event_id in u.ids and u.ids[e.event_id] >= oldest_kept_day:
+                self.counts["duplicate"] += 1
+                return "duplicate"
+        else:
+            u = self.users[e.user_id] = RefUser(first=e.t, newest=e.t)
+        late = e.t < u.newest
+        u.newest = max(u.newest, e.t)
+        u.first = min(u.first, e.t)
+        if e.event_type == "purchase":
+            u.last_purchase = e.t if u.last_purchase is None else max(u.last_purchase, e.t)
+        # drop remembered ids that fell out of the horizon
+        horizon_start = u.newest // DAY - 29
+        u.ids = {k: d for k, d in u.ids.items() if d >= horizon_start}
+        if e.t // DAY < horizon_start:
+            self.counts["late_outside"] += 1
+            return "late_outside"
+        switch = False
+        if e.brand is not None:
+            switch = u.prev_brand is not None and u.prev_brand != e.brand
+            u.prev_brand = e.brand
+        u.kept.append((e, switch))
+        u.ids[e.event_id] = e.t // DAY
+        status = "late" if late else "applied"
+        self.counts[status] += 1
+        return status
+
+    def features(self, user_id: str, now: int) -> dict[str, float]:
+        u = self.users[user_id]
+        today = now // DAY
+
+        def within(days: int) -> list[tuple[RefEvent, bool]]:
+            return [(e, s) for e, s in u.kept if today - days < e.t // DAY <= today]
+
+        w30, w15, w7 = within(30), within(15), within(7)
+        n30, n15, n7 = len(w30), len(w15), len(w7)
+        purchases = [e for e, _ in w30 if e.event_type == "purchase"]
+        carts = sum(1 for e, _ in w30 if e.event_type == "cart")
+        prices = [e.price for e, _ in w30 if e.price is not None]
+        brands = Counter(e.brand for e, _ in w30 if e.brand is not None)
+        days = sorted({e.t // DAY for e, _ in w30})
+        if len(days) >= 3:
+            gaps = [b - a for a, b in zip(days, days[1:])]
+            regularity = statistics.pstdev(gaps) / statistics.mean(gaps)
+        else:
+            regularity = 0.0
+        return {
+            "n_events_7d": n7, "n_events_15d": n15, "n_events_30d": n30,
+            "active_days_30d": len(days),
+            "n_purchase_30d": len(purchases),
+            "total_spend_30d": sum(e.price or 0.0 for e in purchases),
+            "purchase_ratio": len(purchases) / n30 if n30 else 0.0,
+            "activity_ratio_15d": n15 / n30 if n30 else 0.0,
+            "activity_trend": (n7 - (n15 - n7) * 7 / 8) / max(1, n15),
+            "days_since_last_event": (now - u.newest) / DAY,
+            "days_since_last_purchase": (now - u.last_purchase) / DAY
+            if u.last_purchase is not None else 365.0,
+            "tenure_days": (now - u.first) / DAY,
+            "visit_regularity": regularity,
+            "price_volatility": statistics.pstdev(prices) if prices else 0.0,
+            "brand_concentration_ratio": max(brands.values()) / sum(brands.values())
+            if brands else 0.0,
+            "brand_switch_count_30d": sum(1 for _, s in w30 if s),
+            "cart_abandon_ratio": (carts - min(carts, len(purchases))) / max(1, carts),
+        }
+
+
+def close(a: float, b: float, rel: float = 1e-9) -> bool:
+    """Equal to ``rel`` relative; exact zeros must match to 1e-12 absolute."""
+    return abs(a - b) <= rel * max(abs(a), abs(b)) or abs(a - b) <= 1e-12
+
+
+def mismatches(got: dict[str, float], want: dict[str, float]) -> dict[str, tuple[float, float]]:
+    if set(got) != set(want):
+        return {"<names>": (len(got), len(want))}
+    return {k: (got[k], want[k]) for k in want if not close(got[k], float(want[k]))}
