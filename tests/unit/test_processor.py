@@ -1,0 +1,61 @@
+"""The batch processor over the in-memory store: DLQ, counters, redelivery, scores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+from core.apply import REDELIVERED
+from state.store import MemoryFeatureStore
+from stream.processor import BatchProcessor, DeadLetter, Record
+
+
+def ev(i: int, user: str = "u1", t: int = 1_600_000_000_000, **kw: object) -> bytes:
+    body = {"event_id": f"e{i}", "user_id": user, "event_type": "view", "event_time": t, **kw}
+    return json.dumps(body).encode()
+
+
+def make() -> tuple[BatchProcessor, MemoryFeatureStore, list[DeadLetter]]:
+    store = MemoryFeatureStore()
+    dead: list[DeadLetter] = []
+
+    async def sink(batch: Sequence[DeadLetter]) -> None:
+        dead.extend(batch)
+
+    return BatchProcessor(store, sink), store, dead
+
+
+def test_batch_counts_dead_letters_and_scores() -> None:
+    proc, store, dead = make()
+    recs = [Record(0, 0, b"u1", ev(0)), Record(0, 1, b"u1", ev(0)),
+            Record(0, 2, None, b"\xff"), Record(1, 0, b"u2", ev(1, "u2", price=-1)),
+            Record(1, 1, b"u2", ev(2, "u2", event_type="purchase", price=3))]
+    stats = asyncio.run(proc.process(recs))
+    assert stats.rejected == 2 and stats.statuses == {0: 2, 3: 1}
+    assert [d.reason for d in dead] == ["payload:invalid_utf8", "price:negative"]
+    letter = json.loads(dead[0].to_json("events"))
+    assert letter["raw_b64"] == "/w==" and letter["offset"] == 2
+    s = asyncio.run(store.stats())
+    assert s == {"applied": 2, "duplicate": 1, "rejected": 2, "rejected:payload:invalid_utf8": 1,
+                 "rejected:price:negative": 1, "type:view": 1, "type:purchase": 1}
+    assert asyncio.run(store.applied_offsets()) == {0: 2, 1: 1}
+    assert set(store.scores) == {"u1", "u2"}
+    assert store.scores["u1"].as_of_ms == 1_600_000_000_000
+
+
+def test_redelivery_after_restart_changes_nothing_but_rescores() -> None:
+    proc, store, dead = make()
+    recs = [Record(0, i, b"u1", ev(i, t=1_600_000_000_000 + i)) for i in range(5)]
+    recs.append(Record(0, 5, None, b"junk"))
+    asyncio.run(proc.process(recs))
+    before = (asyncio.run(store.stats()), len(dead))
+    store.scores.clear()
+    fresh = BatchProcessor(store, proc.dead_letters)  # a restarted worker
+    stats = asyncio.run(fresh.process([*recs, Record(0, 6, b"u1", ev(9, t=1_600_000_000_100))]))
+    assert stats.skipped == 6 and stats.statuses == {REDELIVERED: 5, 0: 1}
+    after = asyncio.run(store.stats())
+    assert after["applied"] == before[0]["applied"] + 1
+    assert after["rejected"] == before[0]["rejected"]
+    assert len(dead) == before[1]  # the junk record is not dead-lettered twice
+    assert "u1" in store.scores  # re-read users are rescored
