@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from core.events import _to_ms
 
 
 def rfc3339(ms: int) -> str:
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc).replace(
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC).replace(
         microsecond=(ms % 1000) * 1000)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 

@@ -56,7 +56,8 @@ def main() -> None:
             return result
 
         proc.process = counting  # type: ignore[method-assign]
-    faust.Worker(app, loglevel="error", redirect_stdouts=False, quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="error", redirect_stdouts=False, quiet=True)
+    worker.execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ worker, the API and offline evaluation.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -159,7 +160,7 @@ def window_aggregates(state: UserState, now_ms: int) -> Aggregates:
 def _cv_of_gaps(days: tuple[int, ...]) -> float:
     if len(days) < 3:
         return 0.0
-    gaps = [b - a for a, b in zip(days, days[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(days)]
     mean = sum(gaps) / len(gaps)
     var = sum((g - mean) ** 2 for g in gaps) / len(gaps)
     return math.sqrt(var) / mean

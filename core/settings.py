@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         return frozenset(self.event_types)
 
     @classmethod
-    def load(cls, **overrides: object) -> Settings:
+    def load(cls, **overrides: Any) -> Settings:
         """Settings from the environment and the services file of ``churnstream up``."""
         env_file = os.environ.get("CHURN_ENV_FILE", DEFAULT_ENV_FILE)
         return cls(_env_file=env_file if Path(env_file).exists() else None,  # type: ignore[call-arg]

@@ -81,4 +81,4 @@ def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
 def pairs_to_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     """A flat ``[field, value, ...]`` script reply as a dict."""
     it = iter(flat)
-    return dict(zip(it, it))
+    return dict(zip(it, it, strict=False))

@@ -14,7 +14,7 @@ from __future__ import annotations
 class Keys:
     """All key names, under one configurable prefix."""
 
-    __slots__ = ("prefix", "offsets", "stats", "watermark", "_user_prefix")
+    __slots__ = ("_user_prefix", "offsets", "prefix", "stats", "watermark")
 
     def __init__(self, prefix: str = "churn") -> None:
         self.prefix = prefix

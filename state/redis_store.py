@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
@@ -34,7 +35,7 @@ def connect(url: str) -> aioredis.Redis:
 class RedisFeatureStore:
     """Feature store over one Redis (or a Redis-protocol server such as Valkey)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "churn",
+    def __init__(self, client: Any, prefix: str = "churn",
                  horizon_days: int = HORIZON_DAYS) -> None:
         self.r = client
         self.keys = Keys(prefix)
@@ -48,12 +49,12 @@ class RedisFeatureStore:
 
     async def check_config(self) -> list[str]:
         """Warnings about server settings that cost memory (not errors)."""
-        warnings = []
+        warnings: list[str] = []
         try:
             cfg = await self.r.config_get("hash-max-*-value")
         except ResponseError:
             return warnings
-        for name, value in cfg.items():
+        for name, value in dict(cfg).items():
             if int(value) < RECOMMENDED_LISTPACK_VALUE:
                 nm = name.decode() if isinstance(name, bytes) else name
                 warnings.append(f"{nm}={int(value)}: user hashes with dedupe records above that "

@@ -1,4 +1,4 @@
-"""``churnstream replay FILE``: stream a CSV (public e-commerce log layout) or JSON Lines file to Kafka.
+"""``churnstream replay FILE``: stream a CSV (public e-commerce layout) or JSON Lines to Kafka.
 
 Rows are read one at a time (never the whole file), mapped to the event
 contract, validated with the same function as the worker, and sent to
@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from core.events import Event, Rejected, derive_event_id, parse_event
 from core.settings import Settings
@@ -110,14 +110,14 @@ def validate_row(payload: bytes, allowed: frozenset[str]) -> Event | Rejected:
 
 
 def replay(path: Path, settings: Settings, rate: float | None = None,
-           progress: bool = True, producer: object | None = None) -> ReplayReport:
+           progress: bool = True, producer: Any = None) -> ReplayReport:
     """Send every row of ``path``; returns counts. ``rate`` = events/s (None: full speed)."""
     return replay_rows(read_rows(path), settings, rate, progress, producer, source=str(path))
 
 
 def replay_rows(rows: Iterator[tuple[bytes, bytes | None, str | None]], settings: Settings,
                 rate: float | None = None, progress: bool = True,
-                producer: object | None = None, source: str = "-") -> ReplayReport:
+                producer: Any = None, source: str = "-") -> ReplayReport:
     """Validate and send rows ``(raw line, event JSON or None, reason or None)``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -139,14 +139,14 @@ def replay_rows(rows: Iterator[tuple[bytes, bytes | None, str | None]], settings
                 if isinstance(ev, Rejected):
                     reason = ev.reason
                 else:
-                    prod.send(settings.events_topic, key=ev.user_id.encode(),  # type: ignore[attr-defined]
+                    prod.send(settings.events_topic, key=ev.user_id.encode(),
                               value=ev.to_json())
                     report.sent += 1
             if reason is not None:
                 report.rejected[reason] += 1
                 dead = {"reason": reason, "source": source, "row": report.rows,
                         "raw": line.decode("utf-8", "replace")}
-                prod.send(settings.dlq_topic, value=json.dumps(dead).encode())  # type: ignore[attr-defined]
+                prod.send(settings.dlq_topic, value=json.dumps(dead).encode())
             if rate:
                 ahead = report.rows / rate - (time.monotonic() - start)
                 if ahead > 0:
@@ -157,10 +157,10 @@ def replay_rows(rows: Iterator[tuple[bytes, bytes | None, str | None]], settings
                 sys.stderr.write(f"\r{report.rows} rows, {report.sent} sent, "
                                  f"{report.rows / (now - start):.0f} rows/s ")
                 sys.stderr.flush()
-        prod.flush()  # type: ignore[attr-defined]
+        prod.flush()
     finally:
         if producer is None:
-            prod.close()  # type: ignore[attr-defined]
+            prod.close()
     report.seconds = time.monotonic() - start
     if progress:
         sys.stderr.write("\n")

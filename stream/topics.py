@@ -11,6 +11,8 @@ with warnings.catch_warnings():
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+import contextlib
+
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,10 +40,8 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         new = [NewTopic(name, n, 1) for name, n in topic_specs(settings).items()
                if name not in existing]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
             log.info("created topics %s", [t.name for t in new])
     finally:
         admin.close()

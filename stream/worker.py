@@ -57,11 +57,11 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     proc = BatchProcessor(store, send_dead_letters, settings.allowed_types(),
                           settings.churn_horizon_days)
 
-    @app.on_partitions_assigned.connect  # type: ignore[misc]
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         proc.on_rebalance()
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         proc.on_rebalance()
 
@@ -74,7 +74,8 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     @app.agent(events, name="apply_events")
     async def apply_events(stream: faust.StreamT) -> None:
         size = settings.batch_size
-        async for batch in stream.take_events(size, within=settings.batch_within):
+        async for batch in stream.take_events(  # type: ignore[attr-defined]
+                size, within=settings.batch_within):
             records = [Record(e.message.partition, e.message.offset, e.message.key, e.value)
                        for e in batch]
             await proc.process(records)

@@ -13,7 +13,7 @@ import csv
 import io
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tests.reference import DAY, RefEvent
 
@@ -32,7 +32,7 @@ class Row:
 
 
 def _fmt(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _csv_line(cells: list[str]) -> bytes:
@@ -46,7 +46,8 @@ def _valid(rng: random.Random, user: str, t: int, price_level: float, brand: str
     t = t - t % 1000  # the public layout has whole seconds
     b = brand if rng.random() < 0.75 else rng.choice([*BRANDS, ""])
     r = rng.random()
-    price = "" if r < 0.1 else ("0" if r < 0.12 else f"{price_level * rng.choice([1, 1, 1.1, 0.9, 2.5]):.2f}")
+    factor = rng.choice([1, 1, 1.1, 0.9, 2.5])
+    price = "" if r < 0.1 else ("0" if r < 0.12 else f"{price_level * factor:.2f}")
     cells = [_fmt(t), typ, str(rng.randrange(1000)), "2053013555631882655", "electronics.x",
              b, price, user, f"s-{user}-{t // 3_600_000}"]
     line = _csv_line(cells)

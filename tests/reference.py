@@ -7,6 +7,7 @@ that list (no daily buckets, no running moments; exact ``statistics.pstdev``).
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ class Reference:
         brands = Counter(e.brand for e, _ in w30 if e.brand is not None)
         days = sorted({e.t // DAY for e, _ in w30})
         if len(days) >= 3:
-            gaps = [b - a for a, b in zip(days, days[1:])]
+            gaps = [b - a for a, b in itertools.pairwise(days)]
             regularity = statistics.pstdev(gaps) / statistics.mean(gaps)
         else:
             regularity = 0.0

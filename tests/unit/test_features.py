@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from core.apply import DUPLICATE, LATE, LATE_OUTSIDE, STATUS_NAMES, MemoryUser, apply_event
 from core.events import Event
 from core.features import FEATURE_NAMES, DayBucket, UserState, features_at
-from tests.reference import DAY, RefEvent, Reference, mismatches
+from tests.reference import DAY, Reference, RefEvent, mismatches
 
 T0 = 1_600_000_000_000
 

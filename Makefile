@@ -1,0 +1,39 @@
+# churnstream: every target sets up what it needs (.venv with all packages) on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test unit lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## create .venv and install churnstream with everything it needs
+
+demo: $(STAMP) ## embedded Tansu + Redis, worker, API and simulated traffic (Ctrl-C stops)
+	$(VENV)/bin/churnstream demo
+
+test: $(STAMP) lint ## lint, then unit + integration tests on real Tansu + Redis + worker + API
+	$(PY) -m pytest
+
+unit: $(STAMP) ## unit tests and doctests only (no services)
+	$(PY) -m pytest tests/unit core state stream api
+
+lint: $(STAMP) ## ruff + mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) ## worker vs trivial faust agent on one broker, Redis memory per user
+	$(PY) bench/worker_throughput.py
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .churnstream *.egg-info

@@ -1,0 +1,100 @@
+"""One suite over both feature-store backends (in-memory and real Redis with the Lua scripts)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from core.apply import APPLIED, DUPLICATE, LATE, LATE_OUTSIDE, REDELIVERED
+from core.events import Event
+from core.features import DAY_MS, features_at
+from state.codec import Score
+from state.redis_store import RedisFeatureStore, connect
+from state.store import Commit, FeatureStore, Item, MemoryFeatureStore
+from stream.services import EmbeddedServices
+
+T0 = 1_600_000_000_000
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> Iterator[FeatureStore]:
+    if request.param == "memory":
+        yield MemoryFeatureStore()
+        return
+    svc: EmbeddedServices = request.getfixturevalue("services")
+    yield RedisFeatureStore(connect(svc.redis.url), prefix=f"s{uuid.uuid4().hex[:8]}")
+
+
+def ev(i: int, t: int, user: str = "u", **kw: object) -> Event:
+    return Event(event_id=f"e{i}", user_id=user, event_type=kw.pop("event_type", "view"),
+                 event_time=t, **kw)
+
+
+_LOOP = asyncio.new_event_loop()  # redis.asyncio connections belong to one loop
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return _LOOP.run_until_complete(coro)
+
+
+def test_statuses(store: FeatureStore) -> None:
+    items = [Item(ev(0, T0), 0, 0), Item(ev(1, T0 + 5), 0, 1), Item(ev(2, T0 + 1), 0, 2),
+             Item(ev(1, T0 + 5), 0, 3), Item(ev(3, T0 + 40 * DAY_MS), 0, 4),
+             Item(ev(4, T0 + 2 * DAY_MS), 0, 5), Item(ev(1, T0 + 5), 0, 6)]
+    got = [a.status for a in run(store.apply(items))]
+    assert got == [APPLIED, APPLIED, LATE, DUPLICATE, APPLIED, LATE_OUTSIDE, LATE_OUTSIDE]
+    assert [a.status for a in run(store.apply(items[:3]))] == [REDELIVERED] * 3
+    stats = run(store.stats())
+    assert stats["applied"] == 3 and stats["late"] == 1 and stats["late_outside"] == 2
+    assert stats["duplicate"] == 1 and stats["type:view"] == 6
+
+
+def test_state_returned_only_when_asked_and_scores_stored(store: FeatureStore) -> None:
+    res = run(store.apply([Item(ev(0, T0, price=2.0, brand="x"), 0, 0, True),
+                           Item(ev(1, T0, user="w"), 0, 1, False)],
+                          scores=[("u", Score(0.25, T0, "rule"))]))
+    assert res[1].state is None and res[0].state is not None
+    assert res[0].state.days[T0 // DAY_MS].brands == {"x": 1}
+    state, score = run(store.user("u"))
+    assert state == res[0].state and score == Score(0.25, T0, "rule")
+    assert run(store.user("nobody")) == (None, None)
+    assert run(store.count_users()) == 2
+
+
+def test_commit_counts_each_offset_range_once(store: FeatureStore) -> None:
+    run(store.apply([], [Commit(3, 10, T0, {"rejected": 2})]))
+    run(store.apply([], [Commit(3, 10, T0 + 9, {"rejected": 2})]))  # a re-read batch
+    run(store.apply([], [Commit(3, 12, T0 - 9, {"rejected": 1})]))
+    assert run(store.stats()) == {"rejected": 3}
+    assert run(store.applied_offsets()) == {3: 12}
+    assert run(store.watermarks()) == {3: T0}
+
+
+def test_backends_agree_on_a_random_stream(services: EmbeddedServices) -> None:
+    rng = random.Random(4)
+    items, ids = [], []
+    for i in range(4000):
+        eid = rng.choice(ids) if ids and rng.random() < 0.05 else f"e{i}"
+        ids.append(eid)
+        t = T0 + i * DAY_MS * 90 // 4000 - (rng.randrange(40 * DAY_MS) if rng.random() < 0.1
+                                             else 0)
+        e = Event(event_id=eid, user_id=f"u{rng.randrange(25)}", event_time=t,
+                  event_type=rng.choice(["view", "cart", "purchase", "remove_from_cart"]),
+                  price=rng.choice([None, 1.5, 10.0, rng.random() * 100]),
+                  brand=rng.choice([None, "acme", "zen", "ünï"]))
+        items.append(Item(e, rng.randrange(2), i, rng.random() < 0.3))
+    mem = MemoryFeatureStore()
+    red = RedisFeatureStore(connect(services.redis.url), prefix=f"s{uuid.uuid4().hex[:8]}")
+    for k in range(0, len(items), 400):
+        a = run(mem.apply(items[k:k + 400]))
+        b = run(red.apply(items[k:k + 400]))
+        assert a == b
+    assert run(mem.stats()) == run(red.stats())
+    for uid in mem.users:
+        sm, sr = run(mem.user(uid))[0], run(red.user(uid))[0]
+        assert sm == sr
+        assert features_at(sm, sm.last_ms + 3 * DAY_MS) == features_at(sr, sr.last_ms + 3 * DAY_MS)

@@ -1,0 +1,57 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from core.settings import Settings
+from stream.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_services_and_dependencies() -> None:
+    services = compose()["services"]
+    assert {"kafka", "redis", "worker", "api"} <= set(services)
+    for name, svc in services.items():
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            assert dep in services, (name, dep)
+            if cond["condition"] == "service_healthy":
+                assert "healthcheck" in services[dep], (name, dep)
+
+
+def test_app_services_use_real_commands_and_settings() -> None:
+    services = compose()["services"]
+    commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    fields = {f"CHURN_{name.upper()}" for name in Settings.model_fields}
+    for name in ("worker", "api", "simulator"):
+        svc = services[name]
+        assert svc["build"] == "."
+        assert svc["command"][0] in commands, name
+        env = svc["environment"]
+        assert set(env) <= fields, set(env) - fields
+        assert env["CHURN_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert env["CHURN_REDIS_URL"].startswith("redis://redis:6379")
+    api = services["api"]
+    port = api["command"][api["command"].index("--port") + 1]
+    assert f"{port}:{port}" in api["ports"]
+
+
+def test_redis_is_durable_and_compact() -> None:
+    cmd = compose()["services"]["redis"]["command"]
+    assert cmd[cmd.index("--appendonly") + 1] == "yes"
+    assert int(cmd[cmd.index("--hash-max-listpack-value") + 1]) >= 4096
+
+
+def test_dockerfile_copies_every_package_and_runs_as_non_root() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    for pkg in ("core", "state", "stream", "api"):
+        assert f"COPY {pkg} ./{pkg}" in text
+        assert (ROOT / pkg / "__init__.py").exists()
+    assert "USER churn" in text and text.count("FROM ") == 2
