@@ -130,6 +130,20 @@ class Namespace:
 
         wait_until(done, timeout, f"{n} events consumed", every=0.25)
 
+    def wait_scored(self, timeout: float = 30.0) -> None:
+        """Scores are written right after a batch's state: wait until every user has one
+        for its newest event (``consumed`` counts a batch before its scores land)."""
+        from state.codec import decode_score, decode_state
+
+        def all_scored() -> bool:
+            for h in self.user_hashes().values():
+                st, s = decode_state(h), h.get(b"s")
+                if st is None or s is None or decode_score(s).as_of_ms != st.last_ms:
+                    return False
+            return True
+
+        wait_until(all_scored, timeout, "every user scored at its newest event", every=0.2)
+
     def user_hashes(self) -> dict[bytes, dict[bytes, bytes]]:
         r = self.redis()
         prefix = f"t{self.name}:{{u:".encode()

@@ -42,6 +42,7 @@ def baseline(services, log, tmp_path_factory) -> Iterator[tuple[Namespace, Repla
         ns.start_api()
         report = replay(log[0], ns.settings(), progress=False)
         ns.wait_consumed(report.sent)
+        ns.wait_scored()
         yield ns, report
     finally:
         ns.stop()
@@ -90,9 +91,12 @@ def test_every_feature_of_every_user(baseline, log) -> None:  # type: ignore[no-
         assert code == 200, body
         assert body["as_of"] == body["last_event"]
         now = ref.users[uid].newest
-        assert body["features"] == pytest.approx(body["features"])  # all floats, no NaN
         assert not mismatches(body["features"], ref.features(uid, now)), uid
-        assert body["scorer"] == "rule:recency-frequency" and 0 <= body["risk"] <= 1
+        assert body["scorer"] == "rule:recency-frequency"
+        want = ref.features(uid, now)
+        assert body["risk"] == pytest.approx(
+            0.6 * min(1, want["days_since_last_event"] / 30)
+            + 0.4 * (1 - (max(1, min(30, want["active_days_30d"])) - 1) / 29), abs=1e-11)
         if rng.random() < 0.2:  # a later reference time: windows slide, recency grows
             code, body = http_json(f"{ns.api_url}/v1/users/{uid}?as_of={later}")
             assert code == 200
@@ -123,6 +127,7 @@ def test_sigkill_mid_replay_gives_identical_state(baseline, log, namespace) -> N
     namespace.start_worker()
     sender.join()
     namespace.wait_consumed(report.sent)
+    namespace.wait_scored()
     assert namespace.consumed() == report.sent
     assert namespace.stats() == base_ns.stats()
     _assert_same_hashes(namespace.user_hashes(), base_ns.user_hashes())
@@ -141,5 +146,6 @@ def test_two_workers_share_partitions_same_result(baseline, log, namespace) -> N
     namespace.start_worker()
     replay(log[0], namespace.settings(), progress=False)
     namespace.wait_consumed(report.sent)
+    namespace.wait_scored()
     assert namespace.stats() == base_ns.stats()
     _assert_same_hashes(namespace.user_hashes(), base_ns.user_hashes())
