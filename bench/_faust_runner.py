@@ -25,7 +25,16 @@ def main() -> None:
     settings = Settings.load()
     state = {"n": 0, "t0": 0.0}
 
+    prof = None
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+
+        prof = cProfile.Profile()
+
     def done() -> None:
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(os.environ["BENCH_PROFILE"] + "." + mode)
         with open(out, "w") as fh:
             json.dump({"events": state["n"], "seconds": time.perf_counter() - state["t0"]}, fh)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -39,6 +48,8 @@ def main() -> None:
             async for _value in stream:
                 if state["n"] == 0:
                     state["t0"] = time.perf_counter()
+                    if prof is not None:
+                        prof.enable()
                 state["n"] += 1
                 if state["n"] == n_expected:
                     done()
@@ -49,6 +60,8 @@ def main() -> None:
         async def counting(records):  # type: ignore[no-untyped-def]
             if state["n"] == 0:
                 state["t0"] = time.perf_counter()
+                if prof is not None:
+                    prof.enable()
             result = await inner(records)
             state["n"] += len(records)
             if state["n"] >= n_expected:

@@ -25,7 +25,14 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 DEFAULT_EVENT_TYPES: frozenset[str] = frozenset({"view", "cart", "remove_from_cart", "purchase"})
 MAX_PAYLOAD_BYTES = 16 * 1024
@@ -76,69 +83,45 @@ def _to_ms(value: Any) -> int:
     return ms
 
 
-def _price(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
+def _price(value: Any) -> Any:
+    """Numbers and numeric strings; booleans are not prices."""
     if isinstance(value, bool):
         raise ValueError("invalid_type")
     if isinstance(value, str):
+        if not value:
+            return None
         try:
-            value = float(value)
+            return float(value)
         except ValueError:
             raise ValueError("invalid_type") from None
-    if not isinstance(value, (int, float)):
-        raise ValueError("invalid_type")
-    price = float(value)
-    if not math.isfinite(price):
-        raise ValueError("invalid_type")
-    if price < 0:
-        raise ValueError("negative")
-    return price
-
-
-def _opt_text(value: Any) -> str | None:
-    """Optional text field: numbers are accepted as their text, '' means absent."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError("invalid_type")
-    if isinstance(value, int):
-        value = str(value)
-    if not isinstance(value, str):
-        raise ValueError("invalid_type")
-    if len(value) > MAX_TEXT_LEN:
-        raise ValueError("too_long")
-    return value or None
-
-
-def _req_id(value: Any) -> str:
-    if isinstance(value, bool):
-        raise ValueError("invalid_type")
-    if isinstance(value, int):
-        value = str(value)
-    if not isinstance(value, str):
-        raise ValueError("invalid_type")
-    if not value.strip():
-        raise ValueError("empty")
-    if len(value) > MAX_ID_LEN:
-        raise ValueError("too_long")
     return value
+
+
+def _blank(value: Any) -> Any:
+    return None if value == "" else value
+
+
+_Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LEN, pattern=r"\S")]
+_Text = Annotated[str | None, StringConstraints(max_length=MAX_TEXT_LEN), BeforeValidator(_blank)]
 
 
 class Event(BaseModel):
     """A validated user-activity event. ``time_ms`` is epoch milliseconds (UTC)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # constraints are checked in pydantic-core (Rust); only the time needs Python
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True,
+                              coerce_numbers_to_str=True)
 
-    event_id: Annotated[str, BeforeValidator(_req_id)]
-    user_id: Annotated[str, BeforeValidator(_req_id)]
-    event_type: Annotated[str, BeforeValidator(_req_id)]
+    event_id: _Id
+    user_id: _Id
+    event_type: _Id
     time_ms: Annotated[int, BeforeValidator(_to_ms)] = Field(alias="event_time")
-    price: Annotated[float | None, BeforeValidator(_price)] = None
-    brand: Annotated[str | None, BeforeValidator(_opt_text)] = None
-    category: Annotated[str | None, BeforeValidator(_opt_text)] = None
-    product_id: Annotated[str | None, BeforeValidator(_opt_text)] = None
-    session_id: Annotated[str | None, BeforeValidator(_opt_text)] = None
+    price: Annotated[float | None, Field(ge=0, allow_inf_nan=False),
+                     BeforeValidator(_price)] = None
+    brand: _Text = None  # "" means absent, for every optional text
+    category: _Text = None
+    product_id: _Text = None
+    session_id: _Text = None
 
     def to_json(self) -> bytes:
         """Canonical wire form (event_time as epoch milliseconds)."""
@@ -152,6 +135,8 @@ class Event(BaseModel):
 
 
 _VALUE_ERROR_CODES = {"invalid_time", "invalid_type", "negative", "too_long", "empty"}
+_TYPE_CODES = {"string_too_long": "too_long", "string_too_short": "empty",
+               "string_pattern_mismatch": "empty", "greater_than_equal": "negative"}
 
 
 def _reason(exc: ValidationError) -> str:
@@ -165,6 +150,8 @@ def _reason(exc: ValidationError) -> str:
         return "payload:not_object"
     if etype == "missing":
         return f"{field}:missing"
+    if etype in _TYPE_CODES:
+        return f"{field}:{_TYPE_CODES[etype]}"
     if etype == "value_error":
         ctx = err.get("ctx") or {}
         code = str(ctx.get("error", "invalid"))

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from core.events import fingerprint
-from core.features import DAY_MS, HORIZON_DAYS, UserState
+from core.features import HORIZON_DAYS, UserState
 from state.codec import Score, decode_score, decode_state, encode_score, pairs_to_dict
 from state.keys import Keys
+from state.resp import ReplyError, RespConnection, pack
 from state.store import Applied, Commit, Item
 
-_TYPE_CODES = {"cart": b"1", "purchase": b"2"}
+_TYPE_CODES = {"cart": 1, "purchase": 2}
+_ARGS = struct.Struct("<8sdddBBd")  # see state/lua/apply_event.lua
 RECOMMENDED_LISTPACK_VALUE = 4096
 
 
@@ -25,6 +30,15 @@ def _script(name: str) -> str:
 
 APPLY_LUA = _script("apply_event.lua")
 COMMIT_LUA = _script("commit_batch.lua")
+
+
+def _url_of(kw: dict[str, Any]) -> str:
+    """redis:// URL of a redis-py pool's connection settings (for the hot-path connection)."""
+    auth = ""
+    if kw.get("password"):
+        user = quote(kw.get("username") or "", safe="")
+        auth = f"{user}:{quote(kw['password'], safe='')}@"
+    return f"redis://{auth}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
 def connect(url: str) -> aioredis.Redis:
@@ -38,6 +52,8 @@ class RedisFeatureStore:
     def __init__(self, client: Any, prefix: str = "churn",
                  horizon_days: int = HORIZON_DAYS) -> None:
         self.r = client
+        kw = client.connection_pool.connection_kwargs
+        self.hot = RespConnection(_url_of(kw))
         self.keys = Keys(prefix)
         self.horizon = str(horizon_days).encode()
         self._apply_sha: str | None = None
@@ -72,7 +88,9 @@ class RedisFeatureStore:
             await self.load_scripts()
         try:
             replies = await self._run(items, commits, scores)
-        except NoScriptError:
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
             await self.load_scripts()  # server restarted or script cache flushed
             replies = await self._run(items, commits, scores)
         out = []
@@ -84,26 +102,35 @@ class RedisFeatureStore:
         return out
 
     async def _run(self, items: Sequence[Item], commits: Sequence[Commit],
-                   scores: Sequence[tuple[str, Score]]) -> list:
+                   scores: Sequence[tuple[str, Score]]) -> list[Any]:
         keys = self.keys
-        pipe = self.r.pipeline(transaction=True)
-        cmd = pipe.execute_command
-        sha, horizon, stats = self._apply_sha, self.horizon, keys.stats
+        assert self._apply_sha is not None and self._commit_sha is not None
+        # EVALSHA sha 2 <stats> <user> <horizon> <packed args> <brand> <type>, with the
+        # constant parts packed once per batch (the same bytes pack() would give)
+        fmt = b"*9\r\n" + pack(b"EVALSHA", self._apply_sha, b"2", keys.stats)[4:] \
+            + b"$%d\r\n%b\r\n" + pack(self.horizon)[4:] \
+            + b"$%d\r\n" % _ARGS.size + b"%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+        user, packer, nan, codes = keys.user, _ARGS.pack, math.nan, _TYPE_CODES
+        cmds: list[bytes] = []
+        add = cmds.append
         for ev, part, off, want in items:
             price = ev.price
-            cmd("EVALSHA", sha, 2, keys.user(ev.user_id), stats, fingerprint(ev.event_id),
-                ev.time_ms, ev.time_ms // DAY_MS, _TYPE_CODES.get(ev.event_type, b"0"),
-                b"" if price is None else repr(price), ev.brand or b"", part, off, horizon,
-                b"1" if want else b"0", ev.event_type)
+            k = user(ev.user_id).encode()
+            brand = ev.brand.encode() if ev.brand else b""
+            tname = ev.event_type.encode()
+            args = packer(fingerprint(ev.event_id), ev.time_ms, part, off,
+                          codes.get(ev.event_type, 0), want, nan if price is None else price)
+            add(fmt % (len(k), k, args, len(brand), brand, len(tname), tname))
         for c in commits:
-            args: list[object] = [c.partition, c.last_offset, c.watermark_ms]
+            cargs: list[object] = [c.partition, c.last_offset, c.watermark_ms]
             for name, inc in c.counters.items():
-                args += [name, inc]
-            cmd("EVALSHA", self._commit_sha, 3, keys.offsets, keys.stats, keys.watermark, *args)
+                cargs += [name, inc]
+            add(pack(b"EVALSHA", self._commit_sha, b"3", keys.offsets, keys.stats,
+                     keys.watermark, *cargs))
         for uid, score in scores:
-            cmd("HSET", keys.user(uid), "s", encode_score(score))
-        replies = await pipe.execute(raise_on_error=True)
-        return list(replies)
+            add(pack(b"HSET", keys.user(uid), b"s", encode_score(score)))
+        return await self.hot.transaction(cmds)
+
 
     async def user(self, user_id: str) -> tuple[UserState | None, Score | None]:
         h = await self.r.hgetall(self.keys.user(user_id))

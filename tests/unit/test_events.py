@@ -42,7 +42,7 @@ def raw(**changes: object) -> bytes:
     (raw(user_id="u" * 129), "user_id:too_long"),
     (raw(event_id="e" * 1000), "event_id:too_long"),
     (raw(brand="b" * 257), "brand:too_long"),
-    (raw(brand=12.5), "brand:invalid_type"),
+    (raw(brand=["x"]), "brand:invalid_type"),
     (raw(event_type="wishlist"), "event_type:unknown"),
     (raw(event_time="yesterday"), "event_time:invalid_time"),
     (raw(event_time="2019-13-45T00:00:00Z"), "event_time:invalid_time"),

@@ -1,0 +1,117 @@
+"""A minimal asyncio Redis connection for the hot path: packed commands in, hiredis replies out.
+
+The worker sends one MULTI/EXEC of ~1000 script calls per batch. redis-py spends
+more time packing those commands and reading ~1000 ``QUEUED`` replies one await
+at a time than Redis spends running the scripts (bench/), so this connection
+packs RESP itself and parses replies with hiredis in bulk. Everything else
+(API, admin, tests) uses redis-py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import hiredis
+
+
+class ReplyError(Exception):
+    """An error reply from Redis (``NOSCRIPT ...``, ``EXECABORT ...``, ...)."""
+
+
+def pack(*args: object) -> bytes:
+    """One command in RESP: an array of bulk strings (bytes, str or int arguments).
+
+    >>> pack(b"HSET", "k", 1)
+    b'*3\\r\\n$4\\r\\nHSET\\r\\n$1\\r\\nk\\r\\n$1\\r\\n1\\r\\n'
+    """
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%b\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+_MULTI = pack(b"MULTI")
+_EXEC = pack(b"EXEC")
+
+
+class RespConnection:
+    """One lazily opened connection; a failed exchange closes it (next call reconnects)."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        u = urlparse(url)
+        if u.scheme not in ("redis", ""):
+            raise ValueError(f"hot-path connection supports redis:// URLs, not {u.scheme}://")
+        self.host, self.port = u.hostname or "127.0.0.1", u.port or 6379
+        self.username = unquote(u.username) if u.username else None
+        self.password = unquote(u.password) if u.password else None
+        self.db = int(u.path.lstrip("/") or 0)
+        self.timeout = timeout
+        self._rw: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._lock = asyncio.Lock()
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), self.timeout)
+        self._rw = (reader, writer)
+        hello: list[bytes] = []
+        if self.password is not None:
+            auth = (b"AUTH", self.username, self.password) if self.username else (
+                b"AUTH", self.password)
+            hello.append(pack(*auth))
+        if self.db:
+            hello.append(pack(b"SELECT", self.db))
+        if hello:
+            for rep in await self._exchange(reader, writer, hello):
+                if isinstance(rep, ReplyError):
+                    raise rep
+        return reader, writer
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        cmds: list[bytes]) -> list[Any]:
+        writer.writelines(cmds)
+        await writer.drain()
+        parser = hiredis.Reader(replyError=ReplyError)
+        replies: list[Any] = []
+        want = len(cmds)
+        while len(replies) < want:
+            data = await reader.read(1 << 18)
+            if not data:
+                raise ConnectionError("redis closed the connection")
+            parser.feed(data)
+            while (rep := parser.gets()) is not False:
+                replies.append(rep)
+        return replies
+
+    async def execute(self, cmds: list[bytes]) -> list[Any]:
+        """Send packed commands in one write; their replies in order (errors as ReplyError)."""
+        async with self._lock:
+            try:
+                reader, writer = self._rw or await self._open()
+                return await asyncio.wait_for(self._exchange(reader, writer, cmds), self.timeout)
+            except BaseException:
+                await self.close()
+                raise
+
+    async def transaction(self, cmds: list[bytes]) -> list[Any]:
+        """MULTI, ``cmds``, EXEC: the EXEC reply (all or nothing)."""
+        replies = await self.execute([_MULTI, *cmds, _EXEC])
+        queued = [r for r in replies[1:-1] if isinstance(r, ReplyError)]
+        result = replies[-1]
+        if isinstance(result, ReplyError):
+            raise queued[0] if queued else result
+        for rep in result:
+            if isinstance(rep, ReplyError):  # e.g. NOSCRIPT after a server restart
+                raise rep
+        return list(result)
+
+    async def close(self) -> None:
+        if self._rw is not None:
+            writer = self._rw[1]
+            self._rw = None
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
