@@ -39,7 +39,7 @@ BAD: list[tuple[bytes, str]] = [
     (json.dumps({"event_id": "m", "user_id": "u", "event_type": "view"}).encode(),
      "event_time:missing"),
     (body(user_id=""), "user_id:empty"),
-    (body(user_id=7.5), "user_id:invalid_type"),
+    (body(user_id=[7]), "user_id:invalid_type"),
     (body(event_id=["a"]), "event_id:invalid_type"),
     (body(user_id="u" * 100_00), "user_id:too_long"),
     (body(brand="b" * 5000), "brand:too_long"),

@@ -84,6 +84,8 @@ def test_optional_fields_and_extras() -> None:
     assert isinstance(ev, Event)
     assert (ev.price, ev.brand, ev.product_id) == (12.5, None, "123")
     assert parse_event(raw(price=None)).price is None  # type: ignore[union-attr]
+    numeric = parse_event(raw(user_id=512475445, event_id=7))
+    assert isinstance(numeric, Event) and (numeric.user_id, numeric.event_id) == ("512475445", "7")
     custom = parse_event(raw(event_type="wishlist"), allowed_types=frozenset({"wishlist"}))
     assert isinstance(custom, Event)
 
