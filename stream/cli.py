@@ -103,25 +103,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
         exe = [sys.executable, "-m", "stream.cli"]
         procs.append(subprocess.Popen([*exe, "worker"], env=env))
         procs.append(subprocess.Popen([*exe, "api", "--port", str(args.port)], env=env))
-        print(f"\nchurnstream demo\n  kafka {svc.broker.bootstrap}   redis {svc.redis.url}\n"
-              f"  API docs:  http://127.0.0.1:{args.port}/docs\n"
-              f"  status:    curl -s http://127.0.0.1:{args.port}/v1/status\n"
-              f"  one user:  curl -s http://127.0.0.1:{args.port}/v1/users/u0000001\n"
-              "  simulated traffic is flowing; Ctrl-C stops everything.\n", flush=True)
         sim = subprocess.Popen([*exe, "simulate", "--users", str(args.users), "--days",
-                                str(args.days), "--rate", str(args.rate)], env=env)
+                                str(args.days), "--rate", str(args.rate), "--quiet"], env=env)
         procs.append(sim)
+        user = _first_user(svc.redis.url)
+        api = f"http://127.0.0.1:{args.port}"
+        print(f"\nchurnstream demo is running\n"
+              f"  kafka {svc.broker.bootstrap}   redis {svc.redis.url}\n"
+              f"  API docs:   {api}/docs\n"
+              f"  pipeline:   curl -s {api}/v1/status\n"
+              f"  one user:   curl -s {api}/v1/users/{user}\n"
+              f"  other tools: CHURN_ENV_FILE=.churnstream/services.env churnstream replay FILE\n"
+              "  simulated traffic keeps flowing; Ctrl-C stops everything.\n", flush=True)
         _wait_for_signal()
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             try:
-                p.wait(10)
+                p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
         svc.stop()
     return 0
+
+
+def _first_user(redis_url: str, timeout: float = 60.0) -> str:
+    """Some user the worker has already seen (for the demo's sample curl)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, protocol=2)
+    deadline = time.monotonic() + timeout
+    prefix = f"{Settings.load().redis_prefix}:{{u:"
+    while time.monotonic() < deadline:
+        for key in client.scan_iter(match=prefix + "*", count=100):
+            return str(key.decode()[len(prefix):-1])
+        time.sleep(0.5)
+    return "<user_id>"
 
 
 def build_parser() -> argparse.ArgumentParser:
