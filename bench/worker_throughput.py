@@ -47,10 +47,20 @@ def produce(bootstrap: str, topic: str, n: int, users: int) -> int:
     return sent
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+SERVER_PIDS: dict[str, int] = {}
+
+
 def run(mode: str, env: dict[str, str], n: int, group: str) -> dict[str, float]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = fh.name
     e = dict(env, CHURN_APP_ID=group)
+    before = {name: cpu_seconds(pid) for name, pid in SERVER_PIDS.items()}
+    child0 = os.times()
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "_faust_runner.py"), mode,
                            str(n), out], env=e, cwd=ROOT, capture_output=True, timeout=900)
     text = Path(out).read_text()
@@ -58,8 +68,18 @@ def run(mode: str, env: dict[str, str], n: int, group: str) -> dict[str, float]:
     if not text:
         raise RuntimeError(f"{mode} runner failed: {proc.stderr.decode()[-2000:]}")
     res = json.loads(text)
+    child1 = os.times()
+    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in SERVER_PIDS.items()}
+    cpu["worker"] = (child1.children_user + child1.children_system
+                     - child0.children_user - child0.children_system)
     return {"events": res["events"], "seconds": res["seconds"],
-            "rate": res["events"] / res["seconds"]}
+            "rate": res["events"] / res["seconds"], "cpu": cpu}  # type: ignore[dict-item]
+
+
+def _cpu(res: dict[str, object]) -> str:
+    cpu = res["cpu"]
+    assert isinstance(cpu, dict)
+    return "/".join(f"{cpu[k]:.1f}" for k in ("worker", "broker", "redis"))
 
 
 def main() -> None:
@@ -67,25 +87,40 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--users", type=int, default=20_000)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved trivial/full rounds; the median ratio is reported")
     args = ap.parse_args()
     with EmbeddedServices() as svc, tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, **svc.env, CHURN_KAFKA_SESSION_TIMEOUT="2",
                    CHURN_PARTITIONS=str(args.partitions), CHURN_STATE_DIR=tmp,
                    CHURN_ENV_FILE=os.path.join(tmp, "none.env"))
         settings = svc.settings(partitions=args.partitions)
+        assert svc.broker.proc is not None and svc.redis.proc is not None
+        SERVER_PIDS.update(broker=svc.broker.proc.pid, redis=svc.redis.proc.pid)
         ensure_topics(settings)
         t = time.perf_counter()
         n = produce(svc.broker.bootstrap, settings.events_topic, args.events, args.users)
         print(f"produced {n} events in {time.perf_counter() - t:.1f}s", flush=True)
         r = redis.Redis.from_url(svc.redis.url, protocol=2)
         mem0 = int(r.info("memory")["used_memory"])
-        trivial = run("trivial", env, n, "bench-trivial")
-        full = run("full", env, n, "bench-full")
-        mem1 = int(r.info("memory")["used_memory"])
-        users = sum(1 for _ in r.scan_iter(match="churn:{u:*", count=1000))
-    print(f"trivial faust agent (deserialize only): {trivial['rate']:>9.0f} events/s")
-    print(f"full worker (validate+dedupe+state+features): {full['rate']:>9.0f} events/s")
-    print(f"ratio full/trivial: {full['rate'] / trivial['rate']:.2f}")
+        rows = []
+        for i in range(args.rounds):
+            trivial = run("trivial", env, n, f"bench-trivial-{i}")
+            full = run("full", env, n, f"bench-full-{i}")
+            if i == 0:  # state of one full run; later rounds use other key prefixes
+                mem1 = int(r.info("memory")["used_memory"])
+                users = sum(1 for _ in r.scan_iter(match="churn:{u:*", count=1000))
+            env["CHURN_REDIS_PREFIX"] = f"bench{i}"
+            rows.append((trivial["rate"], full["rate"], full["rate"] / trivial["rate"]))
+            print(f"round {i + 1}: trivial {trivial['rate']:>7.0f}/s  full {full['rate']:>7.0f}/s"
+                  f"  ratio {rows[-1][2]:.2f}   cpu-s (worker process incl. start-up, broker, "
+                  f"redis): trivial {_cpu(trivial)}  full {_cpu(full)}", flush=True)
+    ratios = sorted(row[2] for row in rows)
+    med = rows[[row[2] for row in rows].index(ratios[len(ratios) // 2])]
+    print(f"trivial faust agent (deserialize only): {med[0]:>9.0f} events/s")
+    print(f"full worker (validate+dedupe+state+features): {med[1]:>9.0f} events/s")
+    print(f"ratio full/trivial: {med[2]:.2f} (median of {len(rows)} interleaved rounds; "
+          f"min {ratios[0]:.2f}, max {ratios[-1]:.2f})")
     print(f"redis memory: {(mem1 - mem0) / users:.0f} bytes per user ({users} users, "
           f"{n} events, {os.cpu_count()} cores)")
 

@@ -20,7 +20,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from core.features import DayBucket, UserState
+from core.features import Aggregates, DayBucket, UserState
 
 _META = struct.Struct("<ddd")
 _DAY = struct.Struct("<IIIIdddI")
@@ -76,6 +76,21 @@ def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
         if day in days:
             days[day].brands = counts
     return st
+
+
+_AGG = struct.Struct("<IIIIIIIIIdddddd")
+
+
+def decode_aggregates(raw: bytes) -> Aggregates:
+    """Window aggregates packed by ``aggregates()`` in ``lua/apply_event.lua``."""
+    n7, n15, n30, np_, nc, sw, pn, btot, bmax, spend, pmean, pm2, first, last, lastp = \
+        _AGG.unpack_from(raw)
+    k = (len(raw) - _AGG.size) // 2
+    active = struct.unpack_from(f"<{k}H", raw, _AGG.size)
+    return Aggregates(now_ms=int(last), n7=n7, n15=n15, n30=n30, active_days=active,
+                      purchases=np_, carts=nc, spend=spend, price_n=pn, price_mean=pmean,
+                      price_m2=pm2, switches=sw, brand_total=btot, brand_max=bmax,
+                      first_ms=int(first), last_ms=int(last), last_purchase_ms=int(lastp))
 
 
 def pairs_to_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -14,7 +14,7 @@ from redis.exceptions import ResponseError
 
 from core.events import fingerprint
 from core.features import HORIZON_DAYS, UserState
-from state.codec import Score, decode_score, decode_state, encode_score, pairs_to_dict
+from state.codec import Score, decode_aggregates, decode_score, decode_state, encode_score
 from state.keys import Keys
 from state.resp import ReplyError, RespConnection, pack
 from state.store import Applied, Commit, Item
@@ -96,9 +96,9 @@ class RedisFeatureStore:
         out = []
         for rep in replies[:len(items)]:
             if len(rep) > 1:
-                out.append(Applied(int(rep[0]), decode_state(pairs_to_dict(rep[1:]))))
+                out.append(Applied(rep[0], decode_aggregates(rep[1])))
             else:
-                out.append(Applied(int(rep[0]), None))
+                out.append(Applied(rep[0], None))
         return out
 
     async def _run(self, items: Sequence[Item], commits: Sequence[Commit],

@@ -11,13 +11,12 @@ with it either all happen or none do.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 from core.apply import DUPLICATE, REDELIVERED, STATUS_NAMES, MemoryUser, apply_event
 from core.events import Event
-from core.features import HORIZON_DAYS, UserState
+from core.features import HORIZON_DAYS, Aggregates, UserState, window_aggregates
 from state.codec import Score
 
 
@@ -40,8 +39,11 @@ class Commit(NamedTuple):
 
 
 class Applied(NamedTuple):
+    """Status of one item and, if asked for, the user's window aggregates after it
+    (at the user's newest event: the reference time of scoring at an event)."""
+
     status: int
-    state: UserState | None
+    aggregates: Aggregates | None
 
 
 class FeatureStore(Protocol):
@@ -91,8 +93,8 @@ class MemoryFeatureStore:
                     tname = "type:" + it.event.event_type
                     self._stats[tname] = self._stats.get(tname, 0) + 1
             mu = self.users.get(it.event.user_id)
-            # a snapshot, as Redis returns one: later events must not change it
-            out.append(Applied(status, copy.deepcopy(mu.state) if it.want_state and mu else None))
+            agg = window_aggregates(mu.state, mu.state.last_ms) if it.want_state and mu else None
+            out.append(Applied(status, agg))
         for c in commits:
             if c.last_offset <= self._offsets.get(c.partition, -1):
                 continue

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from core.events import DEFAULT_EVENT_TYPES, Rejected, parse_event
-from core.features import features_at
+from core.features import compute_features
 from core.rules import RULE_NAME, recency_frequency_risk
 from state.codec import Score
 from state.store import Commit, FeatureStore, Item
@@ -127,10 +127,11 @@ class BatchProcessor:
         scores: list[tuple[str, Score]] = []
         for it, res in zip(items, results, strict=True):
             statuses[res.status] = statuses.get(res.status, 0) + 1
-            if res.state is not None:
-                feats = features_at(res.state)
+            agg = res.aggregates
+            if agg is not None:
+                feats = compute_features(agg)
                 risk = recency_frequency_risk(feats, self.horizon)
-                scores.append((it.event.user_id, Score(risk, res.state.last_ms, RULE_NAME)))
+                scores.append((it.event.user_id, Score(risk, agg.now_ms, RULE_NAME)))
         if scores:
             await self.store.apply((), (), scores)
         stats.users_scored = len(scores)

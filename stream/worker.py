@@ -73,12 +73,29 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
 
     @app.agent(events, name="apply_events")
     async def apply_events(stream: faust.StreamT) -> None:
-        size = settings.batch_size
-        async for batch in stream.take_events(  # type: ignore[attr-defined]
-                size, within=settings.batch_within):
+        """Batches are applied one at a time, in order, and acknowledged once applied.
+
+        While Redis runs batch N the agent already collects batch N+1 from faust
+        (at most one batch in flight), so Redis time overlaps faust's per-event work.
+        """
+
+        async def apply_then_ack(batch: Sequence[Any]) -> None:
             records = [Record(e.message.partition, e.message.offset, e.message.key, e.value)
                        for e in batch]
             await proc.process(records)
+            for event in batch:
+                await stream.ack(event)
+
+        inflight: asyncio.Future[None] | None = None
+        try:
+            async for batch in stream.noack_take(  # type: ignore[attr-defined]
+                    settings.batch_size, within=settings.batch_within):
+                if inflight is not None:
+                    await inflight
+                inflight = asyncio.ensure_future(apply_then_ack(batch))
+        finally:
+            if inflight is not None:
+                await inflight
 
     return app, proc
 

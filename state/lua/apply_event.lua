@@ -5,7 +5,8 @@
 -- ARGV[2]  packed '<c8dddBBd': fingerprint(8 bytes) time_ms partition offset
 --          type(0 other, 1 cart, 2 purchase) want_state(0/1) price(NaN = none)
 -- ARGV[3]  brand ('' = none)    ARGV[4] event type name
--- returns  {status} or {status, field1, value1, ...} when want_state = 1
+-- returns  {status} or, when want_state = 1, {status, window aggregates at the newest event}
+--          packed '<IIIIIIIIIdddddd' + uint16 per active day (see state/codec.py)
 -- status   0 applied, 1 late, 2 late_outside, 3 duplicate, 4 redelivered
 -- Fields are read with one HMGET and written with one HSET (each call costs more than
 -- the arithmetic around it).
@@ -18,16 +19,78 @@ local DAY = 86400000
 local day = math.floor(t / DAY)
 local NAMES = {[0] = 'applied', [1] = 'late', [2] = 'late_outside', [3] = 'duplicate'}
 
+-- Sums over the 7/15/30-day windows ending on the day of the newest event: the same
+-- float operations in the same (ascending day) order as core.features.window_aggregates.
+-- Every stored day is inside that window (older days are pruned when the newest day moves).
+local function aggregates()
+  local h = redis.call('HGETALL', key)
+  local days, dvals, bvals, meta = {}, {}, {}, nil
+  for i = 1, #h, 2 do
+    local f = h[i]
+    local c = string.byte(f, 1)
+    if c == 100 then -- 'd'
+      local dd = tonumber(string.sub(f, 2))
+      days[#days + 1] = dd
+      dvals[dd] = h[i + 1]
+    elseif c == 98 then -- 'b'
+      bvals[tonumber(string.sub(f, 2))] = h[i + 1]
+    elseif f == 'm' then
+      meta = h[i + 1]
+    end
+  end
+  table.sort(days)
+  local first, last, lastp = struct.unpack('<ddd', meta)
+  local today = math.floor(last / DAY)
+  local n7, n15, n30, np, nc, sw, pn = 0, 0, 0, 0, 0, 0, 0
+  local spend, pmean, pm2 = 0.0, 0.0, 0.0
+  local brands, btot, bmax, active = {}, 0, 0, {}
+  for _, dd in ipairs(days) do
+    if dd >= today - 29 and dd <= today then
+      local n, p, c, bpn, bspend, bmean, bm2, bsw = struct.unpack('<IIIIdddI', dvals[dd])
+      if n > 0 then
+        active[#active + 1] = struct.pack('<H', dd)
+        n30 = n30 + n
+        if dd >= today - 14 then
+          n15 = n15 + n
+          if dd >= today - 6 then n7 = n7 + n end
+        end
+        np = np + p
+        nc = nc + c
+        spend = spend + bspend
+        sw = sw + bsw
+        if bpn > 0 then
+          local tot = pn + bpn
+          local delta = bmean - pmean
+          pmean = pmean + delta * bpn / tot
+          pm2 = pm2 + bm2 + delta * delta * pn * bpn / tot
+          pn = tot
+        end
+        local bs = bvals[dd]
+        if bs then
+          local i = 1
+          while i <= #bs do
+            local cnt, len = struct.unpack('<IH', bs, i)
+            local name = string.sub(bs, i + 6, i + 5 + len)
+            local total = (brands[name] or 0) + cnt
+            brands[name] = total
+            btot = btot + cnt
+            if total > bmax then bmax = total end
+            i = i + 6 + len
+          end
+        end
+      end
+    end
+  end
+  return struct.pack('<IIIIIIIIIdddddd', n7, n15, n30, np, nc, sw, pn, btot, bmax, spend,
+                     pmean, pm2, first, last, lastp) .. table.concat(active)
+end
+
 local function reply(status)
   if status ~= 4 then
     redis.call('HINCRBY', KEYS[1], NAMES[status], 1)
     if status ~= 3 then redis.call('HINCRBY', KEYS[1], 'type:' .. ARGV[4], 1) end
   end
-  if want then
-    local out = redis.call('HGETALL', key)
-    table.insert(out, 1, status)
-    return out
-  end
+  if want then return {status, aggregates()} end
   return {status}
 end
 

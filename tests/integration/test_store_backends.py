@@ -11,7 +11,7 @@ import pytest
 
 from core.apply import APPLIED, DUPLICATE, LATE, LATE_OUTSIDE, REDELIVERED
 from core.events import Event
-from core.features import DAY_MS, features_at
+from core.features import DAY_MS, features_at, window_aggregates
 from state.codec import Score
 from state.redis_store import RedisFeatureStore, connect
 from state.store import Commit, FeatureStore, Item, MemoryFeatureStore
@@ -53,14 +53,21 @@ def test_statuses(store: FeatureStore) -> None:
     assert stats["duplicate"] == 1 and stats["type:view"] == 6
 
 
-def test_state_returned_only_when_asked_and_scores_stored(store: FeatureStore) -> None:
-    res = run(store.apply([Item(ev(0, T0, price=2.0, brand="x"), 0, 0, True),
-                           Item(ev(1, T0, user="w"), 0, 1, False)],
+def test_aggregates_returned_only_when_asked_and_scores_stored(store: FeatureStore) -> None:
+    res = run(store.apply([Item(ev(0, T0, price=2.0, brand="x"), 0, 0, False),
+                           Item(ev(1, T0 + 1, price=4.0, brand="y"), 0, 1, True),
+                           Item(ev(2, T0, user="w"), 0, 2, False)],
                           scores=[("u", Score(0.25, T0, "rule"))]))
-    assert res[1].state is None and res[0].state is not None
-    assert res[0].state.days[T0 // DAY_MS].brands == {"x": 1}
+    assert res[0].aggregates is None and res[2].aggregates is None
+    agg = res[1].aggregates
+    assert agg is not None
+    assert (agg.now_ms, agg.n30, agg.price_n, agg.price_mean, agg.price_m2) == (
+        T0 + 1, 2, 2, 3.0, 2.0)
+    assert (agg.brand_total, agg.brand_max, agg.switches) == (2, 1, 1)
+    assert agg.active_days == (T0 // DAY_MS,)
     state, score = run(store.user("u"))
-    assert state == res[0].state and score == Score(0.25, T0, "rule")
+    assert state is not None and window_aggregates(state, state.last_ms) == agg
+    assert score == Score(0.25, T0, "rule")
     assert run(store.user("nobody")) == (None, None)
     assert run(store.count_users()) == 2
 
