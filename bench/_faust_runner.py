@@ -1,6 +1,7 @@
 """Subprocess for bench/worker_throughput.py: run one faust worker until N events are done.
 
 mode ``trivial``: an agent that only deserializes (faust's JSON codec) and counts.
+mode ``trivial-gc``: the same with the worker's garbage-collector settings.
 mode ``full``: the real churnstream worker (stream.worker.build_app).
 Writes ``{"events": n, "seconds": t}`` (first event to last) to the output file.
 """
@@ -16,14 +17,14 @@ import time
 import faust
 
 from core.settings import Settings
-from stream.worker import build_app, faust_settings
+from stream.worker import build_app, faust_settings, tune_gc
 
 
 def main() -> None:
     mode, n_expected, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     sys.argv = sys.argv[:1]
     settings = Settings.load()
-    state = {"n": 0, "t0": 0.0}
+    state = {"n": 0, "t0": 0.0, "c0": 0.0}
 
     prof = None
     if os.environ.get("BENCH_PROFILE"):
@@ -36,18 +37,25 @@ def main() -> None:
             prof.disable()
             prof.dump_stats(os.environ["BENCH_PROFILE"] + "." + mode)
         with open(out, "w") as fh:
-            json.dump({"events": state["n"], "seconds": time.perf_counter() - state["t0"]}, fh)
+            json.dump({"events": state["n"], "seconds": time.perf_counter() - state["t0"],
+                       "cpu": time.process_time() - state["c0"]}, fh)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    if mode == "trivial":
+    if mode.startswith("trivial"):
         app = faust.App(settings.app_id, **faust_settings(settings))
         topic = app.topic(settings.events_topic, value_serializer="json")
+        if mode == "trivial-gc":  # the worker's GC settings, for an apples-to-apples ratio
+
+            @app.task
+            async def gc_settings() -> None:
+                tune_gc()
+
 
         @app.agent(topic)
         async def consume(stream: faust.StreamT) -> None:
             async for _value in stream:
                 if state["n"] == 0:
-                    state["t0"] = time.perf_counter()
+                    state["t0"], state["c0"] = time.perf_counter(), time.process_time()
                     if prof is not None:
                         prof.enable()
                 state["n"] += 1
@@ -59,7 +67,7 @@ def main() -> None:
 
         async def counting(records):  # type: ignore[no-untyped-def]
             if state["n"] == 0:
-                state["t0"] = time.perf_counter()
+                state["t0"], state["c0"] = time.perf_counter(), time.process_time()
                 if prof is not None:
                     prof.enable()
             result = await inner(records)

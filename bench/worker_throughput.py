@@ -73,7 +73,8 @@ def run(mode: str, env: dict[str, str], n: int, group: str) -> dict[str, float]:
     cpu["worker"] = (child1.children_user + child1.children_system
                      - child0.children_user - child0.children_system)
     return {"events": res["events"], "seconds": res["seconds"],
-            "rate": res["events"] / res["seconds"], "cpu": cpu}  # type: ignore[dict-item]
+            "rate": res["events"] / res["seconds"], "cpu": cpu,  # type: ignore[dict-item]
+            "us_per_event": res["cpu"] / res["events"] * 1e6}
 
 
 def _cpu(res: dict[str, object]) -> str:
@@ -87,7 +88,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--users", type=int, default=20_000)
     ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--rounds", type=int, default=5,
                     help="interleaved trivial/full rounds; the median ratio is reported")
     args = ap.parse_args()
     with EmbeddedServices() as svc, tempfile.TemporaryDirectory() as tmp:
@@ -106,21 +107,35 @@ def main() -> None:
         rows = []
         for i in range(args.rounds):
             trivial = run("trivial", env, n, f"bench-trivial-{i}")
+            trivial_gc = run("trivial-gc", env, n, f"bench-trivialgc-{i}")
             full = run("full", env, n, f"bench-full-{i}")
             if i == 0:  # state of one full run; later rounds use other key prefixes
                 mem1 = int(r.info("memory")["used_memory"])
                 users = sum(1 for _ in r.scan_iter(match="churn:{u:*", count=1000))
             env["CHURN_REDIS_PREFIX"] = f"bench{i}"
-            rows.append((trivial["rate"], full["rate"], full["rate"] / trivial["rate"]))
-            print(f"round {i + 1}: trivial {trivial['rate']:>7.0f}/s  full {full['rate']:>7.0f}/s"
-                  f"  ratio {rows[-1][2]:.2f}   cpu-s (worker process incl. start-up, broker, "
-                  f"redis): trivial {_cpu(trivial)}  full {_cpu(full)}", flush=True)
+            rows.append((trivial["rate"], full["rate"], full["rate"] / trivial["rate"],
+                         trivial["us_per_event"], full["us_per_event"],
+                         full["rate"] / trivial_gc["rate"], trivial_gc["rate"]))
+            print(f"round {i + 1}: trivial {trivial['rate']:>6.0f}/s, trivial+gc "
+                  f"{trivial_gc['rate']:>6.0f}/s, full {full['rate']:>6.0f}/s; ratio "
+                  f"{rows[-1][2]:.2f} (vs trivial+gc {rows[-1][5]:.2f}) | CPU us/event: "
+                  f"trivial {trivial['us_per_event']:.0f}, trivial+gc "
+                  f"{trivial_gc['us_per_event']:.0f}, full {full['us_per_event']:.0f} | "
+                  f"cpu-s worker(incl. start-up)/broker/redis: trivial {_cpu(trivial)}, "
+                  f"full {_cpu(full)}", flush=True)
     ratios = sorted(row[2] for row in rows)
     med = rows[[row[2] for row in rows].index(ratios[len(ratios) // 2])]
     print(f"trivial faust agent (deserialize only): {med[0]:>9.0f} events/s")
     print(f"full worker (validate+dedupe+state+features): {med[1]:>9.0f} events/s")
     print(f"ratio full/trivial: {med[2]:.2f} (median of {len(rows)} interleaved rounds; "
           f"min {ratios[0]:.2f}, max {ratios[-1]:.2f})")
+    gc_ratios = sorted(row[5] for row in rows)
+    print(f"ratio full / trivial with the worker's GC settings: "
+          f"{gc_ratios[len(gc_ratios) // 2]:.2f} (median; min {gc_ratios[0]:.2f}, "
+          f"max {gc_ratios[-1]:.2f})")
+    cpu_ratios = sorted(row[3] / row[4] for row in rows)
+    print(f"CPU-time ratio (trivial us/event / full us/event, median): "
+          f"{cpu_ratios[len(cpu_ratios) // 2]:.2f}")
     print(f"redis memory: {(mem1 - mem0) / users:.0f} bytes per user ({users} users, "
           f"{n} events, {os.cpu_count()} cores)")
 

@@ -7,6 +7,7 @@ table recovery lossy; see ../shared/SERVICES.md).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,15 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
+def tune_gc() -> None:
+    """Move start-up objects out of the collector's reach and collect young objects less
+    often: each batch allocates thousands of short-lived objects, and frequent gen-0/1
+    passes over faust's long-lived graph cost more CPU than the worker's own logic."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
+
+
 def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     app = faust.App(settings.app_id, **faust_settings(settings))
     events = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
@@ -67,6 +77,7 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
 
     @app.task
     async def check_redis() -> None:
+        tune_gc()
         await store.load_scripts()
         for warning in await store.check_config():
             log.warning("redis config: %s", warning)
