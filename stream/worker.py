@@ -68,8 +68,10 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
                           settings.churn_horizon_days)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+    async def on_assigned(sender: Any, assigned: Any = (), **kwargs: Any) -> None:
         proc.on_rebalance()
+        mine = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
+        log.info("partitions assigned: %s%s", settings.events_topic, mine)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:

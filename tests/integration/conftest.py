@@ -63,10 +63,13 @@ class Namespace:
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api_url: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    logs: list[Path] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
-        return dict(os.environ, **self.svc.env, CHURN_EVENTS_TOPIC=f"events-{self.name}",
+        return dict(os.environ, **{**self.svc.env, **self.extra_env},
+                    CHURN_EVENTS_TOPIC=f"events-{self.name}",
                     CHURN_DLQ_TOPIC=f"dlq-{self.name}", CHURN_REDIS_PREFIX=f"t{self.name}",
                     CHURN_APP_ID=f"g{self.name}", CHURN_KAFKA_SESSION_TIMEOUT="2",
                     CHURN_BATCH_WITHIN="0.05", CHURN_PARTITIONS="4",
@@ -83,7 +86,9 @@ class Namespace:
                         app_id=env["CHURN_APP_ID"], partitions=4)
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.tmp / f"{self.name}-{args[0]}-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        path = self.tmp / f"{self.name}-{args[0]}-{len(self.procs)}.log"
+        self.logs.append(path)
+        log = open(path, "wb")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "stream.cli", *args], env=self.env,
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import threading
 import urllib.parse
@@ -142,10 +143,18 @@ def _assert_same_hashes(got: dict, want: dict) -> None:  # type: ignore[type-arg
 
 def test_two_workers_share_partitions_same_result(baseline, log, namespace) -> None:  # type: ignore[no-untyped-def]
     base_ns, report = baseline
+    namespace.extra_env["CHURN_LOG_LEVEL"] = "info"
     namespace.start_worker()
     namespace.start_worker()
     replay(log[0], namespace.settings(), progress=False)
     namespace.wait_consumed(report.sent)
     namespace.wait_scored()
+    owned = []  # each worker's latest assignment, from its log
+    for path in namespace.logs:
+        found = re.findall(rf"partitions assigned: events-{namespace.name}\[([0-9, ]*)\]",
+                           path.read_text(errors="replace"))
+        assert found, path
+        owned.append({int(p) for p in found[-1].split(",") if p.strip()})
+    assert all(owned) and owned[0] | owned[1] == {0, 1, 2, 3} and not owned[0] & owned[1]
     assert namespace.stats() == base_ns.stats()
     _assert_same_hashes(namespace.user_hashes(), base_ns.user_hashes())

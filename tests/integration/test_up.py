@@ -63,3 +63,15 @@ def test_up_starts_writes_and_stops(tmp_path: Path) -> None:
     assert proc.wait(30) == 0
     assert not _port_open(kafka_port) and not _port_open(redis_port)
     assert not env_file.exists()
+
+
+def test_readyz_reports_an_unreachable_kafka(namespace) -> None:  # type: ignore[no-untyped-def]
+    from state.server import free_port
+    from tests.integration.conftest import http_json
+
+    namespace.extra_env["CHURN_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{free_port()}"  # nothing there
+    url = namespace.start_api()
+    code, body = http_json(url + "/readyz", timeout=20)
+    assert code == 503
+    assert body["checks"]["redis"] == "ok" and body["checks"]["kafka"].startswith("error")
+    assert http_json(url + "/healthz")[0] == 200
