@@ -101,6 +101,9 @@ class RespConnection:
         replies = await self.execute([_MULTI, *cmds, _EXEC])
         queued = [r for r in replies[1:-1] if isinstance(r, ReplyError)]
         result = replies[-1]
+        for rep in (replies[0], *queued, result):
+            if isinstance(rep, ReplyError) and str(rep).startswith("LOADING"):
+                raise ConnectionError(f"redis is loading its data set: {rep}")
         if isinstance(result, ReplyError):
             raise queued[0] if queued else result
         for rep in result:

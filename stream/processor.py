@@ -16,12 +16,16 @@ not sent to the DLQ or counted again; event ids dedupe true duplicates.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.events import DEFAULT_EVENT_TYPES, Rejected, parse_event
 from core.features import compute_features
@@ -54,6 +58,8 @@ class DeadLetter(NamedTuple):
 
 
 DeadLetterSink = Callable[[Sequence[DeadLetter]], Awaitable[None]]
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError, OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError)
 
 
 @dataclass
@@ -78,6 +84,25 @@ class BatchProcessor:
     def on_rebalance(self) -> None:
         """Forget cached applied offsets: another worker may have moved them."""
         self._applied = None
+
+    async def process_until_done(self, records: Sequence[Record],
+                                 on_retry: Callable[[BaseException, float], None] | None = None,
+                                 first_delay: float = 0.2, max_delay: float = 10.0) -> BatchStats:
+        """:meth:`process`, retried with backoff while Redis (or the DLQ) is unreachable.
+
+        Safe to repeat: a batch whose state already landed comes back as redelivered
+        (counted once, rescored); only DLQ messages may be sent twice.
+        """
+        delay = first_delay
+        while True:
+            try:
+                return await self.process(records)
+            except TRANSIENT_ERRORS as exc:
+                self._applied = None  # re-read what landed before retrying
+                if on_retry is not None:
+                    on_retry(exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(max_delay, delay * 2)
 
     async def process(self, records: Sequence[Record]) -> BatchStats:
         if self._applied is None:

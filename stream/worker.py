@@ -50,6 +50,10 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 20, 100)
 
 
+def log_retry(exc: BaseException, delay: float) -> None:
+    log.warning("batch not applied (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+
+
 def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     app = faust.App(settings.app_id, **faust_settings(settings))
     events = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
@@ -95,7 +99,7 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
         async def apply_then_ack(batch: Sequence[Any]) -> None:
             records = [Record(e.message.partition, e.message.offset, e.message.key, e.value)
                        for e in batch]
-            await proc.process(records)
+            await proc.process_until_done(records, on_retry=log_retry)
             for event in batch:
                 await stream.ack(event)
 

@@ -115,7 +115,7 @@ class Namespace:
         return url
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.svc.redis.url, protocol=2)
+        return redis.Redis.from_url(self.env["CHURN_REDIS_URL"], protocol=2)
 
     def stats(self) -> dict[str, int]:
         raw = self.redis().hgetall(f"t{self.name}:stats")

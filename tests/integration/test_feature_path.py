@@ -7,6 +7,7 @@ import random
 import re
 import signal
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from state.server import RedisServer
 from stream.replay import ReplayReport, replay
 from tests.datagen import Row, generate, write_csv
 from tests.integration.conftest import Namespace, http_json, read_topic, wait_until
@@ -158,3 +160,32 @@ def test_two_workers_share_partitions_same_result(baseline, log, namespace) -> N
     assert all(owned) and owned[0] | owned[1] == {0, 1, 2, 3} and not owned[0] & owned[1]
     assert namespace.stats() == base_ns.stats()
     _assert_same_hashes(namespace.user_hashes(), base_ns.user_hashes())
+
+
+def test_redis_killed_mid_replay_worker_retries_same_state(baseline, log, namespace) -> None:  # type: ignore[no-untyped-def]
+    """A durable Redis dies (SIGKILL) and comes back: the worker waits, retries, and
+    ends with exactly the state of an uninterrupted run."""
+    base_ns, report = baseline
+    server = RedisServer(durable=True).start()
+    try:
+        namespace.extra_env["CHURN_REDIS_URL"] = server.url
+        worker = namespace.start_worker()
+        sender = threading.Thread(target=replay, args=(log[0], namespace.settings()),
+                                  kwargs={"progress": False, "rate": 15000})
+        sender.start()
+        wait_until(lambda: namespace.consumed() > report.sent // 4, 120, "a quarter consumed")
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+        time.sleep(2)
+        server = RedisServer(server.port, server.workdir, durable=True).start()
+        sender.join()
+        namespace.wait_consumed(report.sent)
+        namespace.wait_scored()
+        assert worker.poll() is None, "the worker must ride out the outage"
+        assert namespace.stats() == base_ns.stats()
+        _assert_same_hashes(namespace.user_hashes(), base_ns.user_hashes())
+        log_text = namespace.logs[0].read_text(errors="replace")
+        assert "retrying in" in log_text
+    finally:
+        server.stop()

@@ -46,6 +46,7 @@ def test_app_services_use_real_commands_and_settings() -> None:
 def test_redis_is_durable_and_compact() -> None:
     cmd = compose()["services"]["redis"]["command"]
     assert cmd[cmd.index("--appendonly") + 1] == "yes"
+    assert cmd[cmd.index("--appendfsync") + 1] == "always"  # acked batches survive a crash
     assert int(cmd[cmd.index("--hash-max-listpack-value") + 1]) >= 4096
 
 

@@ -6,6 +6,8 @@ import asyncio
 import json
 from collections.abc import Sequence
 
+import pytest
+
 from core.apply import REDELIVERED
 from state.store import MemoryFeatureStore
 from stream.processor import BatchProcessor, DeadLetter, Record
@@ -59,3 +61,42 @@ def test_redelivery_after_restart_changes_nothing_but_rescores() -> None:
     assert after["rejected"] == before[0]["rejected"]
     assert len(dead) == before[1]  # the junk record is not dead-lettered twice
     assert "u1" in store.scores  # re-read users are rescored
+
+
+class FlakyStore(MemoryFeatureStore):
+    """Fails the first ``fail`` applies after they did (or did not) land."""
+
+    def __init__(self, fail: int, land: bool) -> None:
+        super().__init__()
+        self.fail, self.land = fail, land
+
+    async def apply(self, items, commits=(), scores=()):  # type: ignore[no-untyped-def]
+        if self.fail and items:
+            self.fail -= 1
+            if self.land:  # the reply is lost after Redis applied the batch
+                await super().apply(items, commits, scores)
+            raise ConnectionError("connection reset")
+        return await super().apply(items, commits, scores)
+
+
+@pytest.mark.parametrize("land", [False, True])
+def test_retry_after_lost_connection_counts_once(land: bool) -> None:
+    store = FlakyStore(fail=2, land=land)
+    dead: list[DeadLetter] = []
+
+    async def sink(batch: Sequence[DeadLetter]) -> None:
+        dead.extend(batch)
+
+    proc = BatchProcessor(store, sink)
+    retries: list[float] = []
+    recs = [Record(0, i, b"u", ev(i, t=1_600_000_000_000 + i)) for i in range(4)]
+    recs.append(Record(0, 4, None, b"junk"))
+    stats = asyncio.run(proc.process_until_done(
+        recs, on_retry=lambda exc, delay: retries.append(delay), first_delay=0.001))
+    assert len(retries) == 2 and retries[1] == 2 * retries[0]
+    s = asyncio.run(store.stats())
+    assert s["applied"] == 4 and s["rejected"] == 1, (land, s)
+    assert stats.statuses == ({4: 4} if land else {0: 4})
+    assert store.scores["u1"].as_of_ms == 1_600_000_000_003  # rescored either way
+    # DLQ is at-least-once: re-sent while the batch had not landed, not after
+    assert len(dead) == (1 if land else 3)
