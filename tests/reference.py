@@ -7,12 +7,16 @@ that list (no daily buckets, no running moments; exact ``statistics.pstdev``).
 
 from __future__ import annotations
 
+import csv
 import itertools
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 DAY = 86_400_000
+TYPES = frozenset({"view", "cart", "remove_from_cart", "purchase"})
 
 
 @dataclass
@@ -121,3 +125,56 @@ def mismatches(got: dict[str, float], want: dict[str, float]) -> dict[str, tuple
     if set(got) != set(want):
         return {"<names>": (len(got), len(want))}
     return {k: (got[k], want[k]) for k in want if not close(got[k], float(want[k]))}
+
+
+def _ms(text: str) -> int | None:
+    """Event time of the public CSV layout or RFC 3339 with a zone, in epoch ms."""
+    for fmt in ("%Y-%m-%d %H:%M:%S UTC", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
+        try:
+            dt = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return int(dt.timestamp() * 1000)
+    return None
+
+
+def read_raw_csv(path: str) -> list[RefEvent | None]:
+    """Every data row of a raw CSV log, in file order: the event, or None if invalid.
+
+    Written from DESIGN section 3 without the production parser: UTF-8, one cell
+    per header column, a known event type, a non-blank user id of at most 128
+    characters, a parseable time with a zone, a finite non-negative price if any,
+    text fields of at most 256 characters. The raw line is the event id.
+    """
+    out: list[RefEvent | None] = []
+    with open(path, "rb") as fh:
+        header = fh.readline().decode().strip().split(",")
+        for raw in fh:
+            line = raw.rstrip(b"\r\n")
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                out.append(None)
+                continue
+            cells = next(csv.reader([text]))
+            if len(cells) != len(header):
+                out.append(None)
+                continue
+            row = dict(zip(header, cells, strict=True))
+            t = _ms(row["event_time"])
+            price: float | None = None
+            ok = (t is not None and row["event_type"] in TYPES
+                  and row["user_id"].strip() != "" and len(row["user_id"]) <= 128
+                  and all(len(row[c]) <= 256 for c in ("brand", "product_id", "user_session")))
+            if ok and row["price"] != "":
+                try:
+                    price = float(row["price"])
+                except ValueError:
+                    ok = False
+                else:
+                    ok = math.isfinite(price) and price >= 0
+            out.append(RefEvent(text, row["user_id"], row["event_type"], t, price,
+                                row["brand"] or None) if ok and t is not None else None)
+    return out

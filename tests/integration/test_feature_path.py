@@ -19,7 +19,7 @@ from state.server import RedisServer
 from stream.replay import ReplayReport, replay
 from tests.datagen import Row, generate, write_csv
 from tests.integration.conftest import Namespace, http_json, read_topic, wait_until
-from tests.reference import DAY, Reference, mismatches
+from tests.reference import DAY, Reference, mismatches, read_raw_csv
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +29,10 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Row], Refe
     rows = generate(users=1100, days=65, seed=1)
     path = tmp_path_factory.mktemp("log") / "events.csv"
     write_csv(rows, str(path))
-    ref = Reference()
-    for r in rows:
-        if r.event is not None:
-            ref.add(r.event)
+    ref = Reference()  # from the raw file, parsed without production code
+    for ev in read_raw_csv(str(path)):
+        if ev is not None:
+            ref.add(ev)
     return path, rows, ref
 
 
@@ -52,7 +52,9 @@ def baseline(services, log, tmp_path_factory) -> Iterator[tuple[Namespace, Repla
 
 
 def test_log_shape(log) -> None:  # type: ignore[no-untyped-def]
-    _, rows, ref = log
+    path, rows, ref = log
+    # the independent parse of the raw file agrees with the generator's ground truth
+    assert read_raw_csv(str(path)) == [r.event for r in rows]
     assert len(ref.users) >= 1000
     assert sum(1 for r in rows if r.event) >= 30_000
     times = [r.event.t for r in rows if r.event]
@@ -148,16 +150,20 @@ def test_two_workers_share_partitions_same_result(baseline, log, namespace) -> N
     namespace.extra_env["CHURN_LOG_LEVEL"] = "info"
     namespace.start_worker()
     namespace.start_worker()
+
+    def split_between_both() -> bool:  # each worker's latest assignment, from its log
+        owned = []
+        for path in namespace.logs:
+            found = re.findall(rf"partitions assigned: events-{namespace.name}\[([0-9, ]*)\]",
+                               path.read_text(errors="replace"))
+            owned.append({int(p) for p in found[-1].split(",") if p.strip()} if found else set())
+        return all(owned) and owned[0] | owned[1] == {0, 1, 2, 3} and not owned[0] & owned[1]
+
+    wait_until(split_between_both, 60, "the four partitions split between the two workers")
     replay(log[0], namespace.settings(), progress=False)
     namespace.wait_consumed(report.sent)
     namespace.wait_scored()
-    owned = []  # each worker's latest assignment, from its log
-    for path in namespace.logs:
-        found = re.findall(rf"partitions assigned: events-{namespace.name}\[([0-9, ]*)\]",
-                           path.read_text(errors="replace"))
-        assert found, path
-        owned.append({int(p) for p in found[-1].split(",") if p.strip()})
-    assert all(owned) and owned[0] | owned[1] == {0, 1, 2, 3} and not owned[0] & owned[1]
+    assert split_between_both()  # both worked through the whole replay
     assert namespace.stats() == base_ns.stats()
     _assert_same_hashes(namespace.user_hashes(), base_ns.user_hashes())
 
