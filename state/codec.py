@@ -2,13 +2,15 @@
 
 Fields: ``m`` lifetime scalars (3 little-endian doubles: first, last, last
 purchase ms), ``o`` last applied (partition, offset), ``lb`` last brand,
-``x`` dedupe records (uint16 day + 8-byte fingerprint), ``d<day>`` day
-aggregates, ``b<day>`` the day's brand counts, ``s`` the latest score.
+``x`` dedupe records (uint16 day + 8-byte fingerprint), ``d`` + uint16 day:
+that day's aggregates followed by its brand counts, ``s`` the latest score.
+One field per day keeps a typical user within the compact listpack encoding
+and under the 1 KiB budget (bench/).
 
 >>> import struct
 >>> h = {b"m": struct.pack("<ddd", 0, 5, -1),
-...      b"d0": struct.pack("<IIIIdddI", 2, 0, 1, 1, 0.0, 3.0, 0.0, 0),
-...      b"b0": struct.pack("<IH", 2, 4) + b"acme"}
+...      b"d" + struct.pack("<H", 0): struct.pack("<IIIIdddI", 2, 0, 1, 1, 0.0, 3.0, 0.0, 0)
+...      + struct.pack("<IH", 2, 4) + b"acme"}
 >>> st = decode_state(h)
 >>> st.last_ms, st.days[0].n, st.days[0].brands
 (5, 2, {'acme': 2})
@@ -17,7 +19,7 @@ aggregates, ``b<day>`` the day's brand counts, ``s`` the latest score.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from core.features import Aggregates, DayBucket, UserState
@@ -25,6 +27,7 @@ from core.features import Aggregates, DayBucket, UserState
 _META = struct.Struct("<ddd")
 _DAY = struct.Struct("<IIIIdddI")
 _BRAND_HEAD = struct.Struct("<IH")
+_DAYNUM = struct.Struct("<H")
 
 
 class Score(NamedTuple):
@@ -33,19 +36,34 @@ class Score(NamedTuple):
     scorer: str
 
 
-def encode_score(score: Score) -> str:
-    return f"{score.risk!r}|{score.as_of_ms}|{score.scorer}"
+_SCORE = struct.Struct("<dq")
+# scorers stored as one byte; any other name is stored in full after a 0 byte
+_SCORER_CODES = {"rule:recency-frequency": b"\x01"}
+_SCORER_NAMES = {code: name for name, code in _SCORER_CODES.items()}
 
 
-def decode_score(raw: bytes | str) -> Score:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    risk, as_of, scorer = text.split("|", 2)
-    return Score(float(risk), int(as_of), scorer)
+def encode_score(score: Score) -> bytes:
+    """Risk, reference time and scorer in 17 bytes for the known scorers.
+
+    >>> decode_score(encode_score(Score(0.25, 1000, "rule:recency-frequency")))
+    Score(risk=0.25, as_of_ms=1000, scorer='rule:recency-frequency')
+    >>> decode_score(encode_score(Score(0.5, 7, "model:v3")))
+    Score(risk=0.5, as_of_ms=7, scorer='model:v3')
+    """
+    code = _SCORER_CODES.get(score.scorer) or b"\x00" + score.scorer.encode()
+    return _SCORE.pack(score.risk, score.as_of_ms) + code
 
 
-def _brands(raw: bytes) -> dict[str, int]:
+def decode_score(raw: bytes) -> Score:
+    risk, as_of = _SCORE.unpack_from(raw)
+    tail = raw[_SCORE.size:]
+    scorer = _SCORER_NAMES[tail] if tail in _SCORER_NAMES else tail[1:].decode()
+    return Score(risk, as_of, scorer)
+
+
+def _brands(raw: bytes, start: int) -> dict[str, int]:
     out: dict[str, int] = {}
-    i, end = 0, len(raw)
+    i, end = start, len(raw)
     while i < end:
         cnt, ln = _BRAND_HEAD.unpack_from(raw, i)
         i += 6
@@ -64,17 +82,11 @@ def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
     st = UserState(first_ms=int(first), last_ms=int(last), last_purchase_ms=int(lastp),
                    last_brand=lb.decode() if lb is not None else None)
     days = st.days
-    brands: dict[int, dict[str, int]] = {}
     for field, value in h.items():
-        tag = field[:1]
-        if tag == b"d":
-            n, np_, nc, pn, spend, pmean, pm2, sw = _DAY.unpack(value)
-            days[int(field[1:])] = DayBucket(n, np_, nc, spend, pn, pmean, pm2, sw)
-        elif tag == b"b":
-            brands[int(field[1:])] = _brands(value)
-    for day, counts in brands.items():
-        if day in days:
-            days[day].brands = counts
+        if len(field) == 3 and field[0] == 100:  # b"d" + uint16 day
+            n, np_, nc, pn, spend, pmean, pm2, sw = _DAY.unpack_from(value)
+            days[_DAYNUM.unpack_from(field, 1)[0]] = DayBucket(
+                n, np_, nc, spend, pn, pmean, pm2, sw, _brands(value, _DAY.size))
     return st
 
 
@@ -91,9 +103,3 @@ def decode_aggregates(raw: bytes) -> Aggregates:
                       purchases=np_, carts=nc, spend=spend, price_n=pn, price_mean=pmean,
                       price_m2=pm2, switches=sw, brand_total=btot, brand_max=bmax,
                       first_ms=int(first), last_ms=int(last), last_purchase_ms=int(lastp))
-
-
-def pairs_to_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:
-    """A flat ``[field, value, ...]`` script reply as a dict."""
-    it = iter(flat)
-    return dict(zip(it, it, strict=False))

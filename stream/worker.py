@@ -42,9 +42,10 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 
 def tune_gc() -> None:
-    """Move start-up objects out of the collector's reach and collect young objects less
-    often: each batch allocates thousands of short-lived objects, and frequent gen-0/1
-    passes over faust's long-lived graph cost more CPU than the worker's own logic."""
+    """Freeze start-up objects (faust, pydantic, aiokafka: never garbage) so collections
+    skip them, and collect the young generation less often: each batch allocates
+    thousands of short-lived objects. Measured by bench/worker_throughput.py: the
+    worker's CPU per event drops by about a fifth; a trivial agent does not change."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)

@@ -8,6 +8,15 @@
 -- returns  {status} or, when want_state = 1, {status, window aggregates at the newest event}
 --          packed '<IIIIIIIIIdddddd' + uint16 per active day (see state/codec.py)
 -- status   0 applied, 1 late, 2 late_outside, 3 duplicate, 4 redelivered
+--
+-- User hash fields (state/codec.py decodes them):
+--   m   '<ddd' first, newest, last purchase time (ms; -1 = none)
+--   o   '<Hd' partition, offset of the last applied record
+--   lb  brand of the last branded event in arrival order
+--   x   dedupe records, 10 bytes each: '<H' day + 8-byte fingerprint
+--   'd' .. '<H' day   one UTC day: '<IIIIdddI' (events, purchases, carts, priced events,
+--       spend, price mean, price M2, brand switches), then that day's brand counts as
+--       repeated ('<IH' count, length, brand bytes)
 -- Fields are read with one HMGET and written with one HSET (each call costs more than
 -- the arithmetic around it).
 local key = KEYS[2]
@@ -16,24 +25,27 @@ local fp, t, part, off, typ, want_flag, price = struct.unpack('<c8dddBBd', ARGV[
 local brand, want = ARGV[3], want_flag == 1
 if price ~= price then price = nil end
 local DAY = 86400000
+local DAYREC = 44 -- bytes of '<IIIIdddI'
 local day = math.floor(t / DAY)
 local NAMES = {[0] = 'applied', [1] = 'late', [2] = 'late_outside', [3] = 'duplicate'}
+
+local function day_of_field(f)
+  if #f == 3 and string.byte(f, 1) == 100 then return struct.unpack('<H', f, 2) end
+  return nil
+end
 
 -- Sums over the 7/15/30-day windows ending on the day of the newest event: the same
 -- float operations in the same (ascending day) order as core.features.window_aggregates.
 -- Every stored day is inside that window (older days are pruned when the newest day moves).
 local function aggregates()
   local h = redis.call('HGETALL', key)
-  local days, dvals, bvals, meta = {}, {}, {}, nil
+  local days, vals, meta = {}, {}, nil
   for i = 1, #h, 2 do
     local f = h[i]
-    local c = string.byte(f, 1)
-    if c == 100 then -- 'd'
-      local dd = tonumber(string.sub(f, 2))
+    local dd = day_of_field(f)
+    if dd then
       days[#days + 1] = dd
-      dvals[dd] = h[i + 1]
-    elseif c == 98 then -- 'b'
-      bvals[tonumber(string.sub(f, 2))] = h[i + 1]
+      vals[dd] = h[i + 1]
     elseif f == 'm' then
       meta = h[i + 1]
     end
@@ -46,7 +58,8 @@ local function aggregates()
   local brands, btot, bmax, active = {}, 0, 0, {}
   for _, dd in ipairs(days) do
     if dd >= today - 29 and dd <= today then
-      local n, p, c, bpn, bspend, bmean, bm2, bsw = struct.unpack('<IIIIdddI', dvals[dd])
+      local v = vals[dd]
+      local n, p, c, bpn, bspend, bmean, bm2, bsw = struct.unpack('<IIIIdddI', v)
       if n > 0 then
         active[#active + 1] = struct.pack('<H', dd)
         n30 = n30 + n
@@ -65,18 +78,15 @@ local function aggregates()
           pm2 = pm2 + bm2 + delta * delta * pn * bpn / tot
           pn = tot
         end
-        local bs = bvals[dd]
-        if bs then
-          local i = 1
-          while i <= #bs do
-            local cnt, len = struct.unpack('<IH', bs, i)
-            local name = string.sub(bs, i + 6, i + 5 + len)
-            local total = (brands[name] or 0) + cnt
-            brands[name] = total
-            btot = btot + cnt
-            if total > bmax then bmax = total end
-            i = i + 6 + len
-          end
+        local i = DAYREC + 1
+        while i <= #v do
+          local cnt, len = struct.unpack('<IH', v, i)
+          local name = string.sub(v, i + 6, i + 5 + len)
+          local total = (brands[name] or 0) + cnt
+          brands[name] = total
+          btot = btot + cnt
+          if total > bmax then bmax = total end
+          i = i + 6 + len
         end
       end
     end
@@ -94,14 +104,14 @@ local function reply(status)
   return {status}
 end
 
-local dkey, bkey = 'd' .. day, 'b' .. day
-local cur = redis.call('HMGET', key, 'o', 'm', 'x', 'lb', dkey, bkey)
-local o, m, x, lb, d, bs = cur[1], cur[2], cur[3], cur[4], cur[5], cur[6]
+local dkey = 'd' .. struct.pack('<H', day)
+local cur = redis.call('HMGET', key, 'o', 'm', 'x', 'lb', dkey)
+local o, m, x, lb, d = cur[1], cur[2], cur[3], cur[4], cur[5]
 if o then
-  local p0, o0 = struct.unpack('<dd', o)
+  local p0, o0 = struct.unpack('<Hd', o)
   if p0 == part and off <= o0 then return reply(4) end
 end
-local opos = struct.pack('<dd', part, off)
+local opos = struct.pack('<Hd', part, off)
 
 local first, last, lastp
 if m then
@@ -132,13 +142,10 @@ local new_last = math.max(last, t)
 local new_last_day = math.floor(new_last / DAY)
 local min_day = new_last_day - horizon + 1
 if new_last_day > old_last_day then
-  local fields = redis.call('HKEYS', key)
   local stale = {}
-  for _, f in ipairs(fields) do
-    local c = string.sub(f, 1, 1)
-    if (c == 'd' or c == 'b') and tonumber(string.sub(f, 2)) < min_day then
-      stale[#stale + 1] = f
-    end
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    local dd = day_of_field(f)
+    if dd and dd < min_day then stale[#stale + 1] = f end
   end
   if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
   if x then
@@ -164,7 +171,11 @@ end
 
 x = (x or '') .. struct.pack('<H', day) .. fp
 local n, np, nc, pn, spend, pmean, pm2, sw = 0, 0, 0, 0, 0.0, 0.0, 0.0, 0
-if d then n, np, nc, pn, spend, pmean, pm2, sw = struct.unpack('<IIIIdddI', d) end
+local bs = ''
+if d then
+  n, np, nc, pn, spend, pmean, pm2, sw = struct.unpack('<IIIIdddI', d)
+  bs = string.sub(d, DAYREC + 1)
+end
 n = n + 1
 if typ == 2 then
   np = np + 1
@@ -178,10 +189,9 @@ if price then
   pmean = pmean + delta / pn
   pm2 = pm2 + delta * (price - pmean)
 end
+local fields = {'m', meta, 'o', opos, 'x', x}
 if brand ~= '' then
   if lb and lb ~= brand then sw = sw + 1 end
-  -- brand counts of the day: repeated (count uint32, length uint16, bytes)
-  bs = bs or ''
   local i, found = 1, false
   while i <= #bs do
     local cnt, len = struct.unpack('<IH', bs, i)
@@ -193,11 +203,13 @@ if brand ~= '' then
     i = i + 6 + len
   end
   if not found then bs = bs .. struct.pack('<IH', 1, #brand) .. brand end
-  redis.call('HSET', key, 'm', meta, 'o', opos, 'x', x, 'lb', brand, bkey, bs,
-             dkey, struct.pack('<IIIIdddI', n, np, nc, pn, spend, pmean, pm2, sw))
-else
-  redis.call('HSET', key, 'm', meta, 'o', opos, 'x', x,
-             dkey, struct.pack('<IIIIdddI', n, np, nc, pn, spend, pmean, pm2, sw))
+  if lb ~= brand then
+    fields[#fields + 1] = 'lb'
+    fields[#fields + 1] = brand
+  end
 end
+fields[#fields + 1] = dkey
+fields[#fields + 1] = struct.pack('<IIIIdddI', n, np, nc, pn, spend, pmean, pm2, sw) .. bs
+redis.call('HSET', key, unpack(fields))
 if late then return reply(1) end
 return reply(0)
