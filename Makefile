@@ -32,8 +32,9 @@ lint: $(STAMP) ## ruff + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## worker vs trivial faust agent on one broker, Redis memory per user
+bench: $(STAMP) ## worker vs trivial faust agent on one broker; Redis memory per user
 	$(PY) bench/worker_throughput.py
+	$(PY) bench/redis_memory.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .churnstream *.egg-info
