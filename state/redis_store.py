@@ -52,7 +52,11 @@ class RedisFeatureStore:
     def __init__(self, client: Any, prefix: str = "churn",
                  horizon_days: int = HORIZON_DAYS) -> None:
         self.r = client
-        kw = client.connection_pool.connection_kwargs
+        pool = client.connection_pool
+        kw = pool.connection_kwargs
+        if "path" in kw or "SSL" in pool.connection_class.__name__:
+            raise ValueError("the worker's hot path speaks plain TCP to Redis: use a redis:// "
+                             "URL (no rediss:// or unix socket yet)")
         self.hot = RespConnection(_url_of(kw))
         self.keys = Keys(prefix)
         self.horizon = str(horizon_days).encode()
