@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from state.server import free_port, wait_port
+from state.server import free_port, stop_process, wait_port
 
 
 def find_tansu() -> str:
@@ -54,11 +54,4 @@ class TansuBroker:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout)
