@@ -1,0 +1,96 @@
+"""Risk tiers with hysteresis, and the gate that bounds alerts (DESIGN section 5).
+
+Percentile mode ranks scored users by risk; ``top`` is a user's rank fraction
+(0 = riskiest, 1 = safest). ``critical`` is the top 5 %, ``high`` the next 10 %,
+``elevated`` the next 15 %, ``low`` the rest; users silent for more than H days
+are ``churned`` and out of the ranking. Absolute mode uses probability cuts.
+
+A user only changes tier when the new position is past the boundary by a
+margin, so a user hovering at a threshold does not flap:
+
+>>> p = TierPolicy()
+>>> raw_tier(0.049, p), raw_tier(0.05, p), raw_tier(0.31, p)
+('critical', 'high', 'low')
+>>> next_tier("high", 0.045, p)  # just past the critical boundary: stay
+'high'
+>>> next_tier("high", 0.02, p)   # clearly inside: move
+'critical'
+>>> next_tier("low", 0.5, p, silent_days=31.0, horizon_days=30)
+'churned'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TIERS: tuple[str, ...] = ("critical", "high", "elevated", "low")
+CHURNED = "churned"
+ALL_TIERS: tuple[str, ...] = (*TIERS, CHURNED)
+
+
+@dataclass(frozen=True, slots=True)
+class TierPolicy:
+    """Cumulative cuts: ``critical`` < 5 %, ``high`` < 15 %, ``elevated`` < 30 % of the ranking.
+
+    In absolute mode ``cuts`` are risk thresholds (descending: critical >= 0.8 ...).
+    ``margin`` is in the same unit as the position (rank fraction or probability).
+    """
+
+    cuts: tuple[float, float, float] = (0.05, 0.15, 0.30)
+    margin: float = 0.01
+    absolute: bool = False
+
+    def __post_init__(self) -> None:
+        ordered = sorted(self.cuts, reverse=self.absolute)
+        if list(self.cuts) != ordered or len(set(self.cuts)) != 3:
+            raise ValueError(f"tier cuts must be strictly monotone: {self.cuts}")
+        if self.margin < 0:
+            raise ValueError("margin must be >= 0")
+
+
+def _index(position: float, policy: TierPolicy, shift: float = 0.0) -> int:
+    for i, cut in enumerate(policy.cuts):
+        inside = position >= cut + shift if policy.absolute else position < cut + shift
+        if inside:
+            return i
+    return 3
+
+
+def raw_tier(position: float, policy: TierPolicy) -> str:
+    """Tier of a rank fraction (percentile mode) or a risk (absolute mode), no hysteresis."""
+    return TIERS[_index(position, policy)]
+
+
+def next_tier(current: str | None, position: float, policy: TierPolicy,
+              silent_days: float = 0.0, horizon_days: int = 30) -> str:
+    """The tier after a rescore: ``churned`` past the horizon, else move only when the
+    position is beyond the boundary towards the new tier by ``policy.margin``."""
+    if silent_days > horizon_days:
+        return CHURNED
+    target = _index(position, policy)
+    if current is None or current == CHURNED or current not in TIERS:
+        return TIERS[target]
+    cur = TIERS.index(current)
+    if target == cur:
+        return current
+    # riskier tiers sit at smaller rank fractions (or larger probabilities)
+    towards_risk = target < cur
+    sign = -1.0 if towards_risk != policy.absolute else 1.0
+    confirmed = _index(position, policy, shift=sign * policy.margin)
+    if (towards_risk and confirmed < cur) or (not towards_risk and confirmed > cur):
+        return TIERS[confirmed]
+    return current
+
+
+@dataclass(slots=True)
+class AlertGate:
+    """At most ``per_day`` tier alerts per user per UTC day, and none before ``min_dwell_ms``
+    in the current tier. Returns True when an alert may be sent (and records it)."""
+
+    per_day: int = 3
+    min_dwell_ms: int = 0
+
+    def allow(self, sent_today: int, entered_tier_ms: int, now_ms: int) -> bool:
+        if sent_today >= self.per_day:
+            return False
+        return now_ms - entered_tier_ms >= self.min_dwell_ms
