@@ -52,6 +52,15 @@ class Settings(BaseSettings):
                                                    "purchase"]
     churn_horizon_days: int = Field(30, ge=1)
 
+    # model and learner
+    training_topic: str = "training.examples"
+    model_pipeline: str = "logreg"  # registry name (core.model.REGISTRY) or module:factory
+    model_lr: float = Field(0.005, gt=0)
+    min_labels: int = Field(1000, ge=0)
+    metrics_window: int = Field(10_000, ge=10)
+    learner_checkpoint_every: int = Field(5000, ge=1)
+    learner_checkpoint_seconds: float = Field(5.0, gt=0)
+
     # api
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -51,6 +51,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learner(args: argparse.Namespace) -> int:
+    from stream.learner import run_learner
+
+    run_learner(Settings.load())
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from api.main import run_api
 
@@ -150,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-port", type=int, default=0)
     p.set_defaults(func=cmd_up)
     sub.add_parser("worker", help="run a stream worker").set_defaults(func=cmd_worker)
+    sub.add_parser("learner", help="learn the model from training.examples (one instance)"
+                   ).set_defaults(func=cmd_learner)
     p = sub.add_parser("api", help="run the HTTP API")
     p.add_argument("--host")
     p.add_argument("--port", type=int)

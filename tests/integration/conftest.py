@@ -71,6 +71,7 @@ class Namespace:
         return dict(os.environ, **{**self.svc.env, **self.extra_env},
                     CHURN_EVENTS_TOPIC=f"events-{self.name}",
                     CHURN_DLQ_TOPIC=f"dlq-{self.name}", CHURN_REDIS_PREFIX=f"t{self.name}",
+                    CHURN_TRAINING_TOPIC=f"train-{self.name}",
                     CHURN_APP_ID=f"g{self.name}", CHURN_KAFKA_SESSION_TIMEOUT="2",
                     CHURN_BATCH_WITHIN="0.05", CHURN_PARTITIONS="4",
                     CHURN_STATE_DIR=str(self.tmp / self.name),
@@ -83,7 +84,8 @@ class Namespace:
         return Settings(kafka_bootstrap=env["CHURN_KAFKA_BOOTSTRAP"],
                         redis_url=env["CHURN_REDIS_URL"], events_topic=env["CHURN_EVENTS_TOPIC"],
                         dlq_topic=env["CHURN_DLQ_TOPIC"], redis_prefix=env["CHURN_REDIS_PREFIX"],
-                        app_id=env["CHURN_APP_ID"], partitions=4)
+                        app_id=env["CHURN_APP_ID"], partitions=4,
+                        training_topic=env["CHURN_TRAINING_TOPIC"])
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         path = self.tmp / f"{self.name}-{args[0]}-{len(self.procs)}.log"

@@ -1,0 +1,157 @@
+"""``churnstream learner``: prequential online learning from ``training.examples``.
+
+The single consumer of the single-partition topic ``training.examples``. For
+each released example it first predicts (the prequential score), then learns
+(``learn_one``). Every N examples or T seconds it saves a versioned checkpoint
+of its whole state to Redis together with the offset of the last example
+learned, and on start it resumes from the newest checkpoint at the next offset:
+the Kafka offset lives in the checkpoint, not in a consumer group, so no
+example is learned twice or lost across crashes.
+
+Message format (JSON): ``{"user_id", "t": epoch ms, "features": {17 features},
+"label": 0|1, "release": epoch ms}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.features import FEATURE_NAMES
+from core.metrics import Prequential
+from core.model import make_pipeline, model_inputs
+from core.settings import Settings
+from state.models import ModelStore
+
+log = logging.getLogger("churnstream.learner")
+
+
+@dataclass
+class LearnerState:
+    """Everything a checkpoint holds (pickled as one object)."""
+
+    pipeline: Any
+    metrics: Prequential
+    examples: int = 0
+    labels: Counter[int] = field(default_factory=Counter)
+    invalid: int = 0
+    offset: int = -1
+
+    def learn(self, raw: bytes, offset: int) -> float | None:
+        """Predict, then learn one example; returns the prequential prediction."""
+        self.offset = offset
+        try:
+            body = json.loads(raw)
+            features = {name: float(body["features"][name]) for name in FEATURE_NAMES}
+            y = bool(int(body["label"]))
+        except (ValueError, KeyError, TypeError):
+            self.invalid += 1
+            return None
+        x = model_inputs(features)
+        p = float(self.pipeline.predict_proba_one(x).get(True, 0.5))
+        self.metrics.update(p, y)
+        self.pipeline.learn_one(x, y)
+        self.examples += 1
+        self.labels[int(y)] += 1
+        return p
+
+    def summary(self) -> dict[str, float]:
+        out = self.metrics.summary()
+        out.update(examples=float(self.examples), label_0=float(self.labels[0]),
+                   label_1=float(self.labels[1]), invalid=float(self.invalid))
+        return out
+
+
+def new_state(settings: Settings) -> LearnerState:
+    params: dict[str, Any] = {}
+    if settings.model_pipeline == "logreg":
+        params["lr"] = settings.model_lr
+    return LearnerState(make_pipeline(settings.model_pipeline, **params),
+                        Prequential(settings.metrics_window))
+
+
+class Learner:
+    def __init__(self, settings: Settings, store: ModelStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.state = new_state(settings)
+        self.version = 0
+        self._saved_offset = -1
+        self._saved_at = time.monotonic()
+
+    async def resume(self) -> None:
+        ckpt = await self.store.load()
+        if ckpt is not None:
+            self.state, self.version = ckpt.state, ckpt.version
+            self._saved_offset = self.state.offset
+            log.info("resumed model v%d at offset %d (%d examples)", ckpt.version,
+                     self.state.offset, self.state.examples)
+
+    async def checkpoint(self) -> int:
+        self.version = await self.store.save(self.state, self.state.offset, self.state.examples,
+                                             self.state.summary())
+        self._saved_offset = self.state.offset
+        self._saved_at = time.monotonic()
+        return self.version
+
+    def due(self) -> bool:
+        unsaved = self.state.offset - self._saved_offset
+        return unsaved >= self.settings.learner_checkpoint_every or (
+            unsaved > 0
+            and time.monotonic() - self._saved_at >= self.settings.learner_checkpoint_seconds)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume from the checkpoint's offset until ``stop`` is set."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        await self.resume()
+        tp = TopicPartition(self.settings.training_topic, 0)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                    enable_auto_commit=False, group_id=None,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, self.state.offset + 1)
+            while stop is None or not stop.is_set():
+                batches = await consumer.getmany(tp, timeout_ms=500, max_records=2000)
+                for msg in batches.get(tp, []):
+                    self.state.learn(msg.value, msg.offset)
+                    if self.due():
+                        await self.checkpoint()
+                if self.due():
+                    await self.checkpoint()
+        finally:
+            if self.state.offset > self._saved_offset:
+                await self.checkpoint()
+            await consumer.stop()
+
+
+def run_learner(settings: Settings) -> None:
+    """``churnstream learner``: run until SIGINT/SIGTERM, checkpointing on the way out."""
+    import signal
+
+    from state.redis_store import connect
+    from stream.topics import ensure_topics
+
+    logging.basicConfig(level=settings.log_level.upper().replace("WARN", "WARNING"),
+                        format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    ensure_topics(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        client = connect(settings.redis_url)
+        try:
+            await Learner(settings, ModelStore(client, settings.redis_prefix)).run(stop)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
