@@ -35,6 +35,7 @@ lint: $(STAMP) ## ruff + mypy
 bench: $(STAMP) ## worker vs trivial faust agent on one broker; Redis memory per user
 	$(PY) bench/worker_throughput.py
 	$(PY) bench/redis_memory.py
+	$(PY) bench/learner_throughput.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .churnstream *.egg-info

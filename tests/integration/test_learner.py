@@ -1,4 +1,4 @@
-"""The learner on real Kafka + Redis: prequential quality, checkpoints, exact resume after SIGKILL."""
+"""The learner on real Kafka + Redis: prequential quality, checkpoints, exact resume."""
 
 from __future__ import annotations
 
