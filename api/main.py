@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.routes import status, users
+from api.routes import ranking, status, users
 from core.settings import Settings
 from state.redis_store import RedisFeatureStore, connect
 
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="churnstream", version="0.1.0", lifespan=lifespan,
                   description="Real-time churn risk: per-user rolling features, risk and status.")
     app.include_router(users.router)
+    app.include_router(ranking.router)
     app.include_router(status.router)
     return app
 

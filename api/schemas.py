@@ -11,6 +11,10 @@ class UserRisk(BaseModel):
     risk: float | None = Field(description="Churn risk in [0, 1] from `scorer`")
     scorer: str | None
     scored_at: str | None = Field(description="Reference time of the stored score")
+    rank: int | None = Field(None, description="1 = riskiest; None if not ranked yet")
+    ranked: int = Field(0, description="Number of ranked users")
+    percentile: float | None = Field(None, description="100 (N - rank + 1) / N")
+    tier: str | None = Field(None, description="critical | high | elevated | low")
     features: dict[str, float] = Field(description="All features of DESIGN section 4")
     first_event: str
     last_event: str

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     learner_checkpoint_every: int = Field(5000, ge=1)
     learner_checkpoint_seconds: float = Field(5.0, gt=0)
 
+    # tiers: cumulative shares of the ranking (critical, high, elevated)
+    tier_cuts: Annotated[tuple[float, float, float], NoDecode] = (0.05, 0.15, 0.30)
+
     # api
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -71,6 +74,20 @@ class Settings(BaseSettings):
     @classmethod
     def _split_types(cls, value: object) -> object:
         return _csv(value)
+
+    @field_validator("tier_cuts", mode="before")
+    @classmethod
+    def _split_cuts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(v) for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("tier_cuts")
+    @classmethod
+    def _check_cuts(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not 0 < value[0] < value[1] < value[2] < 1:
+            raise ValueError("tier cuts must be increasing shares in (0, 1)")
+        return value
 
     def allowed_types(self) -> frozenset[str]:
         return frozenset(self.event_types)

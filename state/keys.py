@@ -14,13 +14,14 @@ from __future__ import annotations
 class Keys:
     """All key names, under one configurable prefix."""
 
-    __slots__ = ("_user_prefix", "offsets", "prefix", "stats", "watermark")
+    __slots__ = ("_user_prefix", "offsets", "prefix", "rank", "stats", "watermark")
 
     def __init__(self, prefix: str = "churn") -> None:
         self.prefix = prefix
         self.offsets = f"{prefix}:offsets"  # partition -> last applied offset
         self.stats = f"{prefix}:stats"  # counter name -> count
         self.watermark = f"{prefix}:watermark"  # partition -> largest event time (ms)
+        self.rank = f"{prefix}:rank"  # sorted set: user id -> current risk (the Top-K index)
         self._user_prefix = f"{prefix}:{{u:"
 
     def user(self, user_id: str) -> str:

@@ -133,6 +133,7 @@ class RedisFeatureStore:
                      keys.watermark, *cargs))
         for uid, score in scores:
             add(pack(b"HSET", keys.user(uid), b"s", encode_score(score)))
+            add(pack(b"ZADD", keys.rank, repr(score.risk), uid))
         return await self.hot.transaction(cmds)
 
 
@@ -150,6 +151,25 @@ class RedisFeatureStore:
     async def watermarks(self) -> dict[int, int]:
         raw = await self.r.hgetall(self.keys.watermark)
         return {int(k): int(v) for k, v in raw.items()}
+
+    async def top(self, offset: int, count: int) -> list[tuple[str, float]]:
+        """Ranked users ``offset .. offset + count - 1`` (riskiest first; ties: larger id first)."""
+        if count <= 0:
+            return []
+        rows = await self.r.zrevrange(self.keys.rank, offset, offset + count - 1,
+                                      withscores=True)
+        return [(uid.decode(), float(risk)) for uid, risk in rows]
+
+    async def rank_of(self, user_id: str) -> tuple[int, int] | None:
+        """(0-based rank, ranked users) of one user; None if not ranked."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zrevrank(self.keys.rank, user_id)
+        pipe.zcard(self.keys.rank)
+        rank, n = await pipe.execute()
+        return None if rank is None else (int(rank), int(n))
+
+    async def count_ranked(self) -> int:
+        return int(await self.r.zcard(self.keys.rank))
 
     async def count_users(self) -> int:
         n = 0

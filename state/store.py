@@ -66,6 +66,15 @@ class FeatureStore(Protocol):
     async def count_users(self) -> int:
         """Number of users with state."""
 
+    async def top(self, offset: int, count: int) -> list[tuple[str, float]]:
+        """Ranked users ``offset .. offset + count - 1`` (riskiest first; ties: larger id first)."""
+
+    async def rank_of(self, user_id: str) -> tuple[int, int] | None:
+        """(0-based rank, ranked users) of one user; None if not ranked."""
+
+    async def count_ranked(self) -> int:
+        """Number of ranked users."""
+
 
 class MemoryFeatureStore:
     """Dict-backed store with the exact semantics of the Redis scripts."""
@@ -119,6 +128,21 @@ class MemoryFeatureStore:
 
     async def count_users(self) -> int:
         return len(self.users)
+
+    def _ranking(self) -> list[tuple[str, float]]:
+        # the order of ZREVRANGE: risk descending, equal risks by member descending
+        return sorted(((u, s.risk) for u, s in self.scores.items()),
+                      key=lambda ur: (ur[1], ur[0].encode()), reverse=True)
+
+    async def top(self, offset: int, count: int) -> list[tuple[str, float]]:
+        return self._ranking()[offset:offset + max(0, count)]
+
+    async def rank_of(self, user_id: str) -> tuple[int, int] | None:
+        ranking = [u for u, _ in self._ranking()]
+        return (ranking.index(user_id), len(ranking)) if user_id in self.scores else None
+
+    async def count_ranked(self) -> int:
+        return len(self.scores)
 
 
 __all__ = ["REDELIVERED", "Applied", "Commit", "FeatureStore", "Item", "MemoryFeatureStore"]

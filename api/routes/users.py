@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import SettingsDep, StoreDep
+from api.routes import ranking
 from api.schemas import UserRisk
 from api.timefmt import parse_time, rfc3339
 from core.features import features_at
 from core.rules import RULE_NAME, recency_frequency_risk
+from core.tiers import TierPolicy
 
 router = APIRouter(prefix="/v1", tags=["users"])
 
@@ -39,6 +41,12 @@ async def get_user(user_id: str, store: StoreDep, settings: SettingsDep,
     else:  # no stored score for this reference time: the transparent rule, computed now
         risk = recency_frequency_risk(feats, settings.churn_horizon_days)
         scorer, scored_at = RULE_NAME, now
+    ranked = await store.rank_of(user_id)
+    position: dict[str, object] = {}
+    if ranked is not None:
+        pct, tier = ranking.position(ranked[0], ranked[1],
+                                     TierPolicy(cuts=settings.tier_cuts, margin=0.0))
+        position = {"rank": ranked[0] + 1, "ranked": ranked[1], "percentile": pct, "tier": tier}
     return UserRisk(user_id=user_id, as_of=rfc3339(now), risk=risk, scorer=scorer,
-                    scored_at=rfc3339(scored_at), features=feats,
+                    scored_at=rfc3339(scored_at), features=feats, **position,  # type: ignore[arg-type]
                     first_event=rfc3339(state.first_ms), last_event=rfc3339(state.last_ms))

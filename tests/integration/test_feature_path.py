@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import signal
+import struct
 import threading
 import time
 import urllib.parse
@@ -195,3 +197,40 @@ def test_redis_killed_mid_replay_worker_retries_same_state(baseline, log, namesp
         assert "retrying in" in log_text
     finally:
         server.stop()
+
+
+def test_top_k_and_tiers_match_an_independent_sort(baseline) -> None:  # type: ignore[no-untyped-def]
+    ns, _ = baseline
+    stored = {}
+    for uid, h in ns.user_hashes().items():
+        risk = struct.unpack_from("<d", h[b"s"])[0]  # the score's first 8 bytes
+        stored[uid.decode()] = risk
+    # riskiest first; equal risks in descending user-id byte order (the index's order)
+    want = sorted(stored.items(), key=lambda ur: (ur[1], ur[0].encode()), reverse=True)
+    n = len(want)
+    code, page = http_json(f"{ns.api_url}/v1/top?k={n}")
+    assert code == 200 and page["ranked"] == n
+    assert [(i["user_id"], i["risk"]) for i in page["items"]] == want
+    cuts = (0.05, 0.15, 0.30)
+    for item in page["items"]:
+        r0 = item["rank"] - 1
+        share = r0 / n
+        assert item["tier"] == ("critical" if share < cuts[0] else "high" if share < cuts[1]
+                                else "elevated" if share < cuts[2] else "low")
+        assert item["percentile"] == pytest.approx(100 * (n - r0) / n)
+    _, tiers = http_json(f"{ns.api_url}/v1/tiers")
+    counts = Counter(i["tier"] for i in page["items"])
+    assert {t: v["count"] for t, v in tiers["tiers"].items()} == dict(counts)
+    assert tiers["tiers"]["critical"]["count"] == math.ceil(0.05 * n)
+    _, high = http_json(f"{ns.api_url}/v1/top?tier=high")
+    assert [i["user_id"] for i in high["items"]] == [
+        i["user_id"] for i in page["items"] if i["tier"] == "high"]
+    assert tiers["tiers"]["high"]["min_risk"] == high["items"][-1]["risk"]
+    _, pct = http_json(f"{ns.api_url}/v1/top?percent=10&offset=3")
+    assert [i["rank"] for i in pct["items"]] == list(range(4, math.ceil(0.1 * n) + 1))
+    uid = page["items"][7]["user_id"]
+    _, one = http_json(f"{ns.api_url}/v1/users/{uid}")
+    assert (one["rank"], one["tier"], one["ranked"]) == (8, page["items"][7]["tier"], n)
+    assert http_json(f"{ns.api_url}/v1/top?k=3&percent=5")[0] == 422
+    assert http_json(f"{ns.api_url}/v1/top?tier=doomed")[0] == 422
+    assert http_json(f"{ns.api_url}/v1/top?k=0")[0] == 422

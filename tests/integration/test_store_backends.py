@@ -139,3 +139,14 @@ def test_lua_matches_reference_semantics(services: EmbeddedServices, items: list
     assert run(mem.stats()) == run(red.stats())
     for uid in mem.users:
         assert run(mem.user(uid))[0] == run(red.user(uid))[0]
+
+
+def test_ranking_is_the_same_on_both_backends(store: FeatureStore) -> None:
+    risks = {"a": 0.5, "b": 0.9, "c": 0.5, "d": 0.1, "ü": 0.5, "e": 0.9}
+    run(store.apply((), (), [(u, Score(r, 1, "rule")) for u, r in risks.items()]))
+    run(store.apply((), (), [("d", Score(0.95, 2, "rule"))]))  # rescored: moves to the top
+    want = [("d", 0.95), ("e", 0.9), ("b", 0.9), ("ü", 0.5), ("c", 0.5), ("a", 0.5)]
+    assert run(store.top(0, 10)) == want
+    assert run(store.top(2, 2)) == want[2:4] and run(store.top(9, 3)) == []
+    assert run(store.rank_of("c")) == (4, 6) and run(store.rank_of("zz")) is None
+    assert run(store.count_ranked()) == 6

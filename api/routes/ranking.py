@@ -1,0 +1,97 @@
+"""``GET /v1/top`` and ``GET /v1/tiers``: the ranking of scored users, riskiest first.
+
+Rank r (1 = riskiest) of N ranked users has percentile 100 (N - r + 1) / N and
+is in tier ``critical`` when (r - 1) / N < 5 %, ``high`` < 15 %, ``elevated``
+< 30 %, else ``low`` (cuts: ``CHURN_TIER_CUTS``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel
+
+from api.deps import SettingsDep, StoreDep
+from core.tiers import TIERS, TierPolicy, raw_tier
+
+router = APIRouter(prefix="/v1", tags=["ranking"])
+MAX_PAGE = 10_000
+
+
+class Ranked(BaseModel):
+    user_id: str
+    rank: int
+    risk: float
+    percentile: float
+    tier: str
+
+
+class TopPage(BaseModel):
+    ranked: int
+    offset: int
+    items: list[Ranked]
+
+
+class TierInfo(BaseModel):
+    count: int
+    first_rank: int | None
+    min_risk: float | None
+
+
+class Tiers(BaseModel):
+    ranked: int
+    cuts: dict[str, float]
+    tiers: dict[str, TierInfo]
+
+
+def position(rank0: int, n: int, policy: TierPolicy) -> tuple[float, str]:
+    """(percentile, tier) of the 0-based rank ``rank0`` among ``n``."""
+    return 100.0 * (n - rank0) / n, raw_tier(rank0 / n, policy)
+
+
+def tier_bounds(n: int, cuts: tuple[float, float, float]) -> dict[str, tuple[int, int]]:
+    """0-based [start, end) ranks of each tier: (r / n) < cut <=> r < ceil(cut * n)."""
+    edges = [0, *(math.ceil(c * n) for c in cuts), n]
+    return {t: (edges[i], edges[i + 1]) for i, t in enumerate(TIERS)}
+
+
+@router.get("/top", response_model=TopPage)
+async def top(store: StoreDep, settings: SettingsDep,
+              k: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+              percent: Annotated[float | None, Query(gt=0, le=100)] = None,
+              offset: Annotated[int, Query(ge=0)] = 0,
+              tier: Annotated[str | None, Query(pattern="^(critical|high|elevated|low)$")] = None,
+              ) -> TopPage:
+    """The riskiest users: ``k`` of them, or the top ``percent`` %, from ``offset``;
+    within ``tier`` when given (then ``offset`` counts from the tier's first rank)."""
+    if k is not None and percent is not None:
+        raise HTTPException(422, detail={"error": "give k or percent, not both"})
+    n = await store.count_ranked()
+    start, end = 0, n
+    if tier is not None:
+        start, end = tier_bounds(n, settings.tier_cuts)[tier]
+    if percent is not None:
+        end = min(end, start + math.ceil(percent / 100 * n))
+    count = min(end - start - offset, k if k is not None else MAX_PAGE)
+    rows = await store.top(start + offset, count) if count > 0 else []
+    policy = TierPolicy(cuts=settings.tier_cuts, margin=0.0)
+    items = []
+    for i, (uid, risk) in enumerate(rows):
+        r0 = start + offset + i
+        pct, t = position(r0, n, policy)
+        items.append(Ranked(user_id=uid, rank=r0 + 1, risk=risk, percentile=pct, tier=t))
+    return TopPage(ranked=n, offset=offset, items=items)
+
+
+@router.get("/tiers", response_model=Tiers)
+async def tiers(store: StoreDep, settings: SettingsDep) -> Tiers:
+    """Users per tier, each tier's first rank and lowest risk."""
+    n = await store.count_ranked()
+    out: dict[str, TierInfo] = {}
+    for name, (a, b) in tier_bounds(n, settings.tier_cuts).items():
+        last = await store.top(b - 1, 1) if b > a else []
+        out[name] = TierInfo(count=b - a, first_rank=a + 1 if b > a else None,
+                             min_risk=last[0][1] if last else None)
+    return Tiers(ranked=n, cuts=dict(zip(TIERS, settings.tier_cuts, strict=False)), tiers=out)
