@@ -9,7 +9,7 @@ and under the 1 KiB budget (bench/).
 
 >>> import struct
 >>> h = {b"m": struct.pack("<ddd", 0, 5, -1),
-...      b"d" + struct.pack("<H", 0): struct.pack("<IIIIdddI", 2, 0, 1, 1, 0.0, 3.0, 0.0, 0)
+...      b"d" + struct.pack("<H", 0): struct.pack("<BIIIdd", 2 | 4, 2, 1, 1, 3.0, 0.0)
 ...      + struct.pack("<IH", 2, 4) + b"acme"}
 >>> st = decode_state(h)
 >>> st.last_ms, st.days[0].n, st.days[0].brands
@@ -25,7 +25,10 @@ from typing import NamedTuple
 from core.features import Aggregates, DayBucket, UserState
 
 _META = struct.Struct("<ddd")
-_DAY = struct.Struct("<IIIIdddI")
+_HEAD = struct.Struct("<BI")  # flags, events
+_PURCHASES = struct.Struct("<Id")  # flag 1: purchases, spend
+_U32 = struct.Struct("<I")  # flag 2: carts; flag 8: brand switches
+_PRICES = struct.Struct("<Idd")  # flag 4: priced events, price mean, price M2
 _BRAND_HEAD = struct.Struct("<IH")
 _DAYNUM = struct.Struct("<H")
 
@@ -72,6 +75,27 @@ def _brands(raw: bytes, start: int) -> dict[str, int]:
     return out
 
 
+def _day(v: bytes) -> DayBucket:
+    """A day record: only the parts whose flag is set are stored (see apply_event.lua)."""
+    flags, n = _HEAD.unpack_from(v)
+    pos = _HEAD.size
+    b = DayBucket(n=n)
+    if flags & 1:
+        b.purchases, b.spend = _PURCHASES.unpack_from(v, pos)
+        pos += _PURCHASES.size
+    if flags & 2:
+        (b.carts,) = _U32.unpack_from(v, pos)
+        pos += 4
+    if flags & 4:
+        b.price_n, b.price_mean, b.price_m2 = _PRICES.unpack_from(v, pos)
+        pos += _PRICES.size
+    if flags & 8:
+        (b.switches,) = _U32.unpack_from(v, pos)
+        pos += 4
+    b.brands = _brands(v, pos)
+    return b
+
+
 def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
     """Decode a user hash (HGETALL result) into a :class:`UserState`; None if empty."""
     meta = h.get(b"m")
@@ -84,9 +108,7 @@ def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
     days = st.days
     for field, value in h.items():
         if len(field) == 3 and field[0] == 100:  # b"d" + uint16 day
-            n, np_, nc, pn, spend, pmean, pm2, sw = _DAY.unpack_from(value)
-            days[_DAYNUM.unpack_from(field, 1)[0]] = DayBucket(
-                n, np_, nc, spend, pn, pmean, pm2, sw, _brands(value, _DAY.size))
+            days[_DAYNUM.unpack_from(field, 1)[0]] = _day(value)
     return st
 
 

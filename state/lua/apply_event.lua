@@ -14,9 +14,10 @@
 --   o   '<Hd' partition, offset of the last applied record
 --   lb  brand of the last branded event in arrival order
 --   x   dedupe records, 10 bytes each: '<H' day + 8-byte fingerprint
---   'd' .. '<H' day   one UTC day: '<IIIIdddI' (events, purchases, carts, priced events,
---       spend, price mean, price M2, brand switches), then that day's brand counts as
---       repeated ('<IH' count, length, brand bytes)
+--   'd' .. '<H' day   one UTC day: '<BI' flags, events; then only the parts whose flag is
+--       set: 1 '<Id' purchases, spend; 2 '<I' carts; 4 '<Idd' priced events, price mean,
+--       price M2; 8 '<I' brand switches; then that day's brand counts as repeated
+--       ('<IH' count, length, brand bytes). Absent parts are zero.
 -- Fields are read with one HMGET and written with one HSET (each call costs more than
 -- the arithmetic around it).
 local key = KEYS[2]
@@ -25,7 +26,28 @@ local fp, t, part, off, typ, want_flag, price = struct.unpack('<c8dddBBd', ARGV[
 local brand, want = ARGV[3], want_flag == 1
 if price ~= price then price = nil end
 local DAY = 86400000
-local DAYREC = 44 -- bytes of '<IIIIdddI'
+
+local function bit(flags, b) return math.floor(flags / b) % 2 == 1 end
+
+-- a day record: n, purchases, carts, priced, spend, price mean, price M2, switches, next pos
+local function unpack_day(v)
+  local flags, n, pos = struct.unpack('<BI', v)
+  local np, nc, pn, spend, pmean, pm2, sw = 0, 0, 0, 0.0, 0.0, 0.0, 0
+  if bit(flags, 1) then np, spend, pos = struct.unpack('<Id', v, pos) end
+  if bit(flags, 2) then nc, pos = struct.unpack('<I', v, pos) end
+  if bit(flags, 4) then pn, pmean, pm2, pos = struct.unpack('<Idd', v, pos) end
+  if bit(flags, 8) then sw, pos = struct.unpack('<I', v, pos) end
+  return n, np, nc, pn, spend, pmean, pm2, sw, pos
+end
+
+local function pack_day(n, np, nc, pn, spend, pmean, pm2, sw)
+  local flags, parts = 0, {}
+  if np > 0 then flags = flags + 1; parts[#parts + 1] = struct.pack('<Id', np, spend) end
+  if nc > 0 then flags = flags + 2; parts[#parts + 1] = struct.pack('<I', nc) end
+  if pn > 0 then flags = flags + 4; parts[#parts + 1] = struct.pack('<Idd', pn, pmean, pm2) end
+  if sw > 0 then flags = flags + 8; parts[#parts + 1] = struct.pack('<I', sw) end
+  return struct.pack('<BI', flags, n) .. table.concat(parts)
+end
 local day = math.floor(t / DAY)
 local NAMES = {[0] = 'applied', [1] = 'late', [2] = 'late_outside', [3] = 'duplicate'}
 
@@ -59,7 +81,7 @@ local function aggregates()
   for _, dd in ipairs(days) do
     if dd >= today - 29 and dd <= today then
       local v = vals[dd]
-      local n, p, c, bpn, bspend, bmean, bm2, bsw = struct.unpack('<IIIIdddI', v)
+      local n, p, c, bpn, bspend, bmean, bm2, bsw, i = unpack_day(v)
       if n > 0 then
         active[#active + 1] = struct.pack('<H', dd)
         n30 = n30 + n
@@ -78,7 +100,6 @@ local function aggregates()
           pm2 = pm2 + bm2 + delta * delta * pn * bpn / tot
           pn = tot
         end
-        local i = DAYREC + 1
         while i <= #v do
           local cnt, len = struct.unpack('<IH', v, i)
           local name = string.sub(v, i + 6, i + 5 + len)
@@ -173,8 +194,9 @@ x = (x or '') .. struct.pack('<H', day) .. fp
 local n, np, nc, pn, spend, pmean, pm2, sw = 0, 0, 0, 0, 0.0, 0.0, 0.0, 0
 local bs = ''
 if d then
-  n, np, nc, pn, spend, pmean, pm2, sw = struct.unpack('<IIIIdddI', d)
-  bs = string.sub(d, DAYREC + 1)
+  local pos
+  n, np, nc, pn, spend, pmean, pm2, sw, pos = unpack_day(d)
+  bs = string.sub(d, pos)
 end
 n = n + 1
 if typ == 2 then
@@ -209,7 +231,7 @@ if brand ~= '' then
   end
 end
 fields[#fields + 1] = dkey
-fields[#fields + 1] = struct.pack('<IIIIdddI', n, np, nc, pn, spend, pmean, pm2, sw) .. bs
+fields[#fields + 1] = pack_day(n, np, nc, pn, spend, pmean, pm2, sw) .. bs
 redis.call('HSET', key, unpack(fields))
 if late then return reply(1) end
 return reply(0)
