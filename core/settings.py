@@ -22,10 +22,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_ENV_FILE = ".churnstream/services.env"
 
 
-def _csv(value: object) -> object:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return value
+def _csv(value: str) -> list[str]:
+    """Comma-separated environment values."""
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 class Settings(BaseSettings):
@@ -73,14 +72,12 @@ class Settings(BaseSettings):
     @field_validator("event_types", mode="before")
     @classmethod
     def _split_types(cls, value: object) -> object:
-        return _csv(value)
+        return _csv(value) if isinstance(value, str) else value
 
     @field_validator("tier_cuts", mode="before")
     @classmethod
     def _split_cuts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(float(v) for v in value.split(",") if v.strip())
-        return value
+        return tuple(float(v) for v in _csv(value)) if isinstance(value, str) else value
 
     @field_validator("tier_cuts")
     @classmethod

@@ -83,8 +83,11 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
         proc.on_rebalance()
 
     @app.task
-    async def check_redis() -> None:
+    async def after_start() -> None:
         tune_gc()
+
+    @app.task
+    async def check_redis() -> None:
         await store.load_scripts()
         for warning in await store.check_config():
             log.warning("redis config: %s", warning)

@@ -87,7 +87,7 @@ class Namespace:
                         app_id=env["CHURN_APP_ID"], partitions=4,
                         training_topic=env["CHURN_TRAINING_TOPIC"])
 
-    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
         path = self.tmp / f"{self.name}-{args[0]}-{len(self.procs)}.log"
         self.logs.append(path)
         log = open(path, "wb")  # noqa: SIM115
@@ -97,11 +97,11 @@ class Namespace:
         return proc
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        return self._spawn("worker")
+        return self.spawn("worker")
 
     def start_api(self) -> str:
         port = free_port()
-        proc = self._spawn("api", "--port", str(port))
+        proc = self.spawn("api", "--port", str(port))
         url = f"http://127.0.0.1:{port}"
 
         def up() -> bool:

@@ -59,13 +59,13 @@ def test_learner_resumes_exactly_after_sigkill(namespace) -> None:  # type: igno
         raw = r.hget(meta_key, "examples")
         return int(raw) if raw is not None else 0
 
-    learner = namespace._spawn("learner")
+    learner = namespace.spawn("learner")
     wait_until(lambda: learned() >= 1000, 120, "1000 examples checkpointed")
     learner.send_signal(signal.SIGKILL)
     learner.wait()
     version_at_kill = int(r.hget(meta_key, "version"))
     assert learned() < n
-    learner = namespace._spawn("learner")
+    learner = namespace.spawn("learner")
     wait_until(lambda: learned() == n, 120, "every example learned")
     learner.send_signal(signal.SIGTERM)
     assert learner.wait(30) == 0
