@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,10 +49,16 @@ class LearnerState:
         try:
             body = json.loads(raw)
             features = {name: float(body["features"][name]) for name in FEATURE_NAMES}
-            y = bool(int(body["label"]))
+            label = body["label"]
         except (ValueError, KeyError, TypeError):
             self.invalid += 1
             return None
+        # a NaN/inf feature or a label other than 0/1 would poison the model: skip, count
+        if label not in (0, 1) or isinstance(label, bool) or not all(
+                math.isfinite(v) for v in features.values()):
+            self.invalid += 1
+            return None
+        y = label == 1
         x = model_inputs(features)
         p = float(self.pipeline.predict_proba_one(x).get(True, 0.5))
         self.metrics.update(p, y)
