@@ -19,6 +19,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.tiers import AlertGate, TierPolicy
+
 DEFAULT_ENV_FILE = ".churnstream/services.env"
 
 
@@ -60,8 +62,25 @@ class Settings(BaseSettings):
     learner_checkpoint_every: int = Field(5000, ge=1)
     learner_checkpoint_seconds: float = Field(5.0, gt=0)
 
-    # tiers: cumulative shares of the ranking (critical, high, elevated)
+    model_poll_seconds: float = Field(2.0, gt=0)  # workers hot-reload new versions
+
+    # labels: daily anchors snapshot this share of active users (deterministic per user/day)
+    label_sample_rate: float = Field(1 / 30, ge=0, le=1)
+
+    # sweeper: rescore silent users at each anchor, churn users silent > H days
+    sweep_interval_seconds: float = Field(1.0, gt=0)
+    sweep_chunk: int = Field(2000, ge=1)
+    retention_days: int = Field(180, ge=0)  # delete churned users silent this long; 0 = never
+
+    # tiers: cumulative shares of the ranking (critical, high, elevated), or with
+    # tier_mode=absolute descending risk thresholds (tier_abs_cuts)
     tier_cuts: Annotated[tuple[float, float, float], NoDecode] = (0.05, 0.15, 0.30)
+    tier_mode: str = Field("percentile", pattern="^(percentile|absolute)$")
+    tier_abs_cuts: Annotated[tuple[float, float, float], NoDecode] = (0.8, 0.6, 0.4)
+    tier_margin: float = Field(0.01, ge=0)  # hysteresis, in rank share (or probability)
+    alerts_topic: str = "risk.alerts"
+    alerts_per_day: int = Field(3, ge=1)  # per user per UTC day (event time)
+    tier_min_dwell_hours: float = Field(0.0, ge=0)
 
     # api
     api_host: str = "127.0.0.1"
@@ -74,7 +93,7 @@ class Settings(BaseSettings):
     def _split_types(cls, value: object) -> object:
         return _csv(value) if isinstance(value, str) else value
 
-    @field_validator("tier_cuts", mode="before")
+    @field_validator("tier_cuts", "tier_abs_cuts", mode="before")
     @classmethod
     def _split_cuts(cls, value: object) -> object:
         return tuple(float(v) for v in _csv(value)) if isinstance(value, str) else value
@@ -85,6 +104,30 @@ class Settings(BaseSettings):
         if not 0 < value[0] < value[1] < value[2] < 1:
             raise ValueError("tier cuts must be increasing shares in (0, 1)")
         return value
+
+    @field_validator("tier_abs_cuts")
+    @classmethod
+    def _check_abs_cuts(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not 1 > value[0] > value[1] > value[2] > 0:
+            raise ValueError("absolute tier cuts must be decreasing probabilities in (0, 1)")
+        return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _check_retention(cls, value: int, info: Any) -> int:
+        horizon = info.data.get("churn_horizon_days", 30)
+        if value and value < 2 * horizon:
+            raise ValueError("retention_days must be 0 (never) or at least 2 x churn_horizon_days")
+        return value
+
+    def tier_policy(self) -> TierPolicy:
+        if self.tier_mode == "absolute":
+            return TierPolicy(cuts=self.tier_abs_cuts, margin=self.tier_margin, absolute=True)
+        return TierPolicy(cuts=self.tier_cuts, margin=self.tier_margin)
+
+    def alert_gate(self) -> AlertGate:
+        return AlertGate(per_day=self.alerts_per_day,
+                         min_dwell_ms=int(self.tier_min_dwell_hours * 3_600_000))
 
     def allowed_types(self) -> frozenset[str]:
         return frozenset(self.event_types)

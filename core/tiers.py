@@ -22,6 +22,9 @@ margin, so a user hovering at a threshold does not flap:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
+
+DAY_MS = 86_400_000
 
 TIERS: tuple[str, ...] = ("critical", "high", "elevated", "low")
 CHURNED = "churned"
@@ -94,3 +97,50 @@ class AlertGate:
         if sent_today >= self.per_day:
             return False
         return now_ms - entered_tier_ms >= self.min_dwell_ms
+
+
+class TierRecord(NamedTuple):
+    """The stored (alerted) tier of a user: index in :data:`ALL_TIERS`, when it was
+    entered (event time, ms), and the alerts sent on one UTC day (the per-day bound)."""
+
+    tier: int
+    entered_ms: int
+    alert_day: int
+    alerts_that_day: int
+
+
+def decide(cur: TierRecord | None, position: float, now_ms: int, policy: TierPolicy,
+           gate: AlertGate, silent_days: float = 0.0, horizon_days: int = 30,
+           ) -> tuple[TierRecord, bool] | None:
+    """The stored tier after a rescore at ``now_ms``: None when it stays, else the new
+    record and whether the change is alerted.
+
+    A user's first tier is recorded without an alert. Every later change is an alert,
+    so alerts are exactly the stored changes; a change the gate refuses (per-day bound,
+    minimum dwell) does not happen until a later rescore. Entering or leaving
+    ``churned`` is never refused.
+
+    >>> p, g = TierPolicy(), AlertGate(per_day=1)
+    >>> first, alerted = decide(None, 0.5, 0, p, g)
+    >>> ALL_TIERS[first.tier], alerted
+    ('low', False)
+    >>> rec, alerted = decide(first, 0.01, 1000, p, g)
+    >>> ALL_TIERS[rec.tier], alerted, rec.alerts_that_day
+    ('critical', True, 1)
+    >>> decide(rec, 0.5, 2000, p, g) is None  # second alert on the same day: refused
+    True
+    >>> ALL_TIERS[decide(rec, 0.5, DAY_MS, p, g)[0].tier]  # next day
+    'low'
+    """
+    current = ALL_TIERS[cur.tier] if cur is not None else None
+    new = next_tier(current, position, policy, silent_days, horizon_days)
+    if new == current:
+        return None
+    day = now_ms // DAY_MS
+    code = ALL_TIERS.index(new)
+    if cur is None:
+        return TierRecord(code, now_ms, day, 0), False
+    sent = cur.alerts_that_day if cur.alert_day == day else 0
+    if CHURNED not in (new, current) and not gate.allow(sent, cur.entered_ms, now_ms):
+        return None
+    return TierRecord(code, now_ms, day, sent + 1), True

@@ -3,7 +3,8 @@
 Fields: ``m`` lifetime scalars (3 little-endian doubles: first, last, last
 purchase ms), ``o`` last applied (partition, offset), ``lb`` last brand,
 ``x`` dedupe records (uint16 day + 8-byte fingerprint), ``d`` + uint16 day:
-that day's aggregates followed by its brand counts, ``s`` the latest score.
+that day's aggregates followed by its brand counts, ``s`` the latest score,
+``t`` the stored tier (:class:`TierRecord`).
 One field per day keeps a typical user within the compact listpack encoding
 and under the 1 KiB budget (bench/).
 
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from core.features import Aggregates, DayBucket, UserState
+from core.tiers import TierRecord
 
 _META = struct.Struct("<ddd")
 _HEAD = struct.Struct("<BI")  # flags, events
@@ -34,34 +36,67 @@ _DAYNUM = struct.Struct("<H")
 
 
 class Score(NamedTuple):
+    """A stored score: risk, its reference time, who spoke (scorer name, model version;
+    0 = no model) and the reasons as (feature index in FEATURE_NAMES, contribution)."""
+
     risk: float
     as_of_ms: int
     scorer: str
+    version: int = 0
+    reasons: tuple[tuple[int, float], ...] = ()
 
 
-_SCORE = struct.Struct("<dq")
+_SCORE = struct.Struct("<ddIB")  # risk, as_of (write_score.lua reads it at byte 9), version, n
+_REASON = struct.Struct("<Bf")
 # scorers stored as one byte; any other name is stored in full after a 0 byte
-_SCORER_CODES = {"rule:recency-frequency": b"\x01"}
+_SCORER_CODES = {"rule:recency-frequency": b"\x01", "model:logreg": b"\x02"}
 _SCORER_NAMES = {code: name for name, code in _SCORER_CODES.items()}
 
 
 def encode_score(score: Score) -> bytes:
-    """Risk, reference time and scorer in 17 bytes for the known scorers.
+    """Risk, reference time, model version, up to 255 reasons and the scorer.
 
     >>> decode_score(encode_score(Score(0.25, 1000, "rule:recency-frequency")))
-    Score(risk=0.25, as_of_ms=1000, scorer='rule:recency-frequency')
-    >>> decode_score(encode_score(Score(0.5, 7, "model:v3")))
-    Score(risk=0.5, as_of_ms=7, scorer='model:v3')
+    Score(risk=0.25, as_of_ms=1000, scorer='rule:recency-frequency', version=0, reasons=())
+    >>> decode_score(encode_score(Score(0.5, 7, "model:arf", 3, ((8, 0.5), (0, 0.25)))))
+    Score(risk=0.5, as_of_ms=7, scorer='model:arf', version=3, reasons=((8, 0.5), (0, 0.25)))
+    >>> len(encode_score(Score(0.5, 7, "model:logreg", 3, ((8, 0.5), (0, 0.25), (1, 0.1)))))
+    37
     """
     code = _SCORER_CODES.get(score.scorer) or b"\x00" + score.scorer.encode()
-    return _SCORE.pack(score.risk, score.as_of_ms) + code
+    parts = [_SCORE.pack(score.risk, score.as_of_ms, score.version, len(score.reasons))]
+    parts += [_REASON.pack(i, c) for i, c in score.reasons]
+    parts.append(code)
+    return b"".join(parts)
 
 
 def decode_score(raw: bytes) -> Score:
-    risk, as_of = _SCORE.unpack_from(raw)
-    tail = raw[_SCORE.size:]
+    risk, as_of, version, n = _SCORE.unpack_from(raw)
+    pos = _SCORE.size
+    reasons = []
+    for _ in range(n):
+        reasons.append(_REASON.unpack_from(raw, pos))
+        pos += _REASON.size
+    tail = raw[pos:]
     scorer = _SCORER_NAMES[tail] if tail in _SCORER_NAMES else tail[1:].decode()
-    return Score(risk, as_of, scorer)
+    return Score(risk, int(as_of), scorer, version, tuple(reasons))
+
+
+_TIER = struct.Struct("<BdHB")
+
+
+def encode_tier(rec: TierRecord) -> bytes:
+    """The stored tier in 12 bytes (field ``t`` of the user hash).
+
+    >>> decode_tier(encode_tier(TierRecord(2, 86_400_000, 1, 3)))
+    TierRecord(tier=2, entered_ms=86400000, alert_day=1, alerts_that_day=3)
+    """
+    return _TIER.pack(rec.tier, rec.entered_ms, rec.alert_day, min(255, rec.alerts_that_day))
+
+
+def decode_tier(raw: bytes) -> TierRecord:
+    tier, entered, day, n = _TIER.unpack(raw)
+    return TierRecord(tier, int(entered), day, n)
 
 
 def _brands(raw: bytes, start: int) -> dict[str, int]:
@@ -115,13 +150,15 @@ def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
 _AGG = struct.Struct("<IIIIIIIIIdddddd")
 
 
-def decode_aggregates(raw: bytes) -> Aggregates:
-    """Window aggregates packed by ``aggregates()`` in ``lua/apply_event.lua``."""
+def decode_aggregates(raw: bytes, now_ms: int | None = None) -> Aggregates:
+    """Window aggregates packed by ``aggregates()`` in ``lua/aggregates.lua``, at ``now_ms``
+    (default: the newest event, which is what ``apply_event.lua`` computes them at)."""
     n7, n15, n30, np_, nc, sw, pn, btot, bmax, spend, pmean, pm2, first, last, lastp = \
         _AGG.unpack_from(raw)
     k = (len(raw) - _AGG.size) // 2
     active = struct.unpack_from(f"<{k}H", raw, _AGG.size)
-    return Aggregates(now_ms=int(last), n7=n7, n15=n15, n30=n30, active_days=active,
+    now = int(last) if now_ms is None else now_ms
+    return Aggregates(now_ms=now, n7=n7, n15=n15, n30=n30, active_days=active,
                       purchases=np_, carts=nc, spend=spend, price_n=pn, price_mean=pmean,
                       price_m2=pm2, switches=sw, brand_total=btot, brand_max=bmax,
                       first_ms=int(first), last_ms=int(last), last_purchase_ms=int(lastp))

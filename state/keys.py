@@ -6,6 +6,8 @@ the few global keys stay small per entry (one field per partition or counter).
 >>> k = Keys("churn")
 >>> k.user("42"), k.offsets, k.stats, k.watermark
 ('churn:{u:42}', 'churn:offsets', 'churn:stats', 'churn:watermark')
+>>> k.active(3), k.pending(3, 86_400_000)
+('churn:active:3', 'churn:pending:3:86400000')
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 class Keys:
     """All key names, under one configurable prefix."""
 
-    __slots__ = ("_user_prefix", "offsets", "prefix", "rank", "stats", "watermark")
+    __slots__ = ("_user_prefix", "clock", "offsets", "population", "prefix", "rank", "stats",
+                 "tiers", "watermark")
 
     def __init__(self, prefix: str = "churn") -> None:
         self.prefix = prefix
@@ -22,11 +25,26 @@ class Keys:
         self.stats = f"{prefix}:stats"  # counter name -> count
         self.watermark = f"{prefix}:watermark"  # partition -> largest event time (ms)
         self.rank = f"{prefix}:rank"  # sorted set: user id -> current risk (the Top-K index)
+        self.tiers = f"{prefix}:tiers"  # stored tier -> users in it
+        self.clock = f"{prefix}:clock"  # a:<p> last anchor done, s:<p> swept until (ms)
+        self.population = f"{prefix}:population"  # partition -> feature sums at its anchor
         self._user_prefix = f"{prefix}:{{u:"
 
     def user(self, user_id: str) -> str:
         """The user's hash: lifetime scalars, day buckets, dedupe records, score."""
         return f"{self._user_prefix}{user_id}}}"
+
+    def active(self, partition: int) -> str:
+        """Sorted set: the partition's users not churned -> their newest event (ms)."""
+        return f"{self.prefix}:active:{partition}"
+
+    def gone(self, partition: int) -> str:
+        """Sorted set: the partition's churned users -> newest event (for retention)."""
+        return f"{self.prefix}:gone:{partition}"
+
+    def pending(self, partition: int, anchor_ms: int) -> str:
+        """Hash: label snapshots taken at ``anchor_ms``, user -> packed features."""
+        return f"{self.prefix}:pending:{partition}:{anchor_ms}"
 
     def user_scan_pattern(self) -> str:
         return f"{self._user_prefix}*"

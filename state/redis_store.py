@@ -14,8 +14,9 @@ from redis.exceptions import ResponseError
 
 from core.events import fingerprint
 from core.features import HORIZON_DAYS, UserState
-from state.codec import Score, decode_aggregates, decode_score, decode_state, encode_score
+from state.codec import Score, decode_aggregates, decode_score, decode_state
 from state.keys import Keys
+from state.redis_live import RedisLiveOps
 from state.resp import ReplyError, RespConnection, pack
 from state.store import Applied, Commit, Item
 
@@ -28,8 +29,11 @@ def _script(name: str) -> str:
     return resources.files("state").joinpath("lua", name).read_text()
 
 
-APPLY_LUA = _script("apply_event.lua")
-COMMIT_LUA = _script("commit_batch.lua")
+_AGGREGATES = _script("aggregates.lua")
+SCRIPTS = {"apply_event": _AGGREGATES + _script("apply_event.lua"),
+           "commit_batch": _script("commit_batch.lua"),
+           "aggregates_at": _AGGREGATES + _script("aggregates_at.lua"),
+           "write_score": _script("write_score.lua")}
 
 
 def _url_of(kw: dict[str, Any]) -> str:
@@ -46,7 +50,7 @@ def connect(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, protocol=2, decode_responses=False)
 
 
-class RedisFeatureStore:
+class RedisFeatureStore(RedisLiveOps):
     """Feature store over one Redis (or a Redis-protocol server such as Valkey)."""
 
     def __init__(self, client: Any, prefix: str = "churn",
@@ -60,12 +64,17 @@ class RedisFeatureStore:
         self.hot = RespConnection(_url_of(kw))
         self.keys = Keys(prefix)
         self.horizon = str(horizon_days).encode()
-        self._apply_sha: str | None = None
-        self._commit_sha: str | None = None
+        self._shas: dict[str, str] = {}
 
     async def load_scripts(self) -> None:
-        self._apply_sha = await self.r.script_load(APPLY_LUA)
-        self._commit_sha = await self.r.script_load(COMMIT_LUA)
+        for name, src in SCRIPTS.items():
+            sha = await self.r.script_load(src)
+            self._shas[name] = sha.decode() if isinstance(sha, bytes) else sha
+
+    async def _sha(self, name: str) -> str:
+        if name not in self._shas:
+            await self.load_scripts()
+        return self._shas[name]
 
     async def check_config(self) -> list[str]:
         """Warnings about server settings that cost memory (not errors)."""
@@ -86,17 +95,16 @@ class RedisFeatureStore:
         raw = await self.r.hgetall(self.keys.offsets)
         return {int(k): int(v) for k, v in raw.items()}
 
-    async def apply(self, items: Sequence[Item], commits: Sequence[Commit] = (),
-                    scores: Sequence[tuple[str, Score]] = ()) -> list[Applied]:
-        if self._apply_sha is None:
+    async def apply(self, items: Sequence[Item], commits: Sequence[Commit] = ()) -> list[Applied]:
+        if not self._shas:
             await self.load_scripts()
         try:
-            replies = await self._run(items, commits, scores)
+            replies = await self._run(items, commits)
         except ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
             await self.load_scripts()  # server restarted or script cache flushed
-            replies = await self._run(items, commits, scores)
+            replies = await self._run(items, commits)
         out = []
         for rep in replies[:len(items)]:
             if len(rep) > 1:
@@ -105,13 +113,12 @@ class RedisFeatureStore:
                 out.append(Applied(rep[0], None))
         return out
 
-    async def _run(self, items: Sequence[Item], commits: Sequence[Commit],
-                   scores: Sequence[tuple[str, Score]]) -> list[Any]:
+    async def _run(self, items: Sequence[Item], commits: Sequence[Commit]) -> list[Any]:
         keys = self.keys
-        assert self._apply_sha is not None and self._commit_sha is not None
+        apply_sha, commit_sha = self._shas["apply_event"], self._shas["commit_batch"]
         # EVALSHA sha 2 <stats> <user> <horizon> <packed args> <brand> <type>, with the
         # constant parts packed once per batch (the same bytes pack() would give)
-        fmt = b"*9\r\n" + pack(b"EVALSHA", self._apply_sha, b"2", keys.stats)[4:] \
+        fmt = b"*9\r\n" + pack(b"EVALSHA", apply_sha, b"2", keys.stats)[4:] \
             + b"$%d\r\n%b\r\n" + pack(self.horizon)[4:] \
             + b"$%d\r\n" % _ARGS.size + b"%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
         user, packer, nan, codes = keys.user, _ARGS.pack, math.nan, _TYPE_CODES
@@ -129,13 +136,9 @@ class RedisFeatureStore:
             cargs: list[object] = [c.partition, c.last_offset, c.watermark_ms]
             for name, inc in c.counters.items():
                 cargs += [name, inc]
-            add(pack(b"EVALSHA", self._commit_sha, b"3", keys.offsets, keys.stats,
+            add(pack(b"EVALSHA", commit_sha, b"3", keys.offsets, keys.stats,
                      keys.watermark, *cargs))
-        for uid, score in scores:
-            add(pack(b"HSET", keys.user(uid), b"s", encode_score(score)))
-            add(pack(b"ZADD", keys.rank, repr(score.risk), uid))
         return await self.hot.transaction(cmds)
-
 
     async def user(self, user_id: str) -> tuple[UserState | None, Score | None]:
         h = await self.r.hgetall(self.keys.user(user_id))

@@ -1,8 +1,9 @@
-"""The feature-store interface and its in-memory backend.
+"""The feature-store interface: per-user state, scores, tiers, label snapshots, clocks.
 
-The stream processor talks to a :class:`FeatureStore`; the Redis backend
-(:mod:`state.redis_store`) is the real one, :class:`MemoryFeatureStore` serves
-offline evaluation and unit tests. One test suite runs over both.
+The stream processor, the anchors and the sweeper talk to a :class:`FeatureStore`;
+the Redis backend (:mod:`state.redis_store`) is the real one,
+:class:`state.memory_store.MemoryFeatureStore` serves offline evaluation and unit
+tests. One test suite runs over both.
 
 A batch is applied atomically: per-event state changes, the batch's counters,
 the partition's applied offset and watermark, and the score writes carried
@@ -14,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
-from core.apply import DUPLICATE, REDELIVERED, STATUS_NAMES, MemoryUser, apply_event
 from core.events import Event
-from core.features import HORIZON_DAYS, Aggregates, UserState, window_aggregates
+from core.features import Aggregates, UserState
+from core.tiers import TierRecord
 from state.codec import Score
 
 
@@ -46,13 +47,86 @@ class Applied(NamedTuple):
     aggregates: Aggregates | None
 
 
+class ScoreWrite(NamedTuple):
+    user_id: str
+    partition: int
+    score: Score
+    last_ms: int  # the user's newest event (the active index's sort key)
+
+
+class Placed(NamedTuple):
+    """Result of one score write: whether it was stored, the user's 0-based rank and the
+    ranked users right after it, and the stored tier it found."""
+
+    written: bool
+    rank: int
+    ranked: int
+    tier: TierRecord | None
+
+
+class TierChange(NamedTuple):
+    user_id: str
+    partition: int
+    old: int | None  # index in core.tiers.ALL_TIERS; None for a user's first tier
+    record: TierRecord
+    last_ms: int
+
+
 class FeatureStore(Protocol):
     async def applied_offsets(self) -> dict[int, int]:
         """Last applied offset per partition (what a new owner of a partition skips)."""
 
-    async def apply(self, items: Sequence[Item], commits: Sequence[Commit] = (),
-                    scores: Sequence[tuple[str, Score]] = ()) -> list[Applied]:
+    async def apply(self, items: Sequence[Item], commits: Sequence[Commit] = ()) -> list[Applied]:
         """Apply a batch atomically; one :class:`Applied` per item, in order."""
+
+    async def write_scores(self, writes: Sequence[ScoreWrite]) -> list[Placed]:
+        """Store scores (unless a newer one is stored), update the rank and active indexes;
+        one :class:`Placed` per write, ranks as they are right after each write."""
+
+    async def write_tiers(self, changes: Sequence[TierChange], counters: dict[str, int]) -> None:
+        """Store tier changes (counts per tier; churned users leave the rank and active
+        indexes for the partition's retention index) and add ``counters`` to the stats."""
+
+    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int) -> list[Aggregates | None]:
+        """Window aggregates of each user at ``now_ms`` (None: no state)."""
+
+    async def active_users(self, partition: int, after_ms: float, until_ms: float
+                           ) -> list[tuple[str, int]]:
+        """(user, newest event) of the partition's non-churned users with newest event in
+        ``(after_ms, until_ms]``, ordered by user id."""
+
+    async def last_events(self, user_ids: Sequence[str]) -> list[int | None]:
+        """Newest event time of each user (None: no state)."""
+
+    async def clock(self) -> dict[str, int]:
+        """Per-partition clocks: ``a:<p>`` last anchor done, ``s:<p>`` swept until (ms)."""
+
+    async def set_clock(self, name: str, value_ms: int) -> None:
+        """Set one clock field (only ever forwards)."""
+
+    async def put_snapshots(self, partition: int, anchor_ms: int,
+                            rows: Sequence[tuple[str, Sequence[float]]]) -> None:
+        """Pending label snapshots taken at an anchor (features in FEATURE_NAMES order),
+        and the partition's population feature sums at that anchor."""
+
+    async def snapshots(self, partition: int, anchor_ms: int) -> list[tuple[str, list[float]]]:
+        """Pending snapshots of one anchor, ordered by user id."""
+
+    async def finish_anchor(self, partition: int, anchor_ms: int, released_anchor_ms: int,
+                            counters: dict[str, int]) -> None:
+        """Atomically: drop the released snapshots, mark the anchor done, count."""
+
+    async def population(self) -> tuple[int, dict[str, float]]:
+        """(users, feature means) over the latest anchor snapshots of all partitions."""
+
+    async def tier_of(self, user_id: str) -> TierRecord | None:
+        """Stored (alerted) tier of one user."""
+
+    async def tier_counts(self) -> dict[str, int]:
+        """Users per stored tier."""
+
+    async def retire(self, partition: int, silent_before_ms: int) -> int:
+        """Delete churned users of the partition whose newest event is before the bound."""
 
     async def user(self, user_id: str) -> tuple[UserState | None, Score | None]:
         """Current state and latest score of one user."""
@@ -76,73 +150,5 @@ class FeatureStore(Protocol):
         """Number of ranked users."""
 
 
-class MemoryFeatureStore:
-    """Dict-backed store with the exact semantics of the Redis scripts."""
-
-    def __init__(self, horizon_days: int = HORIZON_DAYS) -> None:
-        self.horizon_days = horizon_days
-        self.users: dict[str, MemoryUser] = {}
-        self.scores: dict[str, Score] = {}
-        self._offsets: dict[int, int] = {}
-        self._stats: dict[str, int] = {}
-        self._wm: dict[int, int] = {}
-
-    async def applied_offsets(self) -> dict[int, int]:
-        return dict(self._offsets)
-
-    async def apply(self, items: Sequence[Item], commits: Sequence[Commit] = (),
-                    scores: Sequence[tuple[str, Score]] = ()) -> list[Applied]:
-        out = []
-        for it in items:
-            status = apply_event(self.users, it.event, it.partition, it.offset, self.horizon_days)
-            if status != REDELIVERED:
-                name = STATUS_NAMES[status]
-                self._stats[name] = self._stats.get(name, 0) + 1
-                if status != DUPLICATE:
-                    tname = "type:" + it.event.event_type
-                    self._stats[tname] = self._stats.get(tname, 0) + 1
-            mu = self.users.get(it.event.user_id)
-            agg = window_aggregates(mu.state, mu.state.last_ms) if it.want_state and mu else None
-            out.append(Applied(status, agg))
-        for c in commits:
-            if c.last_offset <= self._offsets.get(c.partition, -1):
-                continue
-            self._offsets[c.partition] = c.last_offset
-            for name, inc in c.counters.items():
-                self._stats[name] = self._stats.get(name, 0) + inc
-            if c.watermark_ms > self._wm.get(c.partition, -1):
-                self._wm[c.partition] = c.watermark_ms
-        for uid, score in scores:
-            self.scores[uid] = score
-        return out
-
-    async def user(self, user_id: str) -> tuple[UserState | None, Score | None]:
-        mu = self.users.get(user_id)
-        return (mu.state if mu else None), self.scores.get(user_id)
-
-    async def stats(self) -> dict[str, int]:
-        return dict(self._stats)
-
-    async def watermarks(self) -> dict[int, int]:
-        return dict(self._wm)
-
-    async def count_users(self) -> int:
-        return len(self.users)
-
-    def _ranking(self) -> list[tuple[str, float]]:
-        # the order of ZREVRANGE: risk descending, equal risks by member descending
-        return sorted(((u, s.risk) for u, s in self.scores.items()),
-                      key=lambda ur: (ur[1], ur[0].encode()), reverse=True)
-
-    async def top(self, offset: int, count: int) -> list[tuple[str, float]]:
-        return self._ranking()[offset:offset + max(0, count)]
-
-    async def rank_of(self, user_id: str) -> tuple[int, int] | None:
-        ranking = [u for u, _ in self._ranking()]
-        return (ranking.index(user_id), len(ranking)) if user_id in self.scores else None
-
-    async def count_ranked(self) -> int:
-        return len(self.scores)
-
-
-__all__ = ["REDELIVERED", "Applied", "Commit", "FeatureStore", "Item", "MemoryFeatureStore"]
+__all__ = ["Applied", "Commit", "FeatureStore", "Item", "Placed", "ScoreWrite",
+           "TierChange"]

@@ -8,8 +8,12 @@ learned, and on start it resumes from the newest checkpoint at the next offset:
 the Kafka offset lives in the checkpoint, not in a consumer group, so no
 example is learned twice or lost across crashes.
 
-Message format (JSON): ``{"user_id", "t": epoch ms, "features": {17 features},
-"label": 0|1, "release": epoch ms}``.
+Message format (JSON, written by :mod:`stream.anchors`): ``{"user_id",
+"partition", "t": anchor ms, "i": index in that anchor's release, "n": its size,
+"features": {17 features}, "label": 0|1, "release": ms}``. Releases of one partition
+come in anchor order and are repeated whole after a worker crash, so an example
+whose ``(t, i)`` is not after the last one learned from its partition is a repeat:
+it is counted and skipped.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class LearnerState:
     labels: Counter[int] = field(default_factory=Counter)
     invalid: int = 0
     offset: int = -1
+    repeats: int = 0
+    positions: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (t, i)
 
     def learn(self, raw: bytes, offset: int) -> float | None:
         """Predict, then learn one example; returns the prequential prediction."""
@@ -50,8 +56,14 @@ class LearnerState:
             body = json.loads(raw)
             features = {name: float(body["features"][name]) for name in FEATURE_NAMES}
             label = body["label"]
-        except (ValueError, KeyError, TypeError):
+            where = (int(body.get("partition", -1)), int(body.get("t", -1)),
+                     int(body.get("i", -1)))
+        except (ValueError, KeyError, TypeError, AttributeError):
             self.invalid += 1
+            return None
+        part, pos = where[0], where[1:]
+        if part >= 0 and pos <= self.positions.get(part, (-1, -1)):
+            self.repeats += 1
             return None
         # a NaN/inf feature or a label other than 0/1 would poison the model: skip, count
         if label not in (0, 1) or isinstance(label, bool) or not all(
@@ -65,12 +77,15 @@ class LearnerState:
         self.pipeline.learn_one(x, y)
         self.examples += 1
         self.labels[int(y)] += 1
+        if part >= 0:
+            self.positions[part] = pos
         return p
 
     def summary(self) -> dict[str, float]:
         out = self.metrics.summary()
         out.update(examples=float(self.examples), label_0=float(self.labels[0]),
-                   label_1=float(self.labels[1]), invalid=float(self.invalid))
+                   label_1=float(self.labels[1]), invalid=float(self.invalid),
+                   repeats=float(self.repeats))
         return out
 
 

@@ -28,10 +28,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.events import DEFAULT_EVENT_TYPES, Rejected, parse_event
-from core.features import compute_features
-from core.rules import RULE_NAME, recency_frequency_risk
-from state.codec import Score
+from core.labels import DAY_MS
+from core.tiers import AlertGate, TierPolicy
 from state.store import Commit, FeatureStore, Item
+from stream.anchors import Anchors
+from stream.live import Live
 
 
 class Record(NamedTuple):
@@ -69,21 +70,46 @@ class BatchStats:
     rejected: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     users_scored: int = 0
+    alerts: int = 0
+
+
+class _Segment:
+    """Records up to an anchor crossing: applied (and committed) together."""
+
+    __slots__ = ("items", "last_of_user", "last_off", "rejected", "wm")
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+        self.last_off: dict[int, int] = {}
+        self.wm: dict[int, int] = {}
+        self.rejected: dict[int, dict[str, int]] = {}
+        self.last_of_user: dict[str, int] = {}
+
+    def commits(self) -> list[Commit]:
+        return [Commit(p, off, self.wm.get(p, -1), self.rejected.get(p, {}))
+                for p, off in self.last_off.items()]
 
 
 class BatchProcessor:
     def __init__(self, store: FeatureStore, dead_letters: DeadLetterSink,
                  allowed_types: frozenset[str] = DEFAULT_EVENT_TYPES,
-                 churn_horizon_days: int = 30) -> None:
+                 churn_horizon_days: int = 30, live: Live | None = None,
+                 anchors: Anchors | None = None) -> None:
         self.store = store
         self.dead_letters = dead_letters
         self.allowed_types = allowed_types
         self.horizon = churn_horizon_days
+        self.live = live or Live(store, _no_alerts, TierPolicy(), AlertGate(),
+                                 churn_horizon_days)
+        self.anchors = anchors
+        self.lock = asyncio.Lock()  # batches and sweep chunks never overlap
         self._applied: dict[int, int] | None = None
+        self._anchor: dict[int, int] | None = None
 
     def on_rebalance(self) -> None:
-        """Forget cached applied offsets: another worker may have moved them."""
+        """Forget cached offsets and clocks: another worker may have moved them."""
         self._applied = None
+        self._anchor = None
 
     async def process_until_done(self, records: Sequence[Record],
                                  on_retry: Callable[[BaseException, float], None] | None = None,
@@ -91,73 +117,103 @@ class BatchProcessor:
         """:meth:`process`, retried with backoff while Redis (or the DLQ) is unreachable.
 
         Safe to repeat: a batch whose state already landed comes back as redelivered
-        (counted once, rescored); only DLQ messages may be sent twice.
+        (counted once, rescored); only DLQ messages and alerts may be sent twice.
         """
         delay = first_delay
         while True:
             try:
                 return await self.process(records)
             except TRANSIENT_ERRORS as exc:
-                self._applied = None  # re-read what landed before retrying
+                self.on_rebalance()  # re-read what landed before retrying
                 if on_retry is not None:
                     on_retry(exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(max_delay, delay * 2)
 
-    async def process(self, records: Sequence[Record]) -> BatchStats:
+    async def _load(self) -> tuple[dict[int, int], dict[int, int]]:
         if self._applied is None:
             self._applied = await self.store.applied_offsets()
-        applied = self._applied
+        if self._anchor is None:
+            clock = await self.store.clock()
+            anchor = {int(k[2:]): v for k, v in clock.items() if k.startswith("a:")}
+            for p, wm in (await self.store.watermarks()).items():
+                anchor.setdefault(p, wm - wm % DAY_MS)  # state from before anchors existed
+            self._anchor = anchor
+        return self._applied, self._anchor
+
+    async def process(self, records: Sequence[Record]) -> BatchStats:
+        async with self.lock:
+            return await self._process(records)
+
+    async def _process(self, records: Sequence[Record]) -> BatchStats:
+        applied, anchor = await self._load()
         allowed = self.allowed_types
         stats = BatchStats(records=len(records))
-        items: list[Item] = []
         dead: list[DeadLetter] = []
-        last_off: dict[int, int] = {}
-        wm: dict[int, int] = {}
-        rejected: dict[int, dict[str, int]] = {}
-        last_of_user: dict[str, int] = {}
+        segments: list[tuple[_Segment, list[tuple[int, int]]]] = []
+        seg = _Segment()
         for rec in records:
             p = rec.partition
             ev = parse_event(rec.value, allowed)
-            if rec.offset <= applied.get(p, -1):
+            fresh = rec.offset > applied.get(p, -1)
+            if not fresh:
                 stats.skipped += 1  # re-read after a crash or rebalance
-                if isinstance(ev, Rejected):
-                    continue
-            else:
-                last_off[p] = rec.offset
             if isinstance(ev, Rejected):
-                dead.append(DeadLetter(rec, ev.reason))
-                cnt = rejected.setdefault(p, {})
-                cnt["rejected"] = cnt.get("rejected", 0) + 1
-                key = "rejected:" + ev.reason
-                cnt[key] = cnt.get(key, 0) + 1
+                if fresh:
+                    seg.last_off[p] = rec.offset
+                    dead.append(DeadLetter(rec, ev.reason))
+                    cnt = seg.rejected.setdefault(p, {})
+                    cnt["rejected"] = cnt.get("rejected", 0) + 1
+                    key = "rejected:" + ev.reason
+                    cnt[key] = cnt.get(key, 0) + 1
                 continue
-            if ev.time_ms > wm.get(p, -1):
-                wm[p] = ev.time_ms
-            last_of_user[ev.user_id] = len(items)
-            items.append(Item(ev, p, rec.offset, False))
-        if not items and not dead:
-            return stats
-        for i in last_of_user.values():
-            items[i] = items[i]._replace(want_state=True)
+            t = ev.time_ms
+            a = anchor.get(p)
+            if a is None:  # the partition's first event: its clock starts that day
+                anchor[p] = a = t - t % DAY_MS
+                await self.store.set_clock(f"a:{p}", a)
+            if t > a + DAY_MS and self.anchors is not None:
+                # apply what came before, then run the anchors this event passes
+                crossed = list(range(a + DAY_MS, t, DAY_MS))
+                segments.append((seg, [(p, x) for x in crossed]))
+                seg = _Segment()
+                anchor[p] = crossed[-1]
+            if fresh:
+                seg.last_off[p] = rec.offset
+            if t > seg.wm.get(p, -1):
+                seg.wm[p] = t
+            seg.last_of_user[ev.user_id] = len(seg.items)
+            seg.items.append(Item(ev, p, rec.offset, False))
+        segments.append((seg, []))
         if dead:
             stats.rejected = len(dead)
             await self.dead_letters(dead)  # delivered before the batch commits
-        commits = [Commit(p, off, wm.get(p, -1), rejected.get(p, {}))
-                   for p, off in last_off.items()]
-        results = await self.store.apply(items, commits)
-        for p, off in last_off.items():
-            applied[p] = off
+        for seg, crossings in segments:
+            await self._apply(seg, stats)
+            for p, a in crossings:
+                await self.anchors.run(p, a)  # type: ignore[union-attr]
+        return stats
+
+    async def _apply(self, seg: _Segment, stats: BatchStats) -> None:
+        if not seg.items and not seg.last_off:
+            return
+        items = seg.items
+        for i in seg.last_of_user.values():
+            items[i] = items[i]._replace(want_state=True)
+        results = await self.store.apply(items, seg.commits())
+        assert self._applied is not None
+        for p, off in seg.last_off.items():
+            self._applied[p] = max(off, self._applied.get(p, -1))
         statuses = stats.statuses
-        scores: list[tuple[str, Score]] = []
+        todo = []
         for it, res in zip(items, results, strict=True):
             statuses[res.status] = statuses.get(res.status, 0) + 1
-            agg = res.aggregates
-            if agg is not None:
-                feats = compute_features(agg)
-                risk = recency_frequency_risk(feats, self.horizon)
-                scores.append((it.event.user_id, Score(risk, agg.now_ms, RULE_NAME)))
-        if scores:
-            await self.store.apply((), (), scores)
-        stats.users_scored = len(scores)
-        return stats
+            if res.aggregates is not None:
+                todo.append((it.event.user_id, it.partition, res.aggregates))
+        rs = await self.live.rescore(todo)
+        stats.users_scored += rs.scored
+        stats.alerts += rs.alerts
+
+
+async def _no_alerts(alerts: Sequence[bytes]) -> None:
+    """Default alert sink of a processor built without one (tests, evaluation)."""

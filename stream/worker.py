@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 
+from core.scoring import make_scorer
 from core.settings import Settings
+from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
-from stream.processor import BatchProcessor, DeadLetter, Record
+from stream.anchors import Anchors
+from stream.live import Live
+from stream.processor import TRANSIENT_ERRORS, BatchProcessor, DeadLetter, Record
+from stream.sweeper import Sweeper
 
 log = logging.getLogger("churnstream.worker")
 
@@ -60,27 +66,73 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     events = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw",
                        partitions=settings.partitions)
-    dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
-                    key_serializer="raw", value_serializer="raw", partitions=1)
-    store = RedisFeatureStore(connect(settings.redis_url), settings.redis_prefix)
+    dlq, training, alerts = (
+        app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                  value_serializer="raw", partitions=n)
+        for name, n in ((settings.dlq_topic, 1), (settings.training_topic, 1),
+                        (settings.alerts_topic, settings.partitions)))
+    client = connect(settings.redis_url)
+    store = RedisFeatureStore(client, settings.redis_prefix, settings.churn_horizon_days)
+    models = ModelStore(client, settings.redis_prefix)
 
     async def send_dead_letters(dead: Sequence[DeadLetter]) -> None:
         futures = [await dlq.send(key=d.record.key, value=d.to_json(settings.events_topic))
                    for d in dead]
         await asyncio.gather(*futures)
 
+    async def send_training(examples: Sequence[bytes]) -> None:
+        await asyncio.gather(*[await training.send(value=v) for v in examples])
+
+    async def send_alerts(messages: Sequence[bytes]) -> None:
+        futures = [await alerts.send(key=json.loads(m)["user_id"].encode(), value=m)
+                   for m in messages]
+        await asyncio.gather(*futures)
+
+    live = Live.from_settings(store, send_alerts, settings)
+    anchors = Anchors(store, send_training, settings.churn_horizon_days,
+                      settings.label_sample_rate, settings.sweep_chunk)
     proc = BatchProcessor(store, send_dead_letters, settings.allowed_types(),
-                          settings.churn_horizon_days)
+                          settings.churn_horizon_days, live, anchors)
+    sweeper = Sweeper(store, live, proc.lock, settings.churn_horizon_days, settings.sweep_chunk,
+                      settings.retention_days)
+    owned: set[int] = set()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any = (), **kwargs: Any) -> None:
         proc.on_rebalance()
         mine = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
+        owned.clear()
+        owned.update(mine)
         log.info("partitions assigned: %s%s", settings.events_topic, mine)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         proc.on_rebalance()
+        owned.clear()
+
+    @app.timer(interval=settings.model_poll_seconds)
+    async def reload_model() -> None:
+        """Hot-reload a new model version (and the population means for reasons)."""
+        try:
+            await refresh_model(live, models, settings)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("model reload failed (%s); keeping v%d", exc, live.scorer.version)
+        except Exception:  # a bad checkpoint must not stop ingestion
+            log.exception("model reload failed; keeping v%d", live.scorer.version)
+
+    @app.timer(interval=settings.sweep_interval_seconds)
+    async def sweep() -> None:
+        try:
+            for p, anchor in await sweeper.due(set(owned)):
+                if p not in owned:
+                    continue
+                st = await sweeper.sweep(p, anchor)
+                log.info("swept partition %d at %s: %d users, %d churned, %d alerts, %.2fs",
+                         p, anchor, st.users, st.churned, st.alerts, st.seconds)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("sweep interrupted (%s); will resume", exc)
+        except Exception:  # logged, retried at the next tick; ingestion goes on
+            log.exception("sweep failed; will retry")
 
     @app.task
     async def after_start() -> None:
@@ -119,6 +171,22 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
                 await inflight
 
     return app, proc
+
+
+async def refresh_model(live: Live, models: ModelStore, settings: Settings) -> None:
+    live.means = (await live.store.population())[1]
+    version = await models.version()
+    if version == live.loaded_version:
+        return
+    ckpt = await models.load()
+    if ckpt is None:
+        return
+    state = ckpt.state
+    live.scorer = make_scorer(state.pipeline, settings.model_pipeline, ckpt.version,
+                              state.examples, settings.min_labels, settings.churn_horizon_days)
+    live.loaded_version = ckpt.version
+    log.info("model v%d loaded (%d examples); scorer %s", ckpt.version, state.examples,
+             live.scorer.name)
 
 
 def run_worker(settings: Settings) -> None:

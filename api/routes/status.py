@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import SettingsDep, StoreDep
 from api.schemas import Health, Status
-from api.timefmt import rfc3339
+from core.timefmt import rfc3339
 
 router = APIRouter(tags=["status"])
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException, Query
 from api.deps import SettingsDep, StoreDep
 from api.routes import ranking
 from api.schemas import UserRisk
-from api.timefmt import parse_time, rfc3339
 from core.features import features_at
 from core.rules import RULE_NAME, recency_frequency_risk
 from core.tiers import TierPolicy
+from core.timefmt import parse_time, rfc3339
 
 router = APIRouter(prefix="/v1", tags=["users"])
 

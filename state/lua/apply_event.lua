@@ -25,20 +25,6 @@ local horizon = tonumber(ARGV[1])
 local fp, t, part, off, typ, want_flag, price = struct.unpack('<c8dddBBd', ARGV[2])
 local brand, want = ARGV[3], want_flag == 1
 if price ~= price then price = nil end
-local DAY = 86400000
-
-local function bit(flags, b) return math.floor(flags / b) % 2 == 1 end
-
--- a day record: n, purchases, carts, priced, spend, price mean, price M2, switches, next pos
-local function unpack_day(v)
-  local flags, n, pos = struct.unpack('<BI', v)
-  local np, nc, pn, spend, pmean, pm2, sw = 0, 0, 0, 0.0, 0.0, 0.0, 0
-  if bit(flags, 1) then np, spend, pos = struct.unpack('<Id', v, pos) end
-  if bit(flags, 2) then nc, pos = struct.unpack('<I', v, pos) end
-  if bit(flags, 4) then pn, pmean, pm2, pos = struct.unpack('<Idd', v, pos) end
-  if bit(flags, 8) then sw, pos = struct.unpack('<I', v, pos) end
-  return n, np, nc, pn, spend, pmean, pm2, sw, pos
-end
 
 local function pack_day(n, np, nc, pn, spend, pmean, pm2, sw)
   local flags, parts = 0, {}
@@ -51,77 +37,12 @@ end
 local day = math.floor(t / DAY)
 local NAMES = {[0] = 'applied', [1] = 'late', [2] = 'late_outside', [3] = 'duplicate'}
 
-local function day_of_field(f)
-  if #f == 3 and string.byte(f, 1) == 100 then return struct.unpack('<H', f, 2) end
-  return nil
-end
-
--- Sums over the 7/15/30-day windows ending on the day of the newest event: the same
--- float operations in the same (ascending day) order as core.features.window_aggregates.
--- Every stored day is inside that window (older days are pruned when the newest day moves).
-local function aggregates()
-  local h = redis.call('HGETALL', key)
-  local days, vals, meta = {}, {}, nil
-  for i = 1, #h, 2 do
-    local f = h[i]
-    local dd = day_of_field(f)
-    if dd then
-      days[#days + 1] = dd
-      vals[dd] = h[i + 1]
-    elseif f == 'm' then
-      meta = h[i + 1]
-    end
-  end
-  table.sort(days)
-  local first, last, lastp = struct.unpack('<ddd', meta)
-  local today = math.floor(last / DAY)
-  local n7, n15, n30, np, nc, sw, pn = 0, 0, 0, 0, 0, 0, 0
-  local spend, pmean, pm2 = 0.0, 0.0, 0.0
-  local brands, btot, bmax, active = {}, 0, 0, {}
-  for _, dd in ipairs(days) do
-    if dd >= today - 29 and dd <= today then
-      local v = vals[dd]
-      local n, p, c, bpn, bspend, bmean, bm2, bsw, i = unpack_day(v)
-      if n > 0 then
-        active[#active + 1] = struct.pack('<H', dd)
-        n30 = n30 + n
-        if dd >= today - 14 then
-          n15 = n15 + n
-          if dd >= today - 6 then n7 = n7 + n end
-        end
-        np = np + p
-        nc = nc + c
-        spend = spend + bspend
-        sw = sw + bsw
-        if bpn > 0 then
-          local tot = pn + bpn
-          local delta = bmean - pmean
-          pmean = pmean + delta * bpn / tot
-          pm2 = pm2 + bm2 + delta * delta * pn * bpn / tot
-          pn = tot
-        end
-        while i <= #v do
-          local cnt, len = struct.unpack('<IH', v, i)
-          local name = string.sub(v, i + 6, i + 5 + len)
-          local total = (brands[name] or 0) + cnt
-          brands[name] = total
-          btot = btot + cnt
-          if total > bmax then bmax = total end
-          i = i + 6 + len
-        end
-      end
-    end
-  end
-  return struct.pack('<IIIIIIIIIdddddd', n7, n15, n30, np, nc, sw, pn, btot, bmax, spend,
-                     pmean, pm2, first, last, lastp) .. table.concat(active)
-end
-
 local function reply(status)
   if status ~= 4 then
     redis.call('HINCRBY', KEYS[1], NAMES[status], 1)
     if status ~= 3 then redis.call('HINCRBY', KEYS[1], 'type:' .. ARGV[4], 1) end
   end
-  if want then return {status, aggregates()} end
+  if want then return {status, aggregates(key)} end
   return {status}
 end
 

@@ -15,8 +15,9 @@ from core.apply import APPLIED, DUPLICATE, LATE, LATE_OUTSIDE, REDELIVERED
 from core.events import Event
 from core.features import DAY_MS, features_at, window_aggregates
 from state.codec import Score
+from state.memory_store import MemoryFeatureStore
 from state.redis_store import RedisFeatureStore, connect
-from state.store import Commit, FeatureStore, Item, MemoryFeatureStore
+from state.store import Commit, FeatureStore, Item
 from stream.services import EmbeddedServices
 
 T0 = 1_600_000_000_000

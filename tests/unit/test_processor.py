@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from core.apply import REDELIVERED
-from state.store import MemoryFeatureStore
+from state.memory_store import MemoryFeatureStore
 from stream.processor import BatchProcessor, DeadLetter, Record
 
 
@@ -70,13 +70,13 @@ class FlakyStore(MemoryFeatureStore):
         super().__init__()
         self.fail, self.land = fail, land
 
-    async def apply(self, items, commits=(), scores=()):  # type: ignore[no-untyped-def]
+    async def apply(self, items, commits=()):  # type: ignore[no-untyped-def]
         if self.fail and items:
             self.fail -= 1
             if self.land:  # the reply is lost after Redis applied the batch
-                await super().apply(items, commits, scores)
+                await super().apply(items, commits)
             raise ConnectionError("connection reset")
-        return await super().apply(items, commits, scores)
+        return await super().apply(items, commits)
 
 
 @pytest.mark.parametrize("land", [False, True])

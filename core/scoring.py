@@ -1,0 +1,141 @@
+"""Scorers: many users at once, each with a risk and its top reasons (pure, no I/O).
+
+Who speaks: the transparent rule until the model has learned from ``min_labels``
+examples, then the model. ``StandardScaler | LogisticRegression`` pipelines are
+scored as one matrix product (the same arithmetic as River's ``predict_proba_one``
+up to float summation order); any other River classifier is scored one user at a
+time, with the documented fallback reasons of :func:`core.model.reasons`.
+
+Reasons are ``(feature index in FEATURE_NAMES, contribution)``, largest first,
+positive contributions only.
+
+>>> rule = RuleScorer(horizon_days=30)
+>>> f = {n: 0.0 for n in FEATURE_NAMES}
+>>> f.update(days_since_last_event=15.0, active_days_30d=1.0)
+>>> risks, why = rule.score([f])
+>>> risks, [(FEATURE_NAMES[i], round(c, 2)) for i, c in why[0]]
+([0.7], [('active_days_30d', 0.4), ('days_since_last_event', 0.3)])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from core.features import FEATURE_NAMES
+from core.model import _source, model_inputs, reasons
+from core.rules import RULE_NAME, recency_frequency_risk
+
+Reasons = tuple[tuple[int, float], ...]
+_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+INPUT_NAMES = tuple(model_inputs({n: 1.0 for n in FEATURE_NAMES}))
+
+
+class Scorer(Protocol):
+    name: str
+    version: int
+
+    def score(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[Reasons]]:
+        """Risks and reasons, one per user, in order."""
+
+
+def _top(contrib: Mapping[int, float], k: int) -> Reasons:
+    return tuple(sorted(((i, c) for i, c in contrib.items() if c > 0),
+                        key=lambda ic: (-ic[1], ic[0]))[:k])
+
+
+class RuleScorer:
+    """:func:`core.rules.recency_frequency_risk`; its two terms are the reasons."""
+
+    name = RULE_NAME
+    version = 0
+
+    def __init__(self, horizon_days: int = 30, k: int = 3) -> None:
+        self.horizon = horizon_days
+        self.k = k
+
+    def score(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[Reasons]]:
+        risks, why = [], []
+        h = self.horizon
+        for f in features:
+            risks.append(recency_frequency_risk(f, h))
+            recency = min(1.0, f["days_since_last_event"] / h)
+            rarity = 1.0 - (max(1.0, min(30.0, f["active_days_30d"])) - 1.0) / 29.0
+            why.append(_top({_INDEX["days_since_last_event"]: 0.6 * recency,
+                             _INDEX["active_days_30d"]: 0.4 * rarity}, self.k))
+        return risks, why
+
+
+def _linear_parts(pipeline: Any) -> tuple[Any, Any] | None:
+    steps = list(getattr(pipeline, "steps", {}).values())
+    if len(steps) != 2 or type(steps[0]).__name__ != "StandardScaler":
+        return None
+    if type(steps[1]).__name__ != "LogisticRegression" or not steps[0].with_std:
+        return None
+    return steps[0], steps[1]
+
+
+class LinearScorer:
+    """``StandardScaler | LogisticRegression`` as arrays: risk = sigmoid(z . w + b) with
+    z = (x - mean) / std (0 where the variance is 0), contributions w * z per input,
+    summed per source feature."""
+
+    def __init__(self, pipeline: Any, name: str, version: int, k: int = 3) -> None:
+        parts = _linear_parts(pipeline)
+        if parts is None:
+            raise ValueError("not a StandardScaler | LogisticRegression pipeline")
+        scaler, model = parts
+        self.name, self.version, self.k = name, version, k
+        self.mean = np.array([scaler.means.get(n, 0.0) for n in INPUT_NAMES])
+        var = np.array([scaler.vars.get(n, 0.0) for n in INPUT_NAMES])
+        self.inv_std = np.where(var > 0, 1.0 / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
+        self.w = np.array([model.weights.get(n, 0.0) for n in INPUT_NAMES])
+        self.b = float(model.intercept)
+        self.to_feature = np.zeros((len(INPUT_NAMES), len(FEATURE_NAMES)))
+        for i, n in enumerate(INPUT_NAMES):
+            self.to_feature[i, _INDEX[_source(n)]] = 1.0
+
+    def score(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[Reasons]]:
+        if not features:
+            return [], []
+        x = np.array([list(model_inputs(f).values()) for f in features])
+        z = (x - self.mean) * self.inv_std
+        wz = z * self.w
+        logit = wz.sum(axis=1) + self.b
+        p = 1.0 / (1.0 + np.exp(-np.clip(logit, -30.0, 30.0)))
+        p = np.where(logit < -30, 0.0, np.where(logit > 30, 1.0, p))
+        per_feature = wz @ self.to_feature
+        k = self.k
+        order = np.argsort(-per_feature, axis=1, kind="stable")[:, :k]
+        why = []
+        for row, idx in zip(per_feature, order, strict=True):
+            why.append(tuple((int(i), float(row[i])) for i in idx if row[i] > 0))
+        return p.tolist(), why
+
+
+class PipelineScorer:
+    """Any River classifier pipeline, one user at a time (reasons: core.model fallback)."""
+
+    def __init__(self, pipeline: Any, name: str, version: int, k: int = 3) -> None:
+        self.pipeline, self.name, self.version, self.k = pipeline, name, version, k
+
+    def score(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[Reasons]]:
+        risks, why = [], []
+        for f in features:
+            risks.append(float(self.pipeline.predict_proba_one(model_inputs(f)).get(True, 0.0)))
+            why.append(tuple((_INDEX[r.feature], r.contribution)
+                             for r in reasons(self.pipeline, f, {}, self.k)))
+        return risks, why
+
+
+def make_scorer(pipeline: Any | None, pipeline_name: str, version: int, examples: int,
+                min_labels: int, horizon_days: int) -> Scorer:
+    """The scorer that speaks: the rule until the model has ``min_labels`` examples."""
+    if pipeline is None or examples < min_labels:
+        return RuleScorer(horizon_days)
+    name = f"model:{pipeline_name}"
+    if _linear_parts(pipeline) is not None:
+        return LinearScorer(pipeline, name, version)
+    return PipelineScorer(pipeline, name, version)

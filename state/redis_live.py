@@ -1,0 +1,174 @@
+"""Redis side of scores, tiers, the rank/active indexes, label snapshots and clocks.
+
+Mixed into :class:`state.redis_store.RedisFeatureStore` (which owns the connection,
+the key layout and the scripts). Score writes run in one MULTI/EXEC per batch on
+the hot-path connection; sweeps and anchors use the redis-py client.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from core.features import FEATURE_NAMES, Aggregates
+from core.tiers import ALL_TIERS, CHURNED, TierRecord
+from state.codec import decode_aggregates, decode_tier, encode_score, encode_tier
+from state.keys import Keys
+from state.resp import ReplyError, RespConnection, pack
+from state.store import Placed, ScoreWrite, TierChange
+
+FEATURES = struct.Struct(f"<{len(FEATURE_NAMES)}d")
+POPULATION = struct.Struct(f"<qI{len(FEATURE_NAMES)}d")  # anchor, users, feature sums
+
+
+class RedisLiveOps:
+    r: Any
+    hot: RespConnection
+    keys: Keys
+
+    async def _sha(self, name: str) -> str:
+        raise NotImplementedError
+
+    async def load_scripts(self) -> None:
+        raise NotImplementedError
+
+    async def write_scores(self, writes: Sequence[ScoreWrite]) -> list[Placed]:
+        if not writes:
+            return []
+        try:
+            replies = await self._write_scores(writes)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            await self.load_scripts()  # the server restarted or flushed its script cache
+            replies = await self._write_scores(writes)
+        out = []
+        for written, rank, ranked, t in replies:
+            out.append(Placed(bool(written), int(rank), int(ranked),
+                              decode_tier(t) if t is not None else None))
+        return out
+
+    async def _write_scores(self, writes: Sequence[ScoreWrite]) -> list[Any]:
+        keys = self.keys
+        sha = await self._sha("write_score")
+        cmds = [pack(b"EVALSHA", sha, b"3", keys.user(w.user_id), keys.rank,
+                     keys.active(w.partition), encode_score(w.score), repr(w.score.risk),
+                     w.user_id, w.last_ms) for w in writes]
+        return await self.hot.transaction(cmds)
+
+    async def write_tiers(self, changes: Sequence[TierChange], counters: dict[str, int]) -> None:
+        keys = self.keys
+        cmds = []
+        for c in changes:
+            uid = c.user_id
+            cmds.append(pack(b"HSET", keys.user(uid), b"t", encode_tier(c.record)))
+            to = ALL_TIERS[c.record.tier]
+            if c.old is not None:
+                frm = ALL_TIERS[c.old]
+                cmds.append(pack(b"HINCRBY", keys.tiers, frm, b"-1"))
+                if frm == CHURNED:
+                    cmds.append(pack(b"ZREM", keys.gone(c.partition), uid))
+            cmds.append(pack(b"HINCRBY", keys.tiers, to, b"1"))
+            if to == CHURNED:
+                cmds.append(pack(b"ZREM", keys.rank, uid))
+                cmds.append(pack(b"ZREM", keys.active(c.partition), uid))
+                cmds.append(pack(b"ZADD", keys.gone(c.partition), c.last_ms, uid))
+        for name, inc in counters.items():
+            cmds.append(pack(b"HINCRBY", keys.stats, name, inc))
+        if cmds:
+            await self.hot.transaction(cmds)
+
+    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int) -> list[Aggregates | None]:
+        if not user_ids:
+            return []
+        keys = [self.keys.user(u) for u in user_ids]
+        try:
+            blobs = await self.r.evalsha(await self._sha("aggregates_at"), len(keys), *keys, now_ms)
+        except NoScriptError:
+            await self.load_scripts()
+            blobs = await self.r.evalsha(await self._sha("aggregates_at"), len(keys), *keys, now_ms)
+        return [decode_aggregates(b, now_ms) if b is not None else None for b in blobs]
+
+    async def active_users(self, partition: int, after_ms: float, until_ms: float
+                           ) -> list[tuple[str, int]]:
+        lo = "-inf" if after_ms == float("-inf") else f"({int(after_ms)}"
+        hi = "+inf" if until_ms == float("inf") else str(int(until_ms))
+        rows = await self.r.zrangebyscore(self.keys.active(partition), lo, hi, withscores=True)
+        return sorted((u.decode(), int(t)) for u, t in rows)
+
+    async def last_events(self, user_ids: Sequence[str]) -> list[int | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for u in user_ids:
+            pipe.hget(self.keys.user(u), "m")
+        out: list[int | None] = []
+        for m in await pipe.execute():
+            out.append(int(struct.unpack_from("<d", m, 8)[0]) if m is not None else None)
+        return out
+
+    async def clock(self) -> dict[str, int]:
+        raw = await self.r.hgetall(self.keys.clock)
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def set_clock(self, name: str, value_ms: int) -> None:
+        old = await self.r.hget(self.keys.clock, name)
+        if old is None or int(old) < value_ms:
+            await self.r.hset(self.keys.clock, name, value_ms)
+
+    async def put_snapshots(self, partition: int, anchor_ms: int,
+                            rows: Sequence[tuple[str, Sequence[float]]]) -> None:
+        sums = [0.0] * len(FEATURE_NAMES)
+        mapping = {}
+        for uid, feats in rows:
+            mapping[uid] = FEATURES.pack(*feats)
+            sums = [s + f for s, f in zip(sums, feats, strict=True)]
+        pipe = self.r.pipeline(transaction=True)
+        if mapping:
+            pipe.hset(self.keys.pending(partition, anchor_ms), mapping=mapping)
+        pipe.hset(self.keys.population, str(partition),
+                  POPULATION.pack(anchor_ms, len(rows), *sums))
+        await pipe.execute()
+
+    async def snapshots(self, partition: int, anchor_ms: int) -> list[tuple[str, list[float]]]:
+        raw = await self.r.hgetall(self.keys.pending(partition, anchor_ms))
+        return sorted((u.decode(), list(FEATURES.unpack(v))) for u, v in raw.items())
+
+    async def finish_anchor(self, partition: int, anchor_ms: int, released_anchor_ms: int,
+                            counters: dict[str, int]) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(self.keys.pending(partition, released_anchor_ms))
+        pipe.hset(self.keys.clock, f"a:{partition}", anchor_ms)
+        for name, inc in counters.items():
+            pipe.hincrby(self.keys.stats, name, inc)
+        await pipe.execute()
+
+    async def population(self) -> tuple[int, dict[str, float]]:
+        n, sums = 0, [0.0] * len(FEATURE_NAMES)
+        for raw in (await self.r.hgetall(self.keys.population)).values():
+            _, users, *part = POPULATION.unpack(raw)
+            n += users
+            sums = [a + b for a, b in zip(sums, part, strict=True)]
+        return n, ({f: s / n for f, s in zip(FEATURE_NAMES, sums, strict=True)} if n else {})
+
+    async def tier_of(self, user_id: str) -> TierRecord | None:
+        raw = await self.r.hget(self.keys.user(user_id), "t")
+        return decode_tier(raw) if raw is not None else None
+
+    async def tier_counts(self) -> dict[str, int]:
+        raw = await self.r.hgetall(self.keys.tiers)
+        return {k.decode(): int(v) for k, v in raw.items() if int(v)}
+
+    async def retire(self, partition: int, silent_before_ms: int) -> int:
+        gone = self.keys.gone(partition)
+        users = await self.r.zrangebyscore(gone, "-inf", f"({silent_before_ms}")
+        if not users:
+            return 0
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(*[self.keys.user(u.decode()) for u in users])
+        pipe.zrem(gone, *users)
+        pipe.hincrby(self.keys.tiers, CHURNED, -len(users))
+        pipe.hincrby(self.keys.stats, "users_retired", len(users))
+        await pipe.execute()
+        return len(users)

@@ -1,0 +1,79 @@
+"""Daily anchors: label snapshots and their release, in event time, per partition.
+
+When a partition's event-time clock (its watermark) passes a UTC midnight ``A``, the
+processor applies everything up to the crossing event and then runs :meth:`Anchors.run`
+before applying any event later than ``A``:
+
+1. snapshot a deterministic sample (``CHURN_LABEL_SAMPLE_RATE``) of the partition's
+   users active in ``(A - H, A]``, with their features at ``A``, as pending labels in
+   Redis (so they survive restarts; at most H + 1 anchors are pending per partition);
+2. release the snapshots taken at ``t = A - H`` to ``training.examples``: label 0 if
+   the user has an event in ``(t, A]`` (their newest event is after ``t``: no event
+   later than ``A`` has been applied yet), else 1. Both classes leave at ``t + H``;
+3. drop the released snapshots and mark ``A`` done, atomically.
+
+A crash anywhere repeats the anchor with identical results (no event after ``A`` was
+applied); a repeated release carries the same ``(partition, t, i)`` ids, which the
+learner uses to skip what it has already learned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from core.features import FEATURE_NAMES, compute_features
+from core.labels import DAY_MS, sampled
+from state.store import FeatureStore
+
+TrainingSink = Callable[[Sequence[bytes]], Awaitable[None]]
+
+
+@dataclass
+class AnchorStats:
+    snapshots: int = 0
+    released: int = 0
+    churned_labels: int = 0
+
+
+class Anchors:
+    def __init__(self, store: FeatureStore, training: TrainingSink, horizon_days: int = 30,
+                 sample_rate: float = 1 / 30, chunk: int = 2000) -> None:
+        self.store = store
+        self.training = training
+        self.h_ms = horizon_days * DAY_MS
+        self.rate = sample_rate
+        self.chunk = chunk
+
+    async def run(self, partition: int, anchor_ms: int) -> AnchorStats:
+        store, out = self.store, AnchorStats()
+        active = await store.active_users(partition, anchor_ms - self.h_ms, anchor_ms)
+        sample = [u for u, _ in active if sampled(u, anchor_ms, self.rate)]
+        rows: list[tuple[str, list[float]]] = []
+        for i in range(0, len(sample), self.chunk):
+            part = sample[i:i + self.chunk]
+            for uid, agg in zip(part, await store.aggregates_at(part, anchor_ms), strict=True):
+                if agg is not None:
+                    f = compute_features(agg)
+                    rows.append((uid, [f[n] for n in FEATURE_NAMES]))
+        await store.put_snapshots(partition, anchor_ms, rows)
+        out.snapshots = len(rows)
+        t = anchor_ms - self.h_ms
+        snaps = await store.snapshots(partition, t)
+        lasts = await store.last_events([u for u, _ in snaps])
+        messages = []
+        for i, ((uid, feats), last) in enumerate(zip(snaps, lasts, strict=True)):
+            label = 0 if last is not None and last > t else 1
+            out.churned_labels += label
+            messages.append(json.dumps({
+                "user_id": uid, "partition": partition, "t": t, "i": i, "n": len(snaps),
+                "features": dict(zip(FEATURE_NAMES, feats, strict=True)), "label": label,
+                "release": anchor_ms}).encode())
+        out.released = len(messages)
+        if messages:
+            await self.training(messages)
+        await store.finish_anchor(partition, anchor_ms, t, {
+            "snapshots": out.snapshots, "released": out.released,
+            "released_label_1": out.churned_labels, "anchors": 1})
+        return out

@@ -1,0 +1,119 @@
+"""Rescoring users: features -> scorer -> stored score and rank -> tier -> alert.
+
+One path for the worker (users touched by a batch, at their newest event) and the
+sweeper (silent users, at an anchor). Per call: one round trip writes the scores
+and returns each user's rank and stored tier; tier changes are decided by the
+pure :func:`core.tiers.decide`, alerts go to ``risk.alerts`` (acknowledged by the
+broker) and only then is the new tier stored, in a second round trip. Alerts are
+therefore at least once: a crash between the two repeats them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.features import FEATURE_NAMES, Aggregates, compute_features
+from core.model import sentence
+from core.scoring import RuleScorer, Scorer
+from core.settings import Settings
+from core.tiers import ALL_TIERS, DAY_MS, AlertGate, TierPolicy, decide
+from core.timefmt import rfc3339
+from state.codec import Score
+from state.store import FeatureStore, ScoreWrite, TierChange
+
+AlertSink = Callable[[Sequence[bytes]], Awaitable[None]]
+
+
+def reason_rows(reasons: Sequence[tuple[int, float]], features: dict[str, float],
+                means: dict[str, float]) -> list[dict[str, Any]]:
+    """Reasons as data and as one sentence each (population mean: latest anchor)."""
+    out = []
+    for idx, contribution in reasons:
+        name = FEATURE_NAMES[idx]
+        mean = means.get(name, math.nan)
+        out.append({"feature": name, "value": features[name],
+                    "population_mean": None if math.isnan(mean) else mean,
+                    "contribution": contribution, "text": sentence(name, features[name], mean)})
+    return out
+
+
+@dataclass
+class RescoreStats:
+    scored: int = 0
+    stale: int = 0  # a newer score was already stored
+    changes: int = 0
+    alerts: int = 0
+
+
+class Live:
+    """The current scorer, tier policy and alert gate of one worker."""
+
+    def __init__(self, store: FeatureStore, alerts: AlertSink, policy: TierPolicy,
+                 gate: AlertGate, horizon_days: int = 30, scorer: Scorer | None = None) -> None:
+        self.store = store
+        self.alerts = alerts
+        self.policy = policy
+        self.gate = gate
+        self.horizon = horizon_days
+        self.scorer: Scorer = scorer or RuleScorer(horizon_days)
+        self.loaded_version = 0
+        self.means: dict[str, float] = {}
+
+    @classmethod
+    def from_settings(cls, store: FeatureStore, alerts: AlertSink, settings: Settings) -> Live:
+        return cls(store, alerts, settings.tier_policy(), settings.alert_gate(),
+                   settings.churn_horizon_days)
+
+    async def rescore(self, users: Sequence[tuple[str, int, Aggregates]]) -> RescoreStats:
+        """(user, partition, aggregates at the reference time) -> stored score and tier."""
+        stats = RescoreStats()
+        if not users:
+            return stats
+        feats = [compute_features(agg) for _, _, agg in users]
+        scorer = self.scorer
+        risks, why = scorer.score(feats)
+        writes = [ScoreWrite(uid, p, Score(risk, agg.now_ms, scorer.name, scorer.version, rs),
+                             agg.last_ms)
+                  for (uid, p, agg), risk, rs in zip(users, risks, why, strict=True)]
+        placed = await self.store.write_scores(writes)
+        changes: list[TierChange] = []
+        alerts: list[bytes] = []
+        counters: dict[str, int] = {}
+        absolute = self.policy.absolute
+        for w, f, pl in zip(writes, feats, placed, strict=True):
+            if not pl.written:
+                stats.stale += 1
+                continue
+            stats.scored += 1
+            position = w.score.risk if absolute else pl.rank / max(1, pl.ranked)
+            now = w.score.as_of_ms
+            d = decide(pl.tier, position, now, self.policy, self.gate,
+                       (now - w.last_ms) / DAY_MS, self.horizon)
+            if d is None:
+                continue
+            rec, alerted = d
+            changes.append(TierChange(w.user_id, w.partition,
+                                      pl.tier.tier if pl.tier is not None else None, rec,
+                                      w.last_ms))
+            if alerted:
+                assert pl.tier is not None
+                frm, to = ALL_TIERS[pl.tier.tier], ALL_TIERS[rec.tier]
+                key = f"transition:{frm}:{to}"
+                counters[key] = counters.get(key, 0) + 1
+                alerts.append(json.dumps({
+                    "user_id": w.user_id, "from": frm, "to": to, "risk": w.score.risk,
+                    "at": rfc3339(now), "at_ms": now, "scorer": w.score.scorer,
+                    "model_version": w.score.version,
+                    "reasons": reason_rows(w.score.reasons, f, self.means)}).encode())
+        if not changes:
+            return stats
+        stats.changes, stats.alerts = len(changes), len(alerts)
+        if alerts:
+            counters["alerts"] = len(alerts)
+            await self.alerts(alerts)
+        await self.store.write_tiers(changes, counters)
+        return stats

@@ -1,0 +1,83 @@
+"""The sweeper: silent users are rescored as event time passes.
+
+Run by a faust timer in every worker over the partitions it owns. When a partition's
+last anchor ``A`` (see :mod:`stream.anchors`) is newer than its ``swept_until``, every
+non-churned user of the partition whose newest event is at or before ``A`` is rescored
+at ``A`` (recency grows, windows empty out) in chunks of ``CHURN_SWEEP_CHUNK``: one
+script call computes the chunk's window aggregates, the scorer scores the chunk as
+one matrix, one transaction writes the scores. Users silent for more than H days
+first move to tier ``churned`` and out of the ranking. Then ``swept_until = A``, and
+churned users silent for ``CHURN_RETENTION_DAYS`` are deleted.
+
+Chunks hold the processor's lock, so batches and sweeps interleave but never
+overlap; a score written for an event after ``A`` is never overwritten by the sweep
+(``write_score.lua`` keeps the newer one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from core.labels import DAY_MS
+from state.store import FeatureStore
+from stream.live import Live
+
+
+@dataclass
+class SweepStats:
+    partition: int
+    anchor_ms: int
+    users: int = 0
+    churned: int = 0
+    alerts: int = 0
+    retired: int = 0
+    seconds: float = 0.0
+
+
+class Sweeper:
+    def __init__(self, store: FeatureStore, live: Live, lock: asyncio.Lock,
+                 horizon_days: int = 30, chunk: int = 2000, retention_days: int = 0) -> None:
+        self.store = store
+        self.live = live
+        self.lock = lock
+        self.h_ms = horizon_days * DAY_MS
+        self.chunk = chunk
+        self.retention_ms = retention_days * DAY_MS
+
+    async def due(self, partitions: set[int]) -> list[tuple[int, int]]:
+        """(partition, anchor) pairs whose sweep is behind the anchor clock."""
+        clock = await self.store.clock()
+        out = []
+        for p in sorted(partitions):
+            a = clock.get(f"a:{p}")
+            if a is not None and clock.get(f"s:{p}", -1) < a:
+                out.append((p, a))
+        return out
+
+    async def sweep(self, partition: int, anchor_ms: int) -> SweepStats:
+        started = time.perf_counter()
+        out = SweepStats(partition, anchor_ms)
+        users = await self.store.active_users(partition, float("-inf"), anchor_ms)
+        # the churned leave the ranking first, so the others are ranked without them
+        gone = [u for u, last in users if anchor_ms - last > self.h_ms]
+        rest = [u for u, last in users if anchor_ms - last <= self.h_ms]
+        for group in (gone, rest):
+            for i in range(0, len(group), self.chunk):
+                part = group[i:i + self.chunk]
+                async with self.lock:
+                    aggs = await self.store.aggregates_at(part, anchor_ms)
+                    # skip users deleted, or with an event after A since the list was read
+                    todo = [(u, partition, a) for u, a in zip(part, aggs, strict=True)
+                            if a is not None and a.last_ms <= anchor_ms]
+                    st = await self.live.rescore(todo)
+                out.users += st.scored
+                out.alerts += st.alerts
+        out.churned = len(gone)
+        async with self.lock:
+            await self.store.set_clock(f"s:{partition}", anchor_ms)
+            if self.retention_ms:
+                out.retired = await self.store.retire(partition, anchor_ms - self.retention_ms)
+        out.seconds = time.perf_counter() - started
+        return out
