@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from core.settings import Settings
+from state.models import ModelStore
 from state.redis_store import RedisFeatureStore
 
 
@@ -20,5 +21,11 @@ def get_store(request: Request) -> RedisFeatureStore:
     return store
 
 
+def get_models(request: Request) -> ModelStore:
+    models: ModelStore = request.app.state.models
+    return models
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[RedisFeatureStore, Depends(get_store)]
+ModelsDep = Annotated[ModelStore, Depends(get_models)]

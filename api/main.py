@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.routes import ranking, status, users
+from api.routes import model, ranking, status, users
 from core.settings import Settings
+from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
 
 
@@ -20,15 +21,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = connect(settings.redis_url)
         app.state.settings = settings
         app.state.store = RedisFeatureStore(client, settings.redis_prefix)
+        app.state.models = ModelStore(client, settings.redis_prefix)
         try:
             yield
         finally:
             await client.aclose()
 
     app = FastAPI(title="churnstream", version="0.1.0", lifespan=lifespan,
-                  description="Real-time churn risk: per-user rolling features, risk and status.")
+                  description="Real-time churn risk: per-user rolling features, risk, tiers, "
+                              "reasons, Top-K and the online model.")
     app.include_router(users.router)
     app.include_router(ranking.router)
+    app.include_router(model.router)
     app.include_router(status.router)
     return app
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from core.features import FEATURE_NAMES
@@ -115,7 +115,22 @@ _TEMPLATES = {
 
 def sentence(feature: str, value: float, mean: float) -> str:
     template = _TEMPLATES.get(feature, feature.replace("_", " ") + " {v:.3g}; typical: {m:.3g}")
+    if math.isnan(mean):  # no population yet (before the first anchor)
+        template = template.split("; typical")[0]
     return template.format(v=value, m=mean)
+
+
+def reason_rows(reasons: Sequence[tuple[int, float]], features: dict[str, float],
+                means: dict[str, float]) -> list[dict[str, object]]:
+    """Reasons as data and as one sentence each (population mean: latest anchor)."""
+    out = []
+    for idx, contribution in reasons:
+        name = FEATURE_NAMES[idx]
+        mean = means.get(name, math.nan)
+        out.append({"feature": name, "value": features[name],
+                    "population_mean": None if math.isnan(mean) else mean,
+                    "contribution": contribution, "text": sentence(name, features[name], mean)})
+    return out
 
 
 def reasons(pipeline: Any, features: Mapping[str, float], population_mean: Mapping[str, float],

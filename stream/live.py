@@ -11,13 +11,11 @@ therefore at least once: a crash between the two repeats them.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from core.features import FEATURE_NAMES, Aggregates, compute_features
-from core.model import sentence
+from core.features import Aggregates, compute_features
+from core.model import reason_rows
 from core.scoring import RuleScorer, Scorer
 from core.settings import Settings
 from core.tiers import ALL_TIERS, DAY_MS, AlertGate, TierPolicy, decide
@@ -26,19 +24,6 @@ from state.codec import Score
 from state.store import FeatureStore, ScoreWrite, TierChange
 
 AlertSink = Callable[[Sequence[bytes]], Awaitable[None]]
-
-
-def reason_rows(reasons: Sequence[tuple[int, float]], features: dict[str, float],
-                means: dict[str, float]) -> list[dict[str, Any]]:
-    """Reasons as data and as one sentence each (population mean: latest anchor)."""
-    out = []
-    for idx, contribution in reasons:
-        name = FEATURE_NAMES[idx]
-        mean = means.get(name, math.nan)
-        out.append({"feature": name, "value": features[name],
-                    "population_mean": None if math.isnan(mean) else mean,
-                    "contribution": contribution, "text": sentence(name, features[name], mean)})
-    return out
 
 
 @dataclass

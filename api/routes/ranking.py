@@ -11,10 +11,10 @@ import math
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep, StoreDep
-from core.tiers import TIERS, TierPolicy, raw_tier
+from core.tiers import CHURNED, TIERS, TierPolicy, raw_tier
 
 router = APIRouter(prefix="/v1", tags=["ranking"])
 MAX_PAGE = 10_000
@@ -44,6 +44,9 @@ class Tiers(BaseModel):
     ranked: int
     cuts: dict[str, float]
     tiers: dict[str, TierInfo]
+    churned: int = Field(description="Users silent for more than H days (not ranked)")
+    alert_tiers: dict[str, int] = Field(
+        description="Users per stored tier (with hysteresis: the tiers alerts announce)")
 
 
 def position(rank0: int, n: int, policy: TierPolicy) -> tuple[float, str]:
@@ -87,11 +90,14 @@ async def top(store: StoreDep, settings: SettingsDep,
 
 @router.get("/tiers", response_model=Tiers)
 async def tiers(store: StoreDep, settings: SettingsDep) -> Tiers:
-    """Users per tier, each tier's first rank and lowest risk."""
+    """Users per tier by rank now (each tier's first rank and lowest risk), churned users,
+    and users per stored (alerted) tier."""
     n = await store.count_ranked()
     out: dict[str, TierInfo] = {}
     for name, (a, b) in tier_bounds(n, settings.tier_cuts).items():
         last = await store.top(b - 1, 1) if b > a else []
         out[name] = TierInfo(count=b - a, first_rank=a + 1 if b > a else None,
                              min_risk=last[0][1] if last else None)
-    return Tiers(ranked=n, cuts=dict(zip(TIERS, settings.tier_cuts, strict=False)), tiers=out)
+    stored = await store.tier_counts()
+    return Tiers(ranked=n, cuts=dict(zip(TIERS, settings.tier_cuts, strict=False)), tiers=out,
+                 churned=stored.get(CHURNED, 0), alert_tiers=stored)

@@ -19,12 +19,19 @@ async def status(store: StoreDep) -> Status:
     stats = await store.stats()
     wms = await store.watermarks()
     wm = max(wms.values()) if wms else None
+    clock = await store.clock()
+    swept = [clock.get(f"s:{p}") for p in wms]
+    swept_until = min(swept) if swept and None not in swept else None  # type: ignore[type-var]
     on_time, late, outside = stats.get("applied", 0), stats.get("late", 0), \
         stats.get("late_outside", 0)
     applied = on_time + late + outside
     rejected, dup = stats.get("rejected", 0), stats.get("duplicate", 0)
     return Status(
         watermark=rfc3339(wm) if wm is not None else None, watermark_ms=wm,
+        swept_until=rfc3339(swept_until) if swept_until is not None else None,
+        swept_until_ms=swept_until, alerts=stats.get("alerts", 0),
+        labels={k: stats.get(k, 0) for k in ("anchors", "snapshots", "released",
+                                             "released_label_1")},
         partitions={str(p): v for p, v in sorted(wms.items())},
         events_consumed=applied + rejected + dup, events_applied=applied,
         events_rejected=rejected, events_duplicate=dup, events_late=late + outside,

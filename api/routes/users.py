@@ -10,8 +10,10 @@ from api.deps import SettingsDep, StoreDep
 from api.routes import ranking
 from api.schemas import UserRisk
 from core.features import features_at
+from core.model import reason_rows
 from core.rules import RULE_NAME, recency_frequency_risk
-from core.tiers import TierPolicy
+from core.scoring import RuleScorer
+from core.tiers import ALL_TIERS, CHURNED, TierPolicy
 from core.timefmt import parse_time, rfc3339
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -21,12 +23,12 @@ router = APIRouter(prefix="/v1", tags=["users"])
 async def get_user(user_id: str, store: StoreDep, settings: SettingsDep,
                    as_of: Annotated[str | None, Query(
                        description="Reference time (RFC 3339 or epoch ms), not before the "
-                                   "user's newest event; default: the newest event",
+                                   "user's newest event; default: the stored score's",
                        examples=["2019-11-30T00:00:00Z"])] = None) -> UserRisk:
     state, score = await store.user(user_id)
     if state is None:
         raise HTTPException(404, detail={"error": "unknown_user", "user_id": user_id})
-    now = state.last_ms
+    now = max(state.last_ms, score.as_of_ms) if score is not None else state.last_ms
     if as_of is not None:
         try:
             now = parse_time(as_of)
@@ -36,17 +38,28 @@ async def get_user(user_id: str, store: StoreDep, settings: SettingsDep,
             raise HTTPException(422, detail={
                 "error": "as_of_before_newest_event", "newest_event": rfc3339(state.last_ms)})
     feats = features_at(state, now)
+    version, why = 0, []
     if score is not None and score.as_of_ms == now:
         risk, scorer, scored_at = score.risk, score.scorer, score.as_of_ms
+        version = score.version
+        why = reason_rows(score.reasons, feats, (await store.population())[1])
     else:  # no stored score for this reference time: the transparent rule, computed now
         risk = recency_frequency_risk(feats, settings.churn_horizon_days)
         scorer, scored_at = RULE_NAME, now
+        why = reason_rows(RuleScorer(settings.churn_horizon_days).score([feats])[1][0], feats,
+                          (await store.population())[1])
+    stored = await store.tier_of(user_id)
+    alert_tier = ALL_TIERS[stored.tier] if stored is not None else None
     ranked = await store.rank_of(user_id)
     position: dict[str, object] = {}
     if ranked is not None:
         pct, tier = ranking.position(ranked[0], ranked[1],
                                      TierPolicy(cuts=settings.tier_cuts, margin=0.0))
         position = {"rank": ranked[0] + 1, "ranked": ranked[1], "percentile": pct, "tier": tier}
+    elif alert_tier == CHURNED:
+        position = {"tier": CHURNED}
     return UserRisk(user_id=user_id, as_of=rfc3339(now), risk=risk, scorer=scorer,
-                    scored_at=rfc3339(scored_at), features=feats, **position,  # type: ignore[arg-type]
+                    model_version=version, scored_at=rfc3339(scored_at), features=feats,
+                    alert_tier=alert_tier, reasons=why,  # type: ignore[arg-type]
+                    **position,  # type: ignore[arg-type]
                     first_event=rfc3339(state.first_ms), last_event=rfc3339(state.last_ms))

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from core.apply import APPLIED, DUPLICATE, LATE, LATE_OUTSIDE, REDELIVERED
 from core.events import Event
 from core.features import DAY_MS, features_at, window_aggregates
+from core.tiers import ALL_TIERS, TierRecord
 from state.codec import Score
 from state.memory_store import MemoryFeatureStore
 from state.redis_store import RedisFeatureStore, connect
-from state.store import Commit, FeatureStore, Item
+from state.store import Commit, FeatureStore, Item, Placed, ScoreWrite, TierChange
 from stream.services import EmbeddedServices
 
 T0 = 1_600_000_000_000
@@ -59,8 +60,8 @@ def test_statuses(store: FeatureStore) -> None:
 def test_aggregates_returned_only_when_asked_and_scores_stored(store: FeatureStore) -> None:
     res = run(store.apply([Item(ev(0, T0, price=2.0, brand="x"), 0, 0, False),
                            Item(ev(1, T0 + 1, price=4.0, brand="y"), 0, 1, True),
-                           Item(ev(2, T0, user="w"), 0, 2, False)],
-                          scores=[("u", Score(0.25, T0, "rule"))]))
+                           Item(ev(2, T0, user="w"), 0, 2, False)]))
+    run(store.write_scores([ScoreWrite("u", 0, Score(0.25, T0, "rule"), T0 + 1)]))
     assert res[0].aggregates is None and res[2].aggregates is None
     agg = res[1].aggregates
     assert agg is not None
@@ -140,14 +141,63 @@ def test_lua_matches_reference_semantics(services: EmbeddedServices, items: list
     assert run(mem.stats()) == run(red.stats())
     for uid in mem.users:
         assert run(mem.user(uid))[0] == run(red.user(uid))[0]
+    # aggregates at later reference times (sweeps, anchors) agree too
+    for uid, mu in mem.users.items():
+        for later in (0, 1, DAY_MS // 2, 7 * DAY_MS, 29 * DAY_MS, 31 * DAY_MS):
+            now = mu.state.last_ms + later
+            assert run(mem.aggregates_at([uid], now)) == run(red.aggregates_at([uid], now))
 
 
 def test_ranking_is_the_same_on_both_backends(store: FeatureStore) -> None:
     risks = {"a": 0.5, "b": 0.9, "c": 0.5, "d": 0.1, "ü": 0.5, "e": 0.9}
-    run(store.apply((), (), [(u, Score(r, 1, "rule")) for u, r in risks.items()]))
-    run(store.apply((), (), [("d", Score(0.95, 2, "rule"))]))  # rescored: moves to the top
+    run(store.write_scores([ScoreWrite(u, 0, Score(r, 1, "rule"), 1) for u, r in risks.items()]))
+    placed = run(store.write_scores([ScoreWrite("d", 0, Score(0.95, 2, "rule"), 2)]))
+    assert placed == [Placed(True, 0, 6, None)]  # rescored: moves to the top
     want = [("d", 0.95), ("e", 0.9), ("b", 0.9), ("ü", 0.5), ("c", 0.5), ("a", 0.5)]
     assert run(store.top(0, 10)) == want
     assert run(store.top(2, 2)) == want[2:4] and run(store.top(9, 3)) == []
     assert run(store.rank_of("c")) == (4, 6) and run(store.rank_of("zz")) is None
     assert run(store.count_ranked()) == 6
+
+
+def test_score_guard_indexes_tiers_and_retention(store: FeatureStore) -> None:
+    run(store.apply([Item(ev(i, T0 + i, user=u), 1, i) for i, u in enumerate("abc")]))
+    run(store.write_scores([ScoreWrite(u, 1, Score(0.1 * (i + 1), T0 + i, "rule"), T0 + i)
+                            for i, u in enumerate("abc")]))
+    # a sweep score older than the stored one is refused and does not touch the indexes
+    stale = run(store.write_scores([ScoreWrite("c", 1, Score(0.01, T0, "rule"), T0 + 2)]))
+    assert stale == [Placed(False, -1, 0, None)]
+    assert run(store.user("c"))[1] == Score(0.1 * 3, T0 + 2, "rule")
+    assert run(store.active_users(1, float("-inf"), T0 + 1)) == [("a", T0), ("b", T0 + 1)]
+    assert run(store.active_users(1, T0, float("inf"))) == [("b", T0 + 1), ("c", T0 + 2)]
+    low, churned = ALL_TIERS.index("low"), ALL_TIERS.index("churned")
+    run(store.write_tiers([TierChange(u, 1, None, TierRecord(low, T0, 0, 0), T0)
+                           for u in "abc"], {}))
+    assert run(store.tier_counts()) == {"low": 3}
+    run(store.write_tiers([TierChange("a", 1, low, TierRecord(churned, T0 + 5, 0, 1), T0)],
+                          {"alerts": 1}))
+    assert run(store.tier_counts()) == {"low": 2, "churned": 1}
+    assert run(store.tier_of("a")) == TierRecord(churned, T0 + 5, 0, 1)
+    assert run(store.rank_of("a")) is None and run(store.count_ranked()) == 2
+    assert [u for u, _ in run(store.active_users(1, float("-inf"), float("inf")))] == ["b", "c"]
+    assert run(store.stats())["alerts"] == 1
+    assert run(store.retire(1, T0)) == 0 and run(store.retire(1, T0 + 1)) == 1
+    assert run(store.user("a")) == (None, None) and run(store.tier_counts()) == {"low": 2}
+    assert run(store.last_events(["a", "b"])) == [None, T0 + 1]
+
+
+def test_snapshots_population_and_clocks(store: FeatureStore) -> None:
+    from core.features import FEATURE_NAMES
+
+    n = len(FEATURE_NAMES)
+    rows = [("b", [2.0] * n), ("a", [0.5 + i for i in range(n)])]
+    run(store.put_snapshots(2, DAY_MS, rows))
+    run(store.put_snapshots(3, DAY_MS, [("z", [4.0] * n)]))
+    assert run(store.snapshots(2, DAY_MS)) == sorted(rows)
+    users, means = run(store.population())
+    assert users == 3 and means["n_events_7d"] == (2.0 + 0.5 + 4.0) / 3
+    run(store.finish_anchor(2, 31 * DAY_MS, DAY_MS, {"released": 2}))
+    assert run(store.snapshots(2, DAY_MS)) == [] and run(store.stats()) == {"released": 2}
+    run(store.set_clock("s:2", 5))
+    run(store.set_clock("s:2", 4))  # clocks only move forwards
+    assert run(store.clock()) == {"a:2": 31 * DAY_MS, "s:2": 5}

@@ -1,0 +1,30 @@
+"""``GET /v1/model``: the newest model checkpoint and its prequential quality."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import ModelsDep, SettingsDep
+from api.schemas import ModelInfo
+from core.rules import RULE_NAME
+
+router = APIRouter(prefix="/v1", tags=["model"])
+
+
+@router.get("/model", response_model=ModelInfo)
+async def model(models: ModelsDep, settings: SettingsDep) -> ModelInfo:
+    """Version, examples learned, label counts and prequential metrics (test-then-train
+    over the last ``CHURN_METRICS_WINDOW`` examples) of the newest checkpoint."""
+    meta = await models.meta()
+    metrics: dict[str, float | None] = dict(meta.get("metrics", {}))
+    examples = int(meta.get("examples", 0))
+    labels = {str(y): int(metrics.pop(f"label_{y}", 0) or 0) for y in (0, 1)}
+    for name in ("examples", "invalid", "repeats"):
+        metrics.pop(name, None)
+    scorer = (f"model:{settings.model_pipeline}"
+              if meta.get("version") and examples >= settings.min_labels else RULE_NAME)
+    updated = meta.get("updated_at")
+    return ModelInfo(version=int(meta.get("version", 0)), pipeline=settings.model_pipeline,
+                     scorer=scorer, examples=examples, min_labels=settings.min_labels,
+                     labels=labels, metrics=metrics,
+                     updated_at=float(updated) if updated is not None else None)
