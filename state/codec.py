@@ -147,18 +147,16 @@ def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
     return st
 
 
-_AGG = struct.Struct("<IIIIIIIIIdddddd")
+_AGG = struct.Struct("<IIIIIIIIIddddddd")
 
 
-def decode_aggregates(raw: bytes, now_ms: int | None = None) -> Aggregates:
-    """Window aggregates packed by ``aggregates()`` in ``lua/aggregates.lua``, at ``now_ms``
-    (default: the newest event, which is what ``apply_event.lua`` computes them at)."""
-    n7, n15, n30, np_, nc, sw, pn, btot, bmax, spend, pmean, pm2, first, last, lastp = \
+def decode_aggregates(raw: bytes) -> Aggregates:
+    """Window aggregates packed by ``aggregates()`` in ``lua/aggregates.lua``."""
+    n7, n15, n30, np_, nc, sw, pn, btot, bmax, spend, pmean, pm2, first, last, lastp, now_ms = \
         _AGG.unpack_from(raw)
     k = (len(raw) - _AGG.size) // 2
     active = struct.unpack_from(f"<{k}H", raw, _AGG.size)
-    now = int(last) if now_ms is None else now_ms
-    return Aggregates(now_ms=now, n7=n7, n15=n15, n30=n30, active_days=active,
+    return Aggregates(now_ms=int(now_ms), n7=n7, n15=n15, n30=n30, active_days=active,
                       purchases=np_, carts=nc, spend=spend, price_n=pn, price_mean=pmean,
                       price_m2=pm2, switches=sw, brand_total=btot, brand_max=bmax,
                       first_ms=int(first), last_ms=int(last), last_purchase_ms=int(lastp))

@@ -44,7 +44,11 @@ class MemoryFeatureStore:
                 if status != DUPLICATE:
                     self._count("type:" + it.event.event_type)
             mu = self.users.get(it.event.user_id)
-            agg = window_aggregates(mu.state, mu.state.last_ms) if it.want_state and mu else None
+            agg = None
+            if it.want_state and mu:
+                score = self.scores.get(it.event.user_id)
+                now = max(mu.state.last_ms, score.as_of_ms if score else mu.state.last_ms)
+                agg = window_aggregates(mu.state, now)
             out.append(Applied(status, agg))
         for c in commits:
             if c.last_offset <= self._offsets.get(c.partition, -1):
@@ -65,6 +69,11 @@ class MemoryFeatureStore:
                 out.append(Placed(False, -1, 0, tier))
                 continue
             self.scores[w.user_id] = w.score
+            if w.churned:
+                self.ranked.pop(w.user_id, None)
+                self.active.get(w.partition, {}).pop(w.user_id, None)
+                out.append(Placed(True, -1, len(self.ranked), tier))
+                continue
             self.ranked[w.user_id] = w.score.risk
             self.active.setdefault(w.partition, {})[w.user_id] = w.last_ms
             rank = sum(1 for u, r in self.ranked.items()

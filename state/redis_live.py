@@ -56,7 +56,7 @@ class RedisLiveOps:
         sha = await self._sha("write_score")
         cmds = [pack(b"EVALSHA", sha, b"3", keys.user(w.user_id), keys.rank,
                      keys.active(w.partition), encode_score(w.score), repr(w.score.risk),
-                     w.user_id, w.last_ms) for w in writes]
+                     w.user_id, w.last_ms, b"1" if w.churned else b"0") for w in writes]
         return await self.hot.transaction(cmds)
 
     async def write_tiers(self, changes: Sequence[TierChange], counters: dict[str, int]) -> None:
@@ -90,7 +90,7 @@ class RedisLiveOps:
         except NoScriptError:
             await self.load_scripts()
             blobs = await self.r.evalsha(await self._sha("aggregates_at"), len(keys), *keys, now_ms)
-        return [decode_aggregates(b, now_ms) if b is not None else None for b in blobs]
+        return [decode_aggregates(b) if b is not None else None for b in blobs]
 
     async def active_users(self, partition: int, after_ms: float, until_ms: float
                            ) -> list[tuple[str, int]]:

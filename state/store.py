@@ -52,6 +52,7 @@ class ScoreWrite(NamedTuple):
     partition: int
     score: Score
     last_ms: int  # the user's newest event (the active index's sort key)
+    churned: bool = False  # silent > H at the score's time: out of the rank/active indexes
 
 
 class Placed(NamedTuple):

@@ -61,8 +61,9 @@ class Live:
         feats = [compute_features(agg) for _, _, agg in users]
         scorer = self.scorer
         risks, why = scorer.score(feats)
+        h_ms = self.horizon * DAY_MS
         writes = [ScoreWrite(uid, p, Score(risk, agg.now_ms, scorer.name, scorer.version, rs),
-                             agg.last_ms)
+                             agg.last_ms, agg.now_ms - agg.last_ms > h_ms)
                   for (uid, p, agg), risk, rs in zip(users, risks, why, strict=True)]
         placed = await self.store.write_scores(writes)
         changes: list[TierChange] = []

@@ -60,21 +60,30 @@ class Sweeper:
         started = time.perf_counter()
         out = SweepStats(partition, anchor_ms)
         users = await self.store.active_users(partition, float("-inf"), anchor_ms)
-        # the churned leave the ranking first, so the others are ranked without them
-        gone = [u for u, last in users if anchor_ms - last > self.h_ms]
-        rest = [u for u, last in users if anchor_ms - last <= self.h_ms]
-        for group in (gone, rest):
+        # The churned leave the ranking first, so the others are ranked without them.
+        # Each is scored and churned at its own churn anchor (the first midnight more
+        # than H after its newest event), whichever sweep finds it: sweeps may skip
+        # anchors when event time runs ahead, and the result must not depend on that.
+        groups: dict[int, list[str]] = {}
+        rest = []
+        for u, last in users:
+            if anchor_ms - last > self.h_ms:
+                at = last + self.h_ms
+                groups.setdefault(at - at % DAY_MS + DAY_MS, []).append(u)
+                out.churned += 1
+            else:
+                rest.append(u)
+        for at, group in [*sorted(groups.items()), (anchor_ms, rest)]:
             for i in range(0, len(group), self.chunk):
                 part = group[i:i + self.chunk]
                 async with self.lock:
-                    aggs = await self.store.aggregates_at(part, anchor_ms)
+                    aggs = await self.store.aggregates_at(part, at)
                     # skip users deleted, or with an event after A since the list was read
                     todo = [(u, partition, a) for u, a in zip(part, aggs, strict=True)
-                            if a is not None and a.last_ms <= anchor_ms]
+                            if a is not None and a.last_ms <= at]
                     st = await self.live.rescore(todo)
                 out.users += st.scored
                 out.alerts += st.alerts
-        out.churned = len(gone)
         async with self.lock:
             await self.store.set_clock(f"s:{partition}", anchor_ms)
             if self.retention_ms:

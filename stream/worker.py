@@ -72,7 +72,7 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
         for name, n in ((settings.dlq_topic, 1), (settings.training_topic, 1),
                         (settings.alerts_topic, settings.partitions)))
     client = connect(settings.redis_url)
-    store = RedisFeatureStore(client, settings.redis_prefix, settings.churn_horizon_days)
+    store = RedisFeatureStore(client, settings.redis_prefix)  # 30-day feature horizon
     models = ModelStore(client, settings.redis_prefix)
 
     async def send_dead_letters(dead: Sequence[DeadLetter]) -> None:

@@ -178,3 +178,52 @@ def read_raw_csv(path: str) -> list[RefEvent | None]:
             out.append(RefEvent(text, row["user_id"], row["event_type"], t, price,
                                 row["brand"] or None) if ok and t is not None else None)
     return out
+
+
+def ref_event_of_json(value: bytes) -> RefEvent:
+    """An event as the ``events`` topic carries it (canonical JSON, time in epoch ms)."""
+    import json
+
+    body = json.loads(value)
+    price = body.get("price")
+    return RefEvent(body["event_id"], body["user_id"], body["event_type"],
+                    int(body["event_time"]), None if price is None else float(price),
+                    body.get("brand"))
+
+
+def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int, rate: float,
+                       ) -> dict[tuple[int, int, str], tuple[int, dict[str, float]]]:
+    """Training examples the live path must release, from DESIGN section 5 alone.
+
+    Each partition is replayed in arrival order with its own event-time clock. When an
+    event passes UTC midnights, each midnight A is an anchor before that event is
+    applied: users whose newest event is in (A - H, A] and who are sampled get a
+    snapshot (features at A from the events seen so far); snapshots with t + H <= A are
+    released. A snapshot is settled as retained by any event in (t, t + H] seen before
+    its release. Returns {(partition, t, user): (label, features)}.
+    """
+    from core.labels import sampled  # the sample is part of the contract, not the logic
+
+    h = horizon_days * DAY
+    out: dict[tuple[int, int, str], tuple[int, dict[str, float]]] = {}
+    for p, events in partitions.items():
+        ref = Reference()
+        pending: list[list] = []  # [user, t, features, returned]
+        clock: int | None = None
+        for e in events:
+            if clock is None:
+                clock = e.t - e.t % DAY
+            while e.t > clock + DAY:
+                a = clock + DAY
+                for uid, u in ref.users.items():
+                    if a - h < u.newest <= a and sampled(uid, a, rate):
+                        pending.append([uid, a, ref.features(uid, a), False])
+                for snap in [s for s in pending if s[1] + h <= a]:
+                    out[(p, snap[1], snap[0])] = (0 if snap[3] else 1, snap[2])
+                    pending.remove(snap)
+                clock = a
+            ref.add(e)
+            for snap in pending:
+                if snap[0] == e.user_id and snap[1] < e.t <= snap[1] + h:
+                    snap[3] = True
+    return out

@@ -19,12 +19,14 @@ local function day_of_field(f)
   return nil
 end
 
--- Sums over the 7/15/30-day windows ending on day(now) (default: the newest event's day): the same
+-- now (default): the user's newest event, or the time of the stored score ('s', as_of at
+-- byte 9) when a sweep has already scored the user later: a score never moves back.
+-- Sums over the 7/15/30-day windows ending on day(now): the same
 -- float operations in the same (ascending day) order as core.features.window_aggregates.
 -- Every stored day is inside that window (older days are pruned when the newest day moves).
 local function aggregates(key, now)
   local h = redis.call('HGETALL', key)
-  local days, vals, meta = {}, {}, nil
+  local days, vals, meta, score = {}, {}, nil, nil
   for i = 1, #h, 2 do
     local f = h[i]
     local dd = day_of_field(f)
@@ -33,12 +35,18 @@ local function aggregates(key, now)
       vals[dd] = h[i + 1]
     elseif f == 'm' then
       meta = h[i + 1]
+    elseif f == 's' then
+      score = h[i + 1]
     end
   end
   table.sort(days)
   if not meta then return false end
   local first, last, lastp = struct.unpack('<ddd', meta)
-  local today = math.floor((now or last) / DAY)
+  if not now then
+    now = last
+    if score then now = math.max(now, struct.unpack('<d', score, 9)) end
+  end
+  local today = math.floor(now / DAY)
   local n7, n15, n30, np, nc, sw, pn = 0, 0, 0, 0, 0, 0, 0
   local spend, pmean, pm2 = 0.0, 0.0, 0.0
   local brands, btot, bmax, active = {}, 0, 0, {}
@@ -76,7 +84,7 @@ local function aggregates(key, now)
       end
     end
   end
-  return struct.pack('<IIIIIIIIIdddddd', n7, n15, n30, np, nc, sw, pn, btot, bmax, spend,
-                     pmean, pm2, first, last, lastp) .. table.concat(active)
+  return struct.pack('<IIIIIIIIIddddddd', n7, n15, n30, np, nc, sw, pn, btot, bmax, spend,
+                     pmean, pm2, first, last, lastp, now) .. table.concat(active)
 end
 

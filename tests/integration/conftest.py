@@ -68,14 +68,17 @@ class Namespace:
 
     @property
     def env(self) -> dict[str, str]:
-        return dict(os.environ, **{**self.svc.env, **self.extra_env},
+        env = dict(os.environ, **self.svc.env,
                     CHURN_EVENTS_TOPIC=f"events-{self.name}",
                     CHURN_DLQ_TOPIC=f"dlq-{self.name}", CHURN_REDIS_PREFIX=f"t{self.name}",
                     CHURN_TRAINING_TOPIC=f"train-{self.name}",
+                    CHURN_ALERTS_TOPIC=f"alerts-{self.name}",
                     CHURN_APP_ID=f"g{self.name}", CHURN_KAFKA_SESSION_TIMEOUT="2",
                     CHURN_BATCH_WITHIN="0.05", CHURN_PARTITIONS="4",
                     CHURN_STATE_DIR=str(self.tmp / self.name),
                     CHURN_ENV_FILE=str(self.tmp / "absent.env"))
+        env.update(self.extra_env)
+        return env
 
     def settings(self):  # type: ignore[no-untyped-def]
         from core.settings import Settings
@@ -84,8 +87,9 @@ class Namespace:
         return Settings(kafka_bootstrap=env["CHURN_KAFKA_BOOTSTRAP"],
                         redis_url=env["CHURN_REDIS_URL"], events_topic=env["CHURN_EVENTS_TOPIC"],
                         dlq_topic=env["CHURN_DLQ_TOPIC"], redis_prefix=env["CHURN_REDIS_PREFIX"],
-                        app_id=env["CHURN_APP_ID"], partitions=4,
-                        training_topic=env["CHURN_TRAINING_TOPIC"])
+                        app_id=env["CHURN_APP_ID"], partitions=int(env["CHURN_PARTITIONS"]),
+                        training_topic=env["CHURN_TRAINING_TOPIC"],
+                        alerts_topic=env["CHURN_ALERTS_TOPIC"])
 
     def spawn(self, *args: str) -> subprocess.Popen[bytes]:
         path = self.tmp / f"{self.name}-{args[0]}-{len(self.procs)}.log"
@@ -137,19 +141,28 @@ class Namespace:
 
         wait_until(done, timeout, f"{n} events consumed", every=0.25)
 
-    def wait_scored(self, timeout: float = 30.0) -> None:
-        """Scores are written right after a batch's state: wait until every user has one
-        for its newest event (``consumed`` counts a batch before its scores land)."""
+    def clock(self) -> dict[str, int]:
+        raw = self.redis().hgetall(f"t{self.name}:clock")
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    def wait_scored(self, timeout: float = 60.0) -> None:
+        """Wait until the sweeper has caught up with every partition's last anchor and
+        every user has a score at or after its newest event (``consumed`` counts a batch
+        before its scores land; sweeps run on a timer)."""
         from state.codec import decode_score, decode_state
 
-        def all_scored() -> bool:
+        def settled() -> bool:
+            clock = self.clock()
+            for name, anchor in clock.items():
+                if name.startswith("a:") and clock.get("s:" + name[2:], -1) < anchor:
+                    return False
             for h in self.user_hashes().values():
                 st, s = decode_state(h), h.get(b"s")
-                if st is None or s is None or decode_score(s).as_of_ms != st.last_ms:
+                if st is None or s is None or decode_score(s).as_of_ms < st.last_ms:
                     return False
             return True
 
-        wait_until(all_scored, timeout, "every user scored at its newest event", every=0.2)
+        wait_until(settled, timeout, "sweeps caught up and every user scored", every=0.25)
 
     def user_hashes(self) -> dict[bytes, dict[bytes, bytes]]:
         r = self.redis()
@@ -193,3 +206,24 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0)
     finally:
         consumer.close()
     return out
+
+
+def read_records(bootstrap: str, topic: str, expected: int, timeout: float = 30.0,
+                 ) -> list[tuple[int, int, bytes | None, bytes]]:
+    """All (partition, offset, key, value) of a topic (at least ``expected``), per
+    partition in offset order."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaConsumer
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=2000,
+                             group_id=None)
+    out: list[tuple[int, int, bytes | None, bytes]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for msg in consumer:
+                out.append((msg.partition, msg.offset, msg.key, msg.value))
+    finally:
+        consumer.close()
+    return sorted(out, key=lambda r: (r[0], r[1]))
