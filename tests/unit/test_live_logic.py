@@ -1,0 +1,183 @@
+"""Scorers against River, tier decisions without storms, learner repeats, and the
+processor's anchors and sweeps over the in-memory store (no services)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from collections.abc import Sequence
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.features import FEATURE_NAMES
+from core.model import make_pipeline, model_inputs, reasons
+from core.scoring import LinearScorer, PipelineScorer, RuleScorer, make_scorer
+from core.settings import Settings
+from core.tiers import ALL_TIERS, AlertGate, TierPolicy, decide
+from state.memory_store import MemoryFeatureStore
+from stream.anchors import Anchors
+from stream.learner import new_state
+from stream.live import Live
+from stream.processor import BatchProcessor, DeadLetter, Record
+from stream.sweeper import Sweeper
+
+DAY = 86_400_000
+
+
+def random_features(rng: random.Random) -> dict[str, float]:
+    f = {n: rng.random() * rng.choice([1, 5, 30, 300]) for n in FEATURE_NAMES}
+    for n in ("purchase_ratio", "activity_ratio_15d", "brand_concentration_ratio",
+              "cart_abandon_ratio"):
+        f[n] = rng.random()
+    f["activity_trend"] = rng.uniform(-1, 1)
+    return f
+
+
+def trained(n: int = 400, seed: int = 1):  # type: ignore[no-untyped-def]
+    rng = random.Random(seed)
+    m = make_pipeline("logreg", lr=0.05)
+    for _ in range(n):
+        f = random_features(rng)
+        m.learn_one(model_inputs(f), f["days_since_last_event"] > 10 or rng.random() < 0.1)
+    return m
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000))
+def test_linear_scorer_equals_river(seed: int) -> None:
+    m = trained()
+    scorer = LinearScorer(m, "model:logreg", 7)
+    rng = random.Random(seed)
+    feats = [random_features(rng) for _ in range(20)]
+    risks, why = scorer.score(feats)
+    for f, risk, rs in zip(feats, risks, why, strict=True):
+        assert abs(risk - m.predict_proba_one(model_inputs(f))[True]) < 1e-12
+        want = reasons(m, f, {}, k=3)  # the one-user reference in core.model
+        assert [FEATURE_NAMES[i] for i, _ in rs] == [r.feature for r in want]
+        assert all(abs(c - r.contribution) < 1e-9 for (_, c), r in zip(rs, want, strict=True))
+
+
+def test_make_scorer_cold_start_and_generic_pipelines() -> None:
+    m = trained()
+    assert isinstance(make_scorer(m, "logreg", 3, 99, 100, 30), RuleScorer)
+    assert isinstance(make_scorer(None, "logreg", 0, 0, 0, 30), RuleScorer)
+    s = make_scorer(m, "logreg", 3, 100, 100, 30)
+    assert isinstance(s, LinearScorer) and (s.name, s.version) == ("model:logreg", 3)
+    arf = make_pipeline("arf", n_models=2)
+    rng = random.Random(2)
+    for _ in range(50):
+        f = random_features(rng)
+        arf.learn_one(model_inputs(f), f["days_since_last_event"] > 10)
+    g = make_scorer(arf, "arf", 4, 100, 10, 30)
+    assert isinstance(g, PipelineScorer)
+    risks, why = g.score([random_features(rng)])
+    assert 0 <= risks[0] <= 1 and all(c > 0 for _, c in why[0])
+
+
+def test_a_user_hovering_at_a_boundary_does_not_storm() -> None:
+    """100 rescores a day for 10 days around the critical boundary (5 % +- 0.5 %):
+    inside the hysteresis margin nothing moves after the first tier."""
+    p, gate = TierPolicy(margin=0.01), AlertGate(per_day=3)
+    rng = random.Random(3)
+    rec, alerts = None, 0
+    for i in range(1000):
+        d = decide(rec, 0.05 + rng.uniform(-0.005, 0.005), i * DAY // 100, p, gate)
+        if d is not None:
+            rec, alerted = d
+            alerts += alerted
+    assert rec is not None and alerts == 0
+    # wide swings: bounded by the per-day limit
+    rec, per_day = None, {}
+    for i in range(1000):
+        now = i * DAY // 100
+        d = decide(rec, 0.0 if i % 2 else 0.9, now, p, gate)
+        if d is not None:
+            rec, alerted = d
+            per_day[now // DAY] = per_day.get(now // DAY, 0) + alerted
+    assert max(per_day.values()) == 3
+
+
+def test_learner_skips_repeated_releases() -> None:
+    state = new_state(Settings())
+
+    def ex(p: int, t: int, i: int, label: int = 1) -> bytes:
+        return json.dumps({"partition": p, "t": t, "i": i, "label": label,
+                           "features": {n: 1.0 for n in FEATURE_NAMES}}).encode()
+
+    stream = [ex(0, 5, 0), ex(0, 5, 1), ex(1, 5, 0), ex(0, 5, 0), ex(0, 5, 1), ex(0, 5, 2),
+              ex(0, 6, 0), ex(0, 5, 2)]  # a worker crash repeats partition 0's release
+    for off, raw in enumerate(stream):
+        state.learn(raw, off)
+    assert (state.examples, state.repeats) == (5, 3)
+    assert state.positions == {0: (6, 0), 1: (5, 0)}
+
+
+def _proc(store: MemoryFeatureStore, rate: float = 1.0
+          ) -> tuple[BatchProcessor, list[bytes], list[bytes], Sweeper]:
+    alerts: list[bytes] = []
+    training: list[bytes] = []
+
+    async def to_alerts(msgs: Sequence[bytes]) -> None:
+        alerts.extend(msgs)
+
+    async def to_training(msgs: Sequence[bytes]) -> None:
+        training.extend(msgs)
+
+    async def to_dlq(dead: Sequence[DeadLetter]) -> None:
+        pass
+
+    live = Live(store, to_alerts, TierPolicy(margin=0.0), AlertGate(per_day=10), 3)
+    proc = BatchProcessor(store, to_dlq, churn_horizon_days=3, live=live,
+                          anchors=Anchors(store, to_training, 3, rate))
+    return proc, alerts, training, Sweeper(store, live, proc.lock, 3, chunk=2)
+
+
+def _ev(user: str, t: int, i: int) -> bytes:
+    return json.dumps({"event_id": f"e{i}", "user_id": user, "event_type": "view",
+                       "event_time": t}).encode()
+
+
+def test_anchors_sweeps_churn_and_alerts_in_memory() -> None:
+    """H = 3 days: a stays active, b stops after day 0; the sweeper climbs b up the
+    ranking, churns it at its own churn anchor, and every tier change is one alert."""
+    store = MemoryFeatureStore()
+    proc, alerts, training, sweeper = _proc(store)
+    t0 = 20_000 * DAY
+    evs = [("a", t0 + 3_600_000 + d * DAY) for d in range(8)]
+    evs.insert(1, ("b", t0 + 7_200_000))
+    evs.insert(2, ("c", t0 + 8_000_000))
+
+    async def run() -> list[tuple[int, float]]:
+        seen = []
+        for i, (u, t) in enumerate(sorted(evs, key=lambda e: e[1])):
+            await proc.process([Record(0, i, u.encode(), _ev(u, t, i))])
+            for p, a in await sweeper.due({0}):
+                await sweeper.sweep(p, a)
+                if "b" in store.ranked:
+                    seen.append((store.scores["b"].as_of_ms, store.scores["b"].risk))
+        return seen
+
+    seen = asyncio.run(run())
+    stats = asyncio.run(store.stats())
+    assert stats["anchors"] == 7  # every midnight from t0 + 1d to t0 + 7d
+    # b's risk grows at each sweep while it stays silent, until it churns
+    assert [t for t, _ in seen] == [t0 + d * DAY for d in range(1, 4)]
+    assert all(r1 < r2 for (_, r1), (_, r2) in itertools.pairwise(seen))
+    released = [json.loads(m) for m in training]
+    assert {(m["user_id"], m["t"]) for m in released if m["t"] == t0 + DAY} == {
+        ("a", t0 + DAY), ("b", t0 + DAY), ("c", t0 + DAY)}
+    assert {m["user_id"]: m["label"] for m in released if m["t"] == t0 + DAY} == {
+        "a": 0, "b": 1, "c": 1}
+    assert all(m["release"] == m["t"] + 3 * DAY for m in released)
+    # b and c churn at their own churn anchor: first midnight more than H after their event
+    score_b = store.scores["b"]
+    assert score_b.as_of_ms == t0 + 4 * DAY and ALL_TIERS[store.tiers["b"].tier] == "churned"
+    assert "b" not in store.ranked and "a" in store.ranked
+    assert asyncio.run(store.tier_counts())["churned"] == 2
+    assert len(alerts) == stats["alerts"] == sum(
+        v for k, v in stats.items() if k.startswith("transition:"))
+    assert any(json.loads(a)["user_id"] == "b" and json.loads(a)["to"] == "churned"
+               for a in alerts)
