@@ -110,7 +110,7 @@ def test_live_risk_with_kills(namespace: Namespace, tmp_path: Path) -> None:
     assert code == 200 and model["examples"] == stats["released"] > 5000
     assert model["labels"]["0"] + model["labels"]["1"] == model["examples"]
     assert model["scorer"] == "model:logreg" and model["version"] > killed_version
-    assert versions == sorted(versions) and versions[-1] == model["version"]
+    assert versions == sorted(versions) and killed_version < versions[-1] <= model["version"]
     assert model["metrics"]["rocauc"] > 0.8, model["metrics"]
     assert model["metrics"]["lift_at_5"] > 3, model["metrics"]
     # ... and the released examples are exactly those of the reference, despite the kills
