@@ -1,4 +1,4 @@
-"""Redis memory per user for two populations, through the real store (state + scores).
+"""Redis memory per user for two populations, through the worker's batch path.
 
     python bench/redis_memory.py
 
@@ -14,18 +14,20 @@ import asyncio
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.events import Event, Rejected, parse_event  # noqa: E402
-from core.features import compute_features  # noqa: E402
-from state.codec import Score  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
 from state.server import RedisServer  # noqa: E402
-from state.store import Item  # noqa: E402
 from stream import simulate  # noqa: E402
+from stream.anchors import Anchors  # noqa: E402
+from stream.live import Live  # noqa: E402
+from stream.processor import BatchProcessor, Record  # noqa: E402
 from stream.replay import read_rows, validate_row  # noqa: E402
 from tests.datagen import generate, write_csv  # noqa: E402
 
@@ -54,19 +56,30 @@ def testlog() -> list[Event]:
 
 
 async def measure(name: str, events: list[Event], url: str) -> None:
+    """Everything the worker keeps: user hashes (state, score with reasons, tier), the
+    rank and active indexes, pending label snapshots at the default sample rate."""
     store = RedisFeatureStore(connect(url), prefix=name)
     before = int((await store.r.info("memory"))["used_memory"])
+    settings = Settings()
+
+    async def nowhere(messages: Sequence[object]) -> None:
+        pass
+
+    live = Live.from_settings(store, nowhere, settings)
+    proc = BatchProcessor(store, nowhere, live=live,
+                          anchors=Anchors(store, nowhere, settings.churn_horizon_days,
+                                          settings.label_sample_rate))
     for k in range(0, len(events), 1000):
-        items = [Item(e, 0, k + i, True) for i, e in enumerate(events[k:k + 1000])]
-        res = await store.apply(items)
-        scores = {it.event.user_id: Score(0.5, r.aggregates.now_ms, "rule:recency-frequency")
-                  for it, r in zip(items, res, strict=True) if r.aggregates is not None
-                  and compute_features(r.aggregates)}
-        await store.apply((), (), list(scores.items()))
+        await proc.process([Record(0, k + i, None, e.to_json())
+                            for i, e in enumerate(events[k:k + 1000])])
     after = int((await store.r.info("memory"))["used_memory"])
     users = await store.count_users()
+    pending = 0
+    async for key in store.r.scan_iter(match=f"{name}:pending:*"):
+        pending += int(await store.r.hlen(key))
     print(f"{name:>9}: {len(events):>7} events, {users:>6} users, "
-          f"{len(events) / users:5.1f} events/user: {(after - before) / users:6.0f} bytes/user")
+          f"{len(events) / users:5.1f} events/user, {pending:>6} pending snapshots: "
+          f"{(after - before) / users:6.0f} bytes/user")
 
 
 async def main() -> None:

@@ -23,7 +23,7 @@ from core.timefmt import rfc3339
 from state.codec import Score
 from state.store import FeatureStore, ScoreWrite, TierChange
 
-AlertSink = Callable[[Sequence[bytes]], Awaitable[None]]
+AlertSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # (user id, JSON)
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Live:
                   for (uid, p, agg), risk, rs in zip(users, risks, why, strict=True)]
         placed = await self.store.write_scores(writes)
         changes: list[TierChange] = []
-        alerts: list[bytes] = []
+        alerts: list[tuple[bytes, bytes]] = []
         counters: dict[str, int] = {}
         absolute = self.policy.absolute
         for w, f, pl in zip(writes, feats, placed, strict=True):
@@ -90,11 +90,11 @@ class Live:
                 frm, to = ALL_TIERS[pl.tier.tier], ALL_TIERS[rec.tier]
                 key = f"transition:{frm}:{to}"
                 counters[key] = counters.get(key, 0) + 1
-                alerts.append(json.dumps({
+                alerts.append((w.user_id.encode(), json.dumps({
                     "user_id": w.user_id, "from": frm, "to": to, "risk": w.score.risk,
                     "at": rfc3339(now), "at_ms": now, "scorer": w.score.scorer,
                     "model_version": w.score.version,
-                    "reasons": reason_rows(w.score.reasons, f, self.means)}).encode())
+                    "reasons": reason_rows(w.score.reasons, f, self.means)}).encode()))
         if not changes:
             return stats
         stats.changes, stats.alerts = len(changes), len(alerts)

@@ -215,5 +215,5 @@ class BatchProcessor:
         stats.alerts += rs.alerts
 
 
-async def _no_alerts(alerts: Sequence[bytes]) -> None:
+async def _no_alerts(alerts: Sequence[tuple[bytes, bytes]]) -> None:
     """Default alert sink of a processor built without one (tests, evaluation)."""

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def topic_specs(settings: Settings) -> dict[str, int]:
     """Topic name -> partition count."""
     return {settings.events_topic: settings.partitions, settings.dlq_topic: 1,
-            settings.training_topic: 1}  # one partition: the learner sees one total order
+            settings.training_topic: 1,  # one partition: the learner sees one total order
+            settings.alerts_topic: settings.partitions}  # key = user id: per-user order
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -66,27 +65,27 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     events = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw",
                        partitions=settings.partitions)
-    dlq, training, alerts = (
-        app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                  value_serializer="raw", partitions=n)
-        for name, n in ((settings.dlq_topic, 1), (settings.training_topic, 1),
-                        (settings.alerts_topic, settings.partitions)))
+    # topics are declared (and created) by ensure_topics; messages go straight to the
+    # producer (faust's topic.send adds per-message callbacks the hot path does not need)
     client = connect(settings.redis_url)
     store = RedisFeatureStore(client, settings.redis_prefix)  # 30-day feature horizon
     models = ModelStore(client, settings.redis_prefix)
 
-    async def send_dead_letters(dead: Sequence[DeadLetter]) -> None:
-        futures = [await dlq.send(key=d.record.key, value=d.to_json(settings.events_topic))
-                   for d in dead]
+    async def produce(topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Send and wait for the broker's acknowledgement of every message."""
+        send = app.producer.send
+        futures = [await send(topic, key, value, None, None, None) for key, value in messages]
         await asyncio.gather(*futures)
+
+    async def send_dead_letters(dead: Sequence[DeadLetter]) -> None:
+        await produce(settings.dlq_topic,
+                      [(d.record.key, d.to_json(settings.events_topic)) for d in dead])
 
     async def send_training(examples: Sequence[bytes]) -> None:
-        await asyncio.gather(*[await training.send(value=v) for v in examples])
+        await produce(settings.training_topic, [(None, v) for v in examples])
 
-    async def send_alerts(messages: Sequence[bytes]) -> None:
-        futures = [await alerts.send(key=json.loads(m)["user_id"].encode(), value=m)
-                   for m in messages]
-        await asyncio.gather(*futures)
+    async def send_alerts(messages: Sequence[tuple[bytes, bytes]]) -> None:
+        await produce(settings.alerts_topic, messages)
 
     live = Live.from_settings(store, send_alerts, settings)
     anchors = Anchors(store, send_training, settings.churn_horizon_days,

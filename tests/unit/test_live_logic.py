@@ -120,8 +120,9 @@ def _proc(store: MemoryFeatureStore, rate: float = 1.0
     alerts: list[bytes] = []
     training: list[bytes] = []
 
-    async def to_alerts(msgs: Sequence[bytes]) -> None:
-        alerts.extend(msgs)
+    async def to_alerts(msgs: Sequence[tuple[bytes, bytes]]) -> None:
+        assert all(json.loads(v)["user_id"].encode() == k for k, v in msgs)
+        alerts.extend(v for _, v in msgs)
 
     async def to_training(msgs: Sequence[bytes]) -> None:
         training.extend(msgs)
