@@ -18,7 +18,7 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 def test_services_and_dependencies() -> None:
     services = compose()["services"]
-    assert {"kafka", "redis", "worker", "api"} <= set(services)
+    assert {"kafka", "redis", "worker", "learner", "api"} <= set(services)
     for name, svc in services.items():
         for dep, cond in (svc.get("depends_on") or {}).items():
             assert dep in services, (name, dep)
@@ -30,7 +30,7 @@ def test_app_services_use_real_commands_and_settings() -> None:
     services = compose()["services"]
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     fields = {f"CHURN_{name.upper()}" for name in Settings.model_fields}
-    for name in ("worker", "api", "simulator"):
+    for name in ("worker", "learner", "api", "simulator"):
         svc = services[name]
         assert svc["build"] == "."
         assert svc["command"][0] in commands, name
