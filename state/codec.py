@@ -46,7 +46,7 @@ class Score(NamedTuple):
     reasons: tuple[tuple[int, float], ...] = ()
 
 
-_SCORE = struct.Struct("<ddIB")  # risk, as_of (write_score.lua reads it at byte 9), version, n
+_SCORE = struct.Struct("<ddIB")  # risk, as_of (write_scores.lua reads it at byte 9), version, n
 _REASON = struct.Struct("<Bf")
 # scorers stored as one byte; any other name is stored in full after a 0 byte
 _SCORER_CODES = {"rule:recency-frequency": b"\x01", "model:logreg": b"\x02"}

@@ -53,21 +53,16 @@ class RedisLiveOps:
 
     async def _write_scores(self, writes: Sequence[ScoreWrite]) -> list[Any]:
         keys = self.keys
-        # EVALSHA sha 3 <user> <rank> <active> <score> <risk> <id> <last> <churned>, with
-        # the constant head packed once per batch (the bytes pack() would give)
-        head = b"*11\r\n" + pack(b"EVALSHA", await self._sha("write_score"), b"3")[4:]
-        rank = pack(keys.rank)[4:]
         user, active, enc = keys.user, keys.active, encode_score
-        cmds = []
+        args: list[bytes] = [b"EVALSHA", (await self._sha("write_scores")).encode(),
+                             b"%d" % (1 + 2 * len(writes)), keys.rank.encode()]
         for w in writes:
-            parts = [head, b"", rank, b"", b"", b"", b"", b"", b"1" if w.churned else b"0"]
-            for i, v in ((1, user(w.user_id).encode()), (3, active(w.partition).encode()),
-                         (4, enc(w.score)), (5, repr(w.score.risk).encode()),
-                         (6, w.user_id.encode()), (7, b"%d" % w.last_ms)):
-                parts[i] = b"$%d\r\n%b\r\n" % (len(v), v)
-            parts[8] = b"$1\r\n" + parts[8] + b"\r\n"
-            cmds.append(b"".join(parts))
-        return await self.hot.transaction(cmds)
+            args += (user(w.user_id).encode(), active(w.partition).encode())
+        for w in writes:
+            args += (enc(w.score), repr(w.score.risk).encode(), w.user_id.encode(),
+                     b"%d" % w.last_ms, b"1" if w.churned else b"0")
+        flat = (await self.hot.transaction([pack(*args)]))[0]
+        return [flat[i:i + 4] for i in range(0, len(flat), 4)]
 
     async def write_tiers(self, changes: Sequence[TierChange], counters: dict[str, int]) -> None:
         keys = self.keys

@@ -33,7 +33,7 @@ _AGGREGATES = _script("aggregates.lua")
 SCRIPTS = {"apply_event": _AGGREGATES + _script("apply_event.lua"),
            "commit_batch": _script("commit_batch.lua"),
            "aggregates_at": _AGGREGATES + _script("aggregates_at.lua"),
-           "write_score": _script("write_score.lua")}
+           "write_scores": _script("write_scores.lua")}
 
 
 def _url_of(kw: dict[str, Any]) -> str:

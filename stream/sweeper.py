@@ -11,7 +11,7 @@ churned users silent for ``CHURN_RETENTION_DAYS`` are deleted.
 
 Chunks hold the processor's lock, so batches and sweeps interleave but never
 overlap; a score written for an event after ``A`` is never overwritten by the sweep
-(``write_score.lua`` keeps the newer one).
+(``write_scores.lua`` keeps the newer one).
 """
 
 from __future__ import annotations
@@ -38,12 +38,14 @@ class SweepStats:
 
 class Sweeper:
     def __init__(self, store: FeatureStore, live: Live, lock: asyncio.Lock,
-                 horizon_days: int = 30, chunk: int = 2000, retention_days: int = 0) -> None:
+                 horizon_days: int = 30, chunk: int = 2000, retention_days: int = 0,
+                 chunks_per_hold: int = 4) -> None:
         self.store = store
         self.live = live
         self.lock = lock
         self.h_ms = horizon_days * DAY_MS
         self.chunk = chunk
+        self.hold = chunks_per_hold
         self.retention_ms = retention_days * DAY_MS
 
     async def due(self, partitions: set[int]) -> list[tuple[int, int]]:
@@ -74,16 +76,25 @@ class Sweeper:
             else:
                 rest.append(u)
         for at, group in [*sorted(groups.items()), (anchor_ms, rest)]:
-            for i in range(0, len(group), self.chunk):
-                part = group[i:i + self.chunk]
+            chunks = [group[i:i + self.chunk] for i in range(0, len(group), self.chunk)]
+            for b in range(0, len(chunks), self.hold):
+                block = chunks[b:b + self.hold]
+                # A few chunks per hold of the lock, pipelined: Redis computes the next
+                # chunk's aggregates while this one is scored. Nothing read in one hold
+                # is used after it, so no batch can slip in between a read and a write.
                 async with self.lock:
-                    aggs = await self.store.aggregates_at(part, at)
-                    # skip users deleted, or with an event after A since the list was read
-                    todo = [(u, partition, a) for u, a in zip(part, aggs, strict=True)
-                            if a is not None and a.last_ms <= at]
-                    st = await self.live.rescore(todo)
-                out.users += st.scored
-                out.alerts += st.alerts
+                    nxt = asyncio.ensure_future(self.store.aggregates_at(block[0], at))
+                    for j, part in enumerate(block):
+                        aggs = await nxt
+                        if j + 1 < len(block):
+                            nxt = asyncio.ensure_future(
+                                self.store.aggregates_at(block[j + 1], at))
+                        # skip users deleted, or with an event after A since the list was read
+                        todo = [(u, partition, a) for u, a in zip(part, aggs, strict=True)
+                                if a is not None and a.last_ms <= at]
+                        st = await self.live.rescore(todo)
+                        out.users += st.scored
+                        out.alerts += st.alerts
         async with self.lock:
             await self.store.set_clock(f"s:{partition}", anchor_ms)
             if self.retention_ms:
