@@ -125,8 +125,9 @@ async def main() -> None:
         print(f"ratio sweep(vectorised) / bare read: {vec.seconds / bare:.2f}x the time")
         if len(rows) > 2:
             print(f"ratio per-user / vectorised: {rows[2][1] / vec.seconds:.2f}x the time")
-        cpu = (await store.r.info("cpu"))
-        print(f"redis CPU (whole run, incl. fill): {cpu['used_cpu_user'] + cpu['used_cpu_sys']:.1f}s")
+        cpu = await store.r.info("cpu")
+        used = cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+        print(f"redis CPU (whole run, incl. fill): {used:.1f}s")
     finally:
         server.stop()
 
