@@ -106,9 +106,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         svc.write_env_file()
         env = dict(os.environ, **svc.env, CHURN_KAFKA_SESSION_TIMEOUT="3")
+        # a small demo population: snapshot more users so the model takes over sooner
+        env.setdefault("CHURN_LABEL_SAMPLE_RATE", "0.2")
         ensure_topics(svc.settings())
         exe = [sys.executable, "-m", "stream.cli"]
         procs.append(subprocess.Popen([*exe, "worker"], env=env))
+        procs.append(subprocess.Popen([*exe, "learner"], env=env))
         procs.append(subprocess.Popen([*exe, "api", "--port", str(args.port)], env=env))
         sim = subprocess.Popen([*exe, "simulate", "--users", str(args.users), "--days",
                                 str(args.days), "--rate", str(args.rate), "--quiet"], env=env)
@@ -120,6 +123,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"  API docs:   {api}/docs\n"
               f"  pipeline:   curl -s {api}/v1/status\n"
               f"  one user:   curl -s {api}/v1/users/{user}\n"
+              f"  riskiest:   curl -s '{api}/v1/top?k=10'\n"
+              f"  model:      curl -s {api}/v1/model   (the rule scores until "
+              f"CHURN_MIN_LABELS examples are learned)\n"
               f"  other tools: CHURN_ENV_FILE=.churnstream/services.env churnstream replay FILE\n"
               "  simulated traffic keeps flowing; Ctrl-C stops everything.\n", flush=True)
         _wait_for_signal()
