@@ -61,26 +61,36 @@ class RedisLiveOps:
         for w in writes:
             args += (enc(w.score), repr(w.score.risk).encode(), w.user_id.encode(),
                      b"%d" % w.last_ms, b"1" if w.churned else b"0")
-        flat = (await self.hot.transaction([pack(*args)]))[0]
+        cmd = b"".join([b"*%d\r\n" % len(args),
+                        *[b"$%d\r\n%b\r\n" % (len(a), a) for a in args]])  # pack(), all bytes
+        flat = (await self.hot.transaction([cmd]))[0]
         return [flat[i:i + 4] for i in range(0, len(flat), 4)]
 
     async def write_tiers(self, changes: Sequence[TierChange], counters: dict[str, int]) -> None:
         keys = self.keys
         cmds = []
+        counts: dict[str, int] = {}
+        hset = b"*4\r\n$4\r\nHSET\r\n"
         for c in changes:
             uid = c.user_id
-            cmds.append(pack(b"HSET", keys.user(uid), b"t", encode_tier(c.record)))
+            k = keys.user(uid).encode()
+            t = encode_tier(c.record)
+            cmds.append(b"%b$%d\r\n%b\r\n$1\r\nt\r\n$%d\r\n%b\r\n"
+                        % (hset, len(k), k, len(t), t))
             to = ALL_TIERS[c.record.tier]
             if c.old is not None:
                 frm = ALL_TIERS[c.old]
-                cmds.append(pack(b"HINCRBY", keys.tiers, frm, b"-1"))
+                counts[frm] = counts.get(frm, 0) - 1
                 if frm == CHURNED:
                     cmds.append(pack(b"ZREM", keys.gone(c.partition), uid))
-            cmds.append(pack(b"HINCRBY", keys.tiers, to, b"1"))
+            counts[to] = counts.get(to, 0) + 1
             if to == CHURNED:
                 cmds.append(pack(b"ZREM", keys.rank, uid))
                 cmds.append(pack(b"ZREM", keys.active(c.partition), uid))
                 cmds.append(pack(b"ZADD", keys.gone(c.partition), c.last_ms, uid))
+        for tier, inc in counts.items():
+            if inc:
+                cmds.append(pack(b"HINCRBY", keys.tiers, tier, inc))
         for name, inc in counters.items():
             cmds.append(pack(b"HINCRBY", keys.stats, name, inc))
         if cmds:

@@ -21,7 +21,7 @@ from core.settings import Settings
 from core.tiers import ALL_TIERS, DAY_MS, AlertGate, TierPolicy, decide
 from core.timefmt import rfc3339
 from state.codec import Score
-from state.store import FeatureStore, ScoreWrite, TierChange
+from state.store import FeatureStore, Placed, ScoreWrite, TierChange
 
 AlertSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # (user id, JSON)
 
@@ -55,17 +55,29 @@ class Live:
 
     async def rescore(self, users: Sequence[tuple[str, int, Aggregates]]) -> RescoreStats:
         """(user, partition, aggregates at the reference time) -> stored score and tier."""
-        stats = RescoreStats()
-        if not users:
-            return stats
+        writes, feats = self.prepare(users)
+        if not writes:
+            return RescoreStats()
+        return await self.finish(writes, feats, await self.store.write_scores(writes))
+
+    def prepare(self, users: Sequence[tuple[str, int, Aggregates]]
+                ) -> tuple[list[ScoreWrite], list[dict[str, float]]]:
+        """Features and scores (no I/O): the writes for :meth:`FeatureStore.write_scores`."""
         feats = [compute_features(agg) for _, _, agg in users]
+        if not feats:
+            return [], []
         scorer = self.scorer
         risks, why = scorer.score(feats)
         h_ms = self.horizon * DAY_MS
         writes = [ScoreWrite(uid, p, Score(risk, agg.now_ms, scorer.name, scorer.version, rs),
                              agg.last_ms, agg.now_ms - agg.last_ms > h_ms)
                   for (uid, p, agg), risk, rs in zip(users, risks, why, strict=True)]
-        placed = await self.store.write_scores(writes)
+        return writes, feats
+
+    async def finish(self, writes: Sequence[ScoreWrite], feats: Sequence[dict[str, float]],
+                     placed: Sequence[Placed]) -> RescoreStats:
+        """Tier decisions from the written scores' ranks; alerts, then the new tiers."""
+        stats = RescoreStats()
         changes: list[TierChange] = []
         alerts: list[tuple[bytes, bytes]] = []
         counters: dict[str, int] = {}

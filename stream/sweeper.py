@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from core.labels import DAY_MS
-from state.store import FeatureStore
-from stream.live import Live
+from state.store import FeatureStore, Placed
+from stream.live import Live, RescoreStats
 
 
 @dataclass
@@ -58,6 +59,32 @@ class Sweeper:
                 out.append((p, a))
         return out
 
+    async def _pipelined(self, block: list[list[str]], partition: int, at: int,
+                         out: SweepStats) -> None:
+        """Chunk j is scored in Python while Redis computes chunk j + 1's aggregates and
+        writes chunk j - 1's scores; tiers of chunk j - 1 are then decided from them."""
+        live, store = self.live, self.store
+        nxt = asyncio.ensure_future(store.aggregates_at(block[0], at))
+        pending: tuple[Any, Any, asyncio.Future[list[Placed]]] | None = None
+        for j, part in enumerate(block):
+            aggs = await nxt
+            if j + 1 < len(block):
+                nxt = asyncio.ensure_future(store.aggregates_at(block[j + 1], at))
+            # skip users deleted, or with an event after A since the list was read
+            writes, feats = live.prepare([(u, partition, a) for u, a in zip(part, aggs, strict=True)
+                                          if a is not None and a.last_ms <= at])
+            written = asyncio.ensure_future(store.write_scores(writes))
+            if pending is not None:
+                self._count(out, await live.finish(pending[0], pending[1], await pending[2]))
+            pending = (writes, feats, written)
+        if pending is not None:
+            self._count(out, await live.finish(pending[0], pending[1], await pending[2]))
+
+    @staticmethod
+    def _count(out: SweepStats, st: RescoreStats) -> None:
+        out.users += st.scored
+        out.alerts += st.alerts
+
     async def sweep(self, partition: int, anchor_ms: int) -> SweepStats:
         started = time.perf_counter()
         out = SweepStats(partition, anchor_ms)
@@ -83,18 +110,7 @@ class Sweeper:
                 # chunk's aggregates while this one is scored. Nothing read in one hold
                 # is used after it, so no batch can slip in between a read and a write.
                 async with self.lock:
-                    nxt = asyncio.ensure_future(self.store.aggregates_at(block[0], at))
-                    for j, part in enumerate(block):
-                        aggs = await nxt
-                        if j + 1 < len(block):
-                            nxt = asyncio.ensure_future(
-                                self.store.aggregates_at(block[j + 1], at))
-                        # skip users deleted, or with an event after A since the list was read
-                        todo = [(u, partition, a) for u, a in zip(part, aggs, strict=True)
-                                if a is not None and a.last_ms <= at]
-                        st = await self.live.rescore(todo)
-                        out.users += st.scored
-                        out.alerts += st.alerts
+                    await self._pipelined(block, partition, at, out)
         async with self.lock:
             await self.store.set_clock(f"s:{partition}", anchor_ms)
             if self.retention_ms:
