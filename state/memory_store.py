@@ -75,7 +75,8 @@ class MemoryFeatureStore:
                 out.append(Placed(True, -1, len(self.ranked), tier))
                 continue
             self.ranked[w.user_id] = w.score.risk
-            self.active.setdefault(w.partition, {})[w.user_id] = w.last_ms
+            if w.reindex:
+                self.active.setdefault(w.partition, {})[w.user_id] = w.last_ms
             rank = sum(1 for u, r in self.ranked.items()
                        if (r, u.encode()) > (w.score.risk, w.user_id.encode()))
             out.append(Placed(True, rank, len(self.ranked), tier))
@@ -104,8 +105,8 @@ class MemoryFeatureStore:
 
     async def active_users(self, partition: int, after_ms: float, until_ms: float
                            ) -> list[tuple[str, int]]:
-        return sorted((u, t) for u, t in self.active.get(partition, {}).items()
-                      if after_ms < t <= until_ms)
+        return sorted(((u, t) for u, t in self.active.get(partition, {}).items()
+                       if after_ms < t <= until_ms), key=lambda ut: (ut[1], ut[0].encode()))
 
     async def last_events(self, user_ids: Sequence[str]) -> list[int | None]:
         return [self.users[u].state.last_ms if u in self.users else None for u in user_ids]

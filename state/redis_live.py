@@ -60,7 +60,7 @@ class RedisLiveOps:
             args += (user(w.user_id).encode(), active(w.partition).encode())
         for w in writes:
             args += (enc(w.score), repr(w.score.risk).encode(), w.user_id.encode(),
-                     b"%d" % w.last_ms, b"1" if w.churned else b"0")
+                     b"%d" % w.last_ms, b"1" if w.churned else b"0" if w.reindex else b"2")
         cmd = b"".join([b"*%d\r\n" % len(args),
                         *[b"$%d\r\n%b\r\n" % (len(a), a) for a in args]])  # pack(), all bytes
         flat = (await self.hot.transaction([cmd]))[0]
@@ -112,7 +112,7 @@ class RedisLiveOps:
         lo = "-inf" if after_ms == float("-inf") else f"({int(after_ms)}"
         hi = "+inf" if until_ms == float("inf") else str(int(until_ms))
         rows = await self.r.zrangebyscore(self.keys.active(partition), lo, hi, withscores=True)
-        return sorted((u.decode(), int(t)) for u, t in rows)
+        return [(u.decode(), int(t)) for u, t in rows]
 
     async def last_events(self, user_ids: Sequence[str]) -> list[int | None]:
         pipe = self.r.pipeline(transaction=False)

@@ -53,6 +53,7 @@ class ScoreWrite(NamedTuple):
     score: Score
     last_ms: int  # the user's newest event (the active index's sort key)
     churned: bool = False  # silent > H at the score's time: out of the rank/active indexes
+    reindex: bool = True  # False: the active index already holds last_ms (sweeps)
 
 
 class Placed(NamedTuple):
@@ -94,7 +95,7 @@ class FeatureStore(Protocol):
     async def active_users(self, partition: int, after_ms: float, until_ms: float
                            ) -> list[tuple[str, int]]:
         """(user, newest event) of the partition's non-churned users with newest event in
-        ``(after_ms, until_ms]``, ordered by user id."""
+        ``(after_ms, until_ms]``, ordered by newest event, then user id (as bytes)."""
 
     async def last_events(self, user_ids: Sequence[str]) -> list[int | None]:
         """Newest event time of each user (None: no state)."""

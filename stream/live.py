@@ -60,9 +60,10 @@ class Live:
             return RescoreStats()
         return await self.finish(writes, feats, await self.store.write_scores(writes))
 
-    def prepare(self, users: Sequence[tuple[str, int, Aggregates]]
+    def prepare(self, users: Sequence[tuple[str, int, Aggregates]], sweep: bool = False
                 ) -> tuple[list[ScoreWrite], list[dict[str, float]]]:
-        """Features and scores (no I/O): the writes for :meth:`FeatureStore.write_scores`."""
+        """Features and scores (no I/O): the writes for :meth:`FeatureStore.write_scores`
+        (``sweep``: users already in the active index with their newest event)."""
         feats = [compute_features(agg) for _, _, agg in users]
         if not feats:
             return [], []
@@ -70,7 +71,7 @@ class Live:
         risks, why = scorer.score(feats)
         h_ms = self.horizon * DAY_MS
         writes = [ScoreWrite(uid, p, Score(risk, agg.now_ms, scorer.name, scorer.version, rs),
-                             agg.last_ms, agg.now_ms - agg.last_ms > h_ms)
+                             agg.last_ms, agg.now_ms - agg.last_ms > h_ms, not sweep)
                   for (uid, p, agg), risk, rs in zip(users, risks, why, strict=True)]
         return writes, feats
 
@@ -82,6 +83,7 @@ class Live:
         alerts: list[tuple[bytes, bytes]] = []
         counters: dict[str, int] = {}
         absolute = self.policy.absolute
+        at_text: dict[int, str] = {}
         for w, f, pl in zip(writes, feats, placed, strict=True):
             if not pl.written:
                 stats.stale += 1
@@ -104,7 +106,8 @@ class Live:
                 counters[key] = counters.get(key, 0) + 1
                 alerts.append((w.user_id.encode(), json.dumps({
                     "user_id": w.user_id, "from": frm, "to": to, "risk": w.score.risk,
-                    "at": rfc3339(now), "at_ms": now, "scorer": w.score.scorer,
+                    "at": at_text.get(now) or at_text.setdefault(now, rfc3339(now)),
+                    "at_ms": now, "scorer": w.score.scorer,
                     "model_version": w.score.version,
                     "reasons": reason_rows(w.score.reasons, f, self.means)}).encode()))
         if not changes:

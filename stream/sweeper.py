@@ -72,7 +72,7 @@ class Sweeper:
                 nxt = asyncio.ensure_future(store.aggregates_at(block[j + 1], at))
             # skip users deleted, or with an event after A since the list was read
             writes, feats = live.prepare([(u, partition, a) for u, a in zip(part, aggs, strict=True)
-                                          if a is not None and a.last_ms <= at])
+                                          if a is not None and a.last_ms <= at], sweep=True)
             written = asyncio.ensure_future(store.write_scores(writes))
             if pending is not None:
                 self._count(out, await live.finish(pending[0], pending[1], await pending[2]))

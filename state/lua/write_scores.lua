@@ -5,7 +5,7 @@
 -- KEYS[1] rank zset (risk); then per user i: KEYS[2i] user hash, KEYS[2i+1] active zset
 -- ARGV    per user i, 5 values from 5(i-1)+1: score blob ('<dd...' risk, as_of),
 --         risk, user id, newest event (ms), '1' if silent > H at as_of (churned: the
---         user leaves both indexes instead)
+--         user leaves both indexes instead), '2' if the active index is current (sweeps)
 -- returns per user 4 values: written 0/1, 0-based rank (-1: none), ranked users,
 --         stored tier record or false
 local rank, out = KEYS[1], {}
@@ -25,7 +25,7 @@ for i = 1, (#KEYS - 1) / 2 do
       out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 1, -1, redis.call('ZCARD', rank), t
     else
       redis.call('ZADD', rank, ARGV[a + 2], id)
-      redis.call('ZADD', active, ARGV[a + 4], id)
+      if ARGV[a + 5] == '0' then redis.call('ZADD', active, ARGV[a + 4], id) end
       out[o + 1], out[o + 2] = 1, redis.call('ZREVRANK', rank, id)
       out[o + 3], out[o + 4] = redis.call('ZCARD', rank), t
     end
