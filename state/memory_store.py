@@ -185,5 +185,8 @@ class MemoryFeatureStore:
             return None
         return [u for u, _ in self._ranking()].index(user_id), len(self.ranked)
 
+    async def count_at_least(self, risk: float) -> int:
+        return sum(1 for r in self.ranked.values() if r >= risk)
+
     async def count_ranked(self) -> int:
         return len(self.ranked)

@@ -171,6 +171,10 @@ class RedisFeatureStore(RedisLiveOps):
         rank, n = await pipe.execute()
         return None if rank is None else (int(rank), int(n))
 
+    async def count_at_least(self, risk: float) -> int:
+        """Ranked users with risk >= ``risk``."""
+        return int(await self.r.zcount(self.keys.rank, risk, "+inf"))
+
     async def count_ranked(self) -> int:
         return int(await self.r.zcard(self.keys.rank))
 

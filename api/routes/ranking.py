@@ -49,14 +49,25 @@ class Tiers(BaseModel):
         description="Users per stored tier (with hysteresis: the tiers alerts announce)")
 
 
-def position(rank0: int, n: int, policy: TierPolicy) -> tuple[float, str]:
-    """(percentile, tier) of the 0-based rank ``rank0`` among ``n``."""
-    return 100.0 * (n - rank0) / n, raw_tier(rank0 / n, policy)
+def position(rank0: int, n: int, policy: TierPolicy, risk: float) -> tuple[float, str]:
+    """(percentile, tier) of the 0-based rank ``rank0`` among ``n`` with ``risk``: the
+    tier by rank share, or by risk in absolute mode (``CHURN_TIER_MODE``)."""
+    return 100.0 * (n - rank0) / n, raw_tier(risk if policy.absolute else rank0 / n, policy)
 
 
 def tier_bounds(n: int, cuts: tuple[float, float, float]) -> dict[str, tuple[int, int]]:
     """0-based [start, end) ranks of each tier: (r / n) < cut <=> r < ceil(cut * n)."""
     edges = [0, *(math.ceil(c * n) for c in cuts), n]
+    return {t: (edges[i], edges[i + 1]) for i, t in enumerate(TIERS)}
+
+
+async def bounds(store: StoreDep, settings: SettingsDep, n: int) -> dict[str, tuple[int, int]]:
+    """Rank ranges of the tiers; in absolute mode, from the number of users at or above
+    each risk threshold."""
+    policy = settings.tier_policy()
+    if not policy.absolute:
+        return tier_bounds(n, policy.cuts)
+    edges = [0, *[await store.count_at_least(c) for c in policy.cuts], n]
     return {t: (edges[i], edges[i + 1]) for i, t in enumerate(TIERS)}
 
 
@@ -74,16 +85,16 @@ async def top(store: StoreDep, settings: SettingsDep,
     n = await store.count_ranked()
     start, end = 0, n
     if tier is not None:
-        start, end = tier_bounds(n, settings.tier_cuts)[tier]
+        start, end = (await bounds(store, settings, n))[tier]
     if percent is not None:
         end = min(end, start + math.ceil(percent / 100 * n))
     count = min(end - start - offset, k if k is not None else MAX_PAGE)
     rows = await store.top(start + offset, count) if count > 0 else []
-    policy = TierPolicy(cuts=settings.tier_cuts, margin=0.0)
+    policy = settings.tier_policy()
     items = []
     for i, (uid, risk) in enumerate(rows):
         r0 = start + offset + i
-        pct, t = position(r0, n, policy)
+        pct, t = position(r0, n, policy, risk)
         items.append(Ranked(user_id=uid, rank=r0 + 1, risk=risk, percentile=pct, tier=t))
     return TopPage(ranked=n, offset=offset, items=items)
 
@@ -94,10 +105,11 @@ async def tiers(store: StoreDep, settings: SettingsDep) -> Tiers:
     and users per stored (alerted) tier."""
     n = await store.count_ranked()
     out: dict[str, TierInfo] = {}
-    for name, (a, b) in tier_bounds(n, settings.tier_cuts).items():
+    for name, (a, b) in (await bounds(store, settings, n)).items():
         last = await store.top(b - 1, 1) if b > a else []
         out[name] = TierInfo(count=b - a, first_rank=a + 1 if b > a else None,
                              min_risk=last[0][1] if last else None)
     stored = await store.tier_counts()
-    return Tiers(ranked=n, cuts=dict(zip(TIERS, settings.tier_cuts, strict=False)), tiers=out,
+    cuts = settings.tier_policy().cuts
+    return Tiers(ranked=n, cuts=dict(zip(TIERS, cuts, strict=False)), tiers=out,
                  churned=stored.get(CHURNED, 0), alert_tiers=stored)

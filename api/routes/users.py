@@ -13,7 +13,7 @@ from core.features import features_at
 from core.model import reason_rows
 from core.rules import RULE_NAME, recency_frequency_risk
 from core.scoring import RuleScorer
-from core.tiers import ALL_TIERS, CHURNED, TierPolicy
+from core.tiers import ALL_TIERS, CHURNED
 from core.timefmt import parse_time, rfc3339
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -53,8 +53,8 @@ async def get_user(user_id: str, store: StoreDep, settings: SettingsDep,
     ranked = await store.rank_of(user_id)
     position: dict[str, object] = {}
     if ranked is not None:
-        pct, tier = ranking.position(ranked[0], ranked[1],
-                                     TierPolicy(cuts=settings.tier_cuts, margin=0.0))
+        pct, tier = ranking.position(ranked[0], ranked[1], settings.tier_policy(),
+                                     score.risk if score is not None else risk)
         position = {"rank": ranked[0] + 1, "ranked": ranked[1], "percentile": pct, "tier": tier}
     elif alert_tier == CHURNED:
         position = {"tier": CHURNED}

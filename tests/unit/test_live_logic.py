@@ -182,3 +182,18 @@ def test_anchors_sweeps_churn_and_alerts_in_memory() -> None:
         v for k, v in stats.items() if k.startswith("transition:"))
     assert any(json.loads(a)["user_id"] == "b" and json.loads(a)["to"] == "churned"
                for a in alerts)
+
+
+def test_absolute_tier_mode_in_the_api() -> None:
+    from api.routes import ranking
+
+    store = MemoryFeatureStore()
+    store.ranked = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.45, "e": 0.1}
+    settings = Settings(tier_mode="absolute")  # critical >= 0.8, high >= 0.6, elevated >= 0.4
+    got = asyncio.run(ranking.bounds(store, settings, 5))  # type: ignore[arg-type]
+    assert got == {"critical": (0, 2), "high": (2, 3), "elevated": (3, 4), "low": (4, 5)}
+    tiers = [ranking.position(i, 5, settings.tier_policy(), r)[1]
+             for i, r in enumerate(sorted(store.ranked.values(), reverse=True))]
+    assert tiers == ["critical", "critical", "high", "elevated", "low"]
+    assert asyncio.run(ranking.bounds(store, Settings(), 5)) == ranking.tier_bounds(  # type: ignore[arg-type]
+        5, (0.05, 0.15, 0.30))
