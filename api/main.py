@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import metrics as api_metrics
+from api.metrics import ApiMetrics
 from api.routes import model, ranking, status, users
 from core.settings import Settings
 from state.models import ModelStore
@@ -30,6 +32,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="churnstream", version="0.1.0", lifespan=lifespan,
                   description="Real-time churn risk: per-user rolling features, risk, tiers, "
                               "reasons, Top-K and the online model.")
+    app.state.metrics = metrics = ApiMetrics()
+    app.middleware("http")(metrics.middleware)
+    app.include_router(api_metrics.router)
     app.include_router(users.router)
     app.include_router(ranking.router)
     app.include_router(model.router)

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
+    # Prometheus /metrics of the worker and the learner (0: off); the API serves its own
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(9101, ge=0, le=65535)
+    learner_metrics_port: int = Field(9102, ge=0, le=65535)
+
     log_level: str = "warn"
 
     @field_validator("event_types", mode="before")

@@ -32,6 +32,7 @@ from core.metrics import Prequential
 from core.model import make_pipeline, model_inputs
 from core.settings import Settings
 from state.models import ModelStore
+from stream.learner_metrics import LearnerMetrics
 
 log = logging.getLogger("churnstream.learner")
 
@@ -98,9 +99,11 @@ def new_state(settings: Settings) -> LearnerState:
 
 
 class Learner:
-    def __init__(self, settings: Settings, store: ModelStore) -> None:
+    def __init__(self, settings: Settings, store: ModelStore,
+                 metrics: LearnerMetrics | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.metrics = metrics or LearnerMetrics()
         self.state = new_state(settings)
         self.version = 0
         self._saved_offset = -1
@@ -111,12 +114,15 @@ class Learner:
         if ckpt is not None:
             self.state, self.version = ckpt.state, ckpt.version
             self._saved_offset = self.state.offset
+            self.metrics.checkpoint(ckpt.version, self.settings.model_pipeline, ckpt.metrics)
             log.info("resumed model v%d at offset %d (%d examples)", ckpt.version,
                      self.state.offset, self.state.examples)
 
     async def checkpoint(self) -> int:
+        summary = self.state.summary()
         self.version = await self.store.save(self.state, self.state.offset, self.state.examples,
-                                             self.state.summary())
+                                             summary)
+        self.metrics.checkpoint(self.version, self.settings.model_pipeline, summary)
         self._saved_offset = self.state.offset
         self._saved_at = time.monotonic()
         return self.version
@@ -142,10 +148,15 @@ class Learner:
             consumer.seek(tp, self.state.offset + 1)
             while stop is None or not stop.is_set():
                 batches = await consumer.getmany(tp, timeout_ms=500, max_records=2000)
+                st = self.state
+                before = (st.labels[0], st.labels[1], st.invalid, st.repeats)
                 for msg in batches.get(tp, []):
-                    self.state.learn(msg.value, msg.offset)
+                    st.learn(msg.value, msg.offset)
                     if self.due():
                         await self.checkpoint()
+                    st = self.state
+                self.metrics.counts(st.labels[0] - before[0], st.labels[1] - before[1],
+                                    st.invalid - before[2], st.repeats - before[3])
                 if self.due():
                     await self.checkpoint()
         finally:
@@ -171,8 +182,15 @@ def run_learner(settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         client = connect(settings.redis_url)
+        metrics = LearnerMetrics()
+        if settings.learner_metrics_port:
+            try:
+                metrics.serve(settings.learner_metrics_port, settings.metrics_host)
+            except OSError as exc:
+                log.error("metrics port %d unavailable (%s); set CHURN_LEARNER_METRICS_PORT",
+                          settings.learner_metrics_port, exc)
         try:
-            await Learner(settings, ModelStore(client, settings.redis_prefix)).run(stop)
+            await Learner(settings, ModelStore(client, settings.redis_prefix), metrics).run(stop)
         finally:
             await client.aclose()
 

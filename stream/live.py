@@ -11,8 +11,9 @@ therefore at least once: a crash between the two repeats them.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.features import Aggregates, compute_features
 from core.model import reason_rows
@@ -32,13 +33,16 @@ class RescoreStats:
     stale: int = 0  # a newer score was already stored
     changes: int = 0
     alerts: int = 0
+    transitions: dict[tuple[str, str], int] = field(default_factory=dict)  # alerted changes
+    redis_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Live:
     """The current scorer, tier policy and alert gate of one worker."""
 
     def __init__(self, store: FeatureStore, alerts: AlertSink, policy: TierPolicy,
-                 gate: AlertGate, horizon_days: int = 30, scorer: Scorer | None = None) -> None:
+                 gate: AlertGate, horizon_days: int = 30, scorer: Scorer | None = None,
+                 on_rescored: Callable[[RescoreStats], None] | None = None) -> None:
         self.store = store
         self.alerts = alerts
         self.policy = policy
@@ -47,6 +51,7 @@ class Live:
         self.scorer: Scorer = scorer or RuleScorer(horizon_days)
         self.loaded_version = 0
         self.means: dict[str, float] = {}
+        self.on_rescored = on_rescored  # metrics
 
     @classmethod
     def from_settings(cls, store: FeatureStore, alerts: AlertSink, settings: Settings) -> Live:
@@ -58,7 +63,9 @@ class Live:
         writes, feats = self.prepare(users)
         if not writes:
             return RescoreStats()
-        return await self.finish(writes, feats, await self.store.write_scores(writes))
+        started = time.perf_counter()
+        placed = await self.store.write_scores(writes)
+        return await self.finish(writes, feats, placed, time.perf_counter() - started)
 
     def prepare(self, users: Sequence[tuple[str, int, Aggregates]], sweep: bool = False
                 ) -> tuple[list[ScoreWrite], list[dict[str, float]]]:
@@ -76,9 +83,21 @@ class Live:
         return writes, feats
 
     async def finish(self, writes: Sequence[ScoreWrite], feats: Sequence[dict[str, float]],
-                     placed: Sequence[Placed]) -> RescoreStats:
+                     placed: Sequence[Placed], write_seconds: float | None = None
+                     ) -> RescoreStats:
         """Tier decisions from the written scores' ranks; alerts, then the new tiers."""
         stats = RescoreStats()
+        if write_seconds is not None:
+            stats.redis_seconds["write_scores"] = write_seconds
+        try:
+            await self._finish(writes, feats, placed, stats)
+        finally:
+            if self.on_rescored is not None:
+                self.on_rescored(stats)
+        return stats
+
+    async def _finish(self, writes: Sequence[ScoreWrite], feats: Sequence[dict[str, float]],
+                      placed: Sequence[Placed], stats: RescoreStats) -> None:
         changes: list[TierChange] = []
         alerts: list[tuple[bytes, bytes]] = []
         counters: dict[str, int] = {}
@@ -104,6 +123,7 @@ class Live:
                 frm, to = ALL_TIERS[pl.tier.tier], ALL_TIERS[rec.tier]
                 key = f"transition:{frm}:{to}"
                 counters[key] = counters.get(key, 0) + 1
+                stats.transitions[(frm, to)] = stats.transitions.get((frm, to), 0) + 1
                 alerts.append((w.user_id.encode(), json.dumps({
                     "user_id": w.user_id, "from": frm, "to": to, "risk": w.score.risk,
                     "at": at_text.get(now) or at_text.setdefault(now, rfc3339(now)),
@@ -111,10 +131,11 @@ class Live:
                     "model_version": w.score.version,
                     "reasons": reason_rows(w.score.reasons, f, self.means)}).encode()))
         if not changes:
-            return stats
+            return
         stats.changes, stats.alerts = len(changes), len(alerts)
         if alerts:
             counters["alerts"] = len(alerts)
             await self.alerts(alerts)
+        started = time.perf_counter()
         await self.store.write_tiers(changes, counters)
-        return stats
+        stats.redis_seconds["write_tiers"] = time.perf_counter() - started

@@ -27,6 +27,7 @@ from typing import NamedTuple
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from core.apply import DUPLICATE
 from core.events import DEFAULT_EVENT_TYPES, Rejected, parse_event
 from core.labels import DAY_MS
 from core.tiers import AlertGate, TierPolicy
@@ -71,6 +72,13 @@ class BatchStats:
     statuses: dict[int, int] = field(default_factory=dict)
     users_scored: int = 0
     alerts: int = 0
+    types: dict[str, int] = field(default_factory=dict)  # newly applied, by event type
+    reasons: dict[str, int] = field(default_factory=dict)  # rejected, by reason
+    newest: dict[int, int] = field(default_factory=dict)  # newest event time per partition
+    redis_seconds: dict[str, float] = field(default_factory=dict)
+    snapshots: int = 0
+    released: dict[int, int] = field(default_factory=dict)  # by label
+    seconds: float = 0.0
 
 
 class _Segment:
@@ -94,7 +102,8 @@ class BatchProcessor:
     def __init__(self, store: FeatureStore, dead_letters: DeadLetterSink,
                  allowed_types: frozenset[str] = DEFAULT_EVENT_TYPES,
                  churn_horizon_days: int = 30, live: Live | None = None,
-                 anchors: Anchors | None = None) -> None:
+                 anchors: Anchors | None = None,
+                 on_batch: Callable[[BatchStats], None] | None = None) -> None:
         self.store = store
         self.dead_letters = dead_letters
         self.allowed_types = allowed_types
@@ -102,6 +111,7 @@ class BatchProcessor:
         self.live = live or Live(store, _no_alerts, TierPolicy(), AlertGate(),
                                  churn_horizon_days)
         self.anchors = anchors
+        self.on_batch = on_batch  # metrics
         self.lock = asyncio.Lock()  # batches and sweep chunks never overlap
         self._applied: dict[int, int] | None = None
         self._anchor: dict[int, int] | None = None
@@ -143,7 +153,12 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[Record]) -> BatchStats:
         async with self.lock:
-            return await self._process(records)
+            started = time.perf_counter()
+            stats = await self._process(records)
+            stats.seconds = time.perf_counter() - started
+        if self.on_batch is not None:
+            self.on_batch(stats)
+        return stats
 
     async def _process(self, records: Sequence[Record]) -> BatchStats:
         applied, anchor = await self._load()
@@ -162,6 +177,7 @@ class BatchProcessor:
                 if fresh:
                     seg.last_off[p] = rec.offset
                     dead.append(DeadLetter(rec, ev.reason))
+                    stats.reasons[ev.reason] = stats.reasons.get(ev.reason, 0) + 1
                     cnt = seg.rejected.setdefault(p, {})
                     cnt["rejected"] = cnt.get("rejected", 0) + 1
                     key = "rejected:" + ev.reason
@@ -182,6 +198,8 @@ class BatchProcessor:
                 seg.last_off[p] = rec.offset
             if t > seg.wm.get(p, -1):
                 seg.wm[p] = t
+                if t > stats.newest.get(p, -1):
+                    stats.newest[p] = t
             seg.last_of_user[ev.user_id] = len(seg.items)
             seg.items.append(Item(ev, p, rec.offset, False))
         segments.append((seg, []))
@@ -191,7 +209,11 @@ class BatchProcessor:
         for seg, crossings in segments:
             await self._apply(seg, stats)
             for p, a in crossings:
-                await self.anchors.run(p, a)  # type: ignore[union-attr]
+                st = await self.anchors.run(p, a)  # type: ignore[union-attr]
+                stats.snapshots += st.snapshots
+                ones = st.churned_labels
+                stats.released[1] = stats.released.get(1, 0) + ones
+                stats.released[0] = stats.released.get(0, 0) + st.released - ones
         return stats
 
     async def _apply(self, seg: _Segment, stats: BatchStats) -> None:
@@ -200,14 +222,22 @@ class BatchProcessor:
         items = seg.items
         for i in seg.last_of_user.values():
             items[i] = items[i]._replace(want_state=True)
+        started = time.perf_counter()
         results = await self.store.apply(items, seg.commits())
+        stats.redis_seconds["apply"] = stats.redis_seconds.get("apply", 0.0) + (
+            time.perf_counter() - started)
         assert self._applied is not None
         for p, off in seg.last_off.items():
             self._applied[p] = max(off, self._applied.get(p, -1))
         statuses = stats.statuses
         todo = []
+        types = stats.types
         for it, res in zip(items, results, strict=True):
-            statuses[res.status] = statuses.get(res.status, 0) + 1
+            st = res.status
+            statuses[st] = statuses.get(st, 0) + 1
+            if st < DUPLICATE:  # applied, late, late outside the window: newly consumed
+                tname = it.event.event_type
+                types[tname] = types.get(tname, 0) + 1
             if res.aggregates is not None:
                 todo.append((it.event.user_id, it.partition, res.aggregates))
         rs = await self.live.rescore(todo)

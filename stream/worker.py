@@ -16,12 +16,14 @@ import faust
 
 from core.scoring import make_scorer
 from core.settings import Settings
+from core.tiers import ALL_TIERS
 from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
 from stream.anchors import Anchors
-from stream.live import Live
-from stream.processor import TRANSIENT_ERRORS, BatchProcessor, DeadLetter, Record
+from stream.live import Live, RescoreStats
+from stream.processor import TRANSIENT_ERRORS, BatchProcessor, BatchStats, DeadLetter, Record
 from stream.sweeper import Sweeper
+from stream.worker_metrics import WorkerMetrics
 
 log = logging.getLogger("churnstream.worker")
 
@@ -87,11 +89,25 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     async def send_alerts(messages: Sequence[tuple[bytes, bytes]]) -> None:
         await produce(settings.alerts_topic, messages)
 
+    metrics = WorkerMetrics()
+
+    def on_batch(st: BatchStats) -> None:
+        metrics.batch(st.records, st.seconds, st.statuses, st.types, st.reasons, st.newest)
+        for op, secs in st.redis_seconds.items():
+            metrics.redis.labels(op).observe(secs)
+        metrics.snapshots.inc(st.snapshots)
+        for label, n in st.released.items():
+            metrics.released.labels(str(label)).inc(n)
+
+    def on_rescored(st: RescoreStats) -> None:
+        metrics.rescored(st.transitions, st.redis_seconds)
+
     live = Live.from_settings(store, send_alerts, settings)
+    live.on_rescored = on_rescored
     anchors = Anchors(store, send_training, settings.churn_horizon_days,
                       settings.label_sample_rate, settings.sweep_chunk)
     proc = BatchProcessor(store, send_dead_letters, settings.allowed_types(),
-                          settings.churn_horizon_days, live, anchors)
+                          settings.churn_horizon_days, live, anchors, on_batch)
     sweeper = Sweeper(store, live, proc.lock, settings.churn_horizon_days, settings.sweep_chunk,
                       settings.retention_days)
     owned: set[int] = set()
@@ -109,11 +125,46 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
         proc.on_rebalance()
         owned.clear()
 
+    @app.task
+    async def serve_metrics() -> None:
+        metrics.scorer(live.scorer.version, live.scorer.name)
+        if settings.worker_metrics_port:
+            try:
+                metrics.serve(settings.worker_metrics_port, settings.metrics_host)
+            except OSError as exc:  # e.g. a second worker on one host: keep working
+                log.error("metrics port %d unavailable (%s); set CHURN_WORKER_METRICS_PORT",
+                          settings.worker_metrics_port, exc)
+            else:
+                log.info("metrics on http://%s:%d/metrics", settings.metrics_host,
+                         settings.worker_metrics_port)
+
+    @app.timer(interval=5.0)
+    async def shared_gauges() -> None:
+        """Gauges of shared state: users per stored tier, positions and clocks of the
+        partitions this worker owns."""
+        try:
+            for tier in ALL_TIERS:
+                metrics.users.labels(tier).set(0)
+            for tier, n in (await store.tier_counts()).items():
+                metrics.users.labels(tier).set(n)
+            offsets, wms, clock = (await store.applied_offsets(), await store.watermarks(),
+                                   await store.clock())
+            for p in sorted(owned):
+                if p in offsets:
+                    metrics.position.labels(str(p)).set(offsets[p])
+                if p in wms:
+                    metrics.watermark.labels(str(p)).set(wms[p] / 1000)
+                if f"s:{p}" in clock:
+                    metrics.swept_until.labels(str(p)).set(clock[f"s:{p}"] / 1000)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("gauges not updated (%s)", exc)
+
     @app.timer(interval=settings.model_poll_seconds)
     async def reload_model() -> None:
         """Hot-reload a new model version (and the population means for reasons)."""
         try:
             await refresh_model(live, models, settings)
+            metrics.scorer(live.scorer.version, live.scorer.name)
         except TRANSIENT_ERRORS as exc:
             log.warning("model reload failed (%s); keeping v%d", exc, live.scorer.version)
         except Exception:  # a bad checkpoint must not stop ingestion
@@ -126,6 +177,9 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
                 if p not in owned:
                     continue
                 st = await sweeper.sweep(p, anchor)
+                metrics.sweep_seconds.observe(st.seconds)
+                metrics.swept.inc(st.users)
+                metrics.churned.inc(st.churned)
                 log.info("swept partition %d at %s: %d users, %d churned, %d alerts, %.2fs",
                          p, anchor, st.users, st.churned, st.alerts, st.seconds)
         except TRANSIENT_ERRORS as exc:

@@ -75,6 +75,7 @@ class Namespace:
                     CHURN_ALERTS_TOPIC=f"alerts-{self.name}",
                     CHURN_APP_ID=f"g{self.name}", CHURN_KAFKA_SESSION_TIMEOUT="2",
                     CHURN_BATCH_WITHIN="0.05", CHURN_PARTITIONS="4",
+                    CHURN_WORKER_METRICS_PORT="0", CHURN_LEARNER_METRICS_PORT="0",
                     CHURN_STATE_DIR=str(self.tmp / self.name),
                     CHURN_ENV_FILE=str(self.tmp / "absent.env"))
         env.update(self.extra_env)

@@ -1,0 +1,60 @@
+"""Every Prometheus metric of the API, declared in one place, and ``GET /metrics``.
+
+Requests are labelled by route template (``/v1/users/{user_id}``), never by the
+concrete path, so no user id reaches a label.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ApiMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.requests = Histogram("churn_api_request_seconds",
+                                  "HTTP request duration by route template, method, status",
+                                  ["route", "method", "status"], buckets=LATENCY, registry=r)
+        self.events = Counter("churn_api_events_produced_total",
+                              "Events accepted by POST /v1/events and acknowledged by Kafka",
+                              registry=r)
+        self.events_rejected = Counter("churn_api_events_rejected_total",
+                                       "Events refused by POST /v1/events (validation)",
+                                       registry=r)
+
+    async def middleware(self, request: Request,
+                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.requests.labels(template, request.method, str(status)).observe(
+                time.perf_counter() - started)
+
+
+router = APIRouter(tags=["status"])
+
+
+@router.get("/metrics", include_in_schema=True, response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition of the API's metrics."""
+    m: ApiMetrics = request.app.state.metrics
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
