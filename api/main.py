@@ -6,10 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from api import metrics as api_metrics
 from api.metrics import ApiMetrics
-from api.routes import model, ranking, status, users
+from api.routes import events, model, ranking, status, users
+from api.routes.events import Producer
+from api.security import ReadAccess
 from core.settings import Settings
 from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
@@ -24,9 +27,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.store = RedisFeatureStore(client, settings.redis_prefix)
         app.state.models = ModelStore(client, settings.redis_prefix)
+        app.state.producer = producer = Producer(settings)
         try:
             yield
         finally:
+            producer.close()
             await client.aclose()
 
     app = FastAPI(title="churnstream", version="0.1.0", lifespan=lifespan,
@@ -34,10 +39,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "reasons, Top-K and the online model.")
     app.state.metrics = metrics = ApiMetrics()
     app.middleware("http")(metrics.middleware)
+    app.state.settings = settings
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["X-API-Key",
+                                                                         "Content-Type"])
     app.include_router(api_metrics.router)
-    app.include_router(users.router)
-    app.include_router(ranking.router)
-    app.include_router(model.router)
+    app.include_router(events.router)
+    for read in (users.router, ranking.router, model.router):
+        app.include_router(read, dependencies=[ReadAccess])
     app.include_router(status.router)
     return app
 

@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     # api
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API keys (comma-separated): when set, POST /v1/events needs one in X-API-Key, and
+    # so do the read endpoints with api_read_auth
+    api_keys: Annotated[list[str], NoDecode] = []
+    api_read_auth: bool = False
+    api_max_events: int = Field(1000, ge=1)  # per POST /v1/events
+    api_max_body_bytes: int = Field(1_048_576, ge=1024)
+    api_produce_timeout: float = Field(10.0, gt=0)  # seconds to wait for Kafka's ack
+    cors_origins: Annotated[list[str], NoDecode] = []  # off unless set
 
     # Prometheus /metrics of the worker and the learner (0: off); the API serves its own
     metrics_host: str = "127.0.0.1"
@@ -93,7 +101,7 @@ class Settings(BaseSettings):
 
     log_level: str = "warn"
 
-    @field_validator("event_types", mode="before")
+    @field_validator("event_types", "api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_types(cls, value: object) -> object:
         return _csv(value) if isinstance(value, str) else value

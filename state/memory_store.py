@@ -185,6 +185,13 @@ class MemoryFeatureStore:
             return None
         return [u for u, _ in self._ranking()].index(user_id), len(self.ranked)
 
+    async def top_reasons(self, user_ids: Sequence[str]) -> list[str]:
+        out = []
+        for u in user_ids:
+            why = self.scores[u].reasons if u in self.scores else ()
+            out.append(FEATURE_NAMES[why[0][0]] if why else "")
+        return out
+
     async def count_at_least(self, risk: float) -> int:
         return sum(1 for r in self.ranked.values() if r >= risk)
 

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from core.events import fingerprint
-from core.features import HORIZON_DAYS, UserState
+from core.features import FEATURE_NAMES, HORIZON_DAYS, UserState
 from state.codec import Score, decode_aggregates, decode_score, decode_state
 from state.keys import Keys
 from state.redis_live import RedisLiveOps
@@ -170,6 +170,17 @@ class RedisFeatureStore(RedisLiveOps):
         pipe.zcard(self.keys.rank)
         rank, n = await pipe.execute()
         return None if rank is None else (int(rank), int(n))
+
+    async def top_reasons(self, user_ids: Sequence[str]) -> list[str]:
+        """The first reason's feature of each user's stored score ('' if none)."""
+        pipe = self.r.pipeline(transaction=False)
+        for u in user_ids:
+            pipe.hget(self.keys.user(u), "s")
+        out = []
+        for raw in await pipe.execute():
+            why = decode_score(raw).reasons if raw is not None else ()
+            out.append(FEATURE_NAMES[why[0][0]] if why else "")
+        return out
 
     async def count_at_least(self, risk: float) -> int:
         """Ranked users with risk >= ``risk``."""

@@ -148,6 +148,9 @@ class FeatureStore(Protocol):
     async def rank_of(self, user_id: str) -> tuple[int, int] | None:
         """(0-based rank, ranked users) of one user; None if not ranked."""
 
+    async def top_reasons(self, user_ids: Sequence[str]) -> list[str]:
+        """The feature of each user's first stored reason ('' if none)."""
+
     async def count_at_least(self, risk: float) -> int:
         """Ranked users with risk >= ``risk`` (absolute tier mode)."""
 

@@ -7,10 +7,14 @@ is in tier ``critical`` when (r - 1) / N < 5 %, ``high`` < 15 %, ``elevated``
 
 from __future__ import annotations
 
+import csv
+import io
 import math
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep, StoreDep
@@ -71,13 +75,40 @@ async def bounds(store: StoreDep, settings: SettingsDep, n: int) -> dict[str, tu
     return {t: (edges[i], edges[i + 1]) for i, t in enumerate(TIERS)}
 
 
-@router.get("/top", response_model=TopPage)
+CSV_PAGE = 1000
+
+
+async def _csv(store: StoreDep, first: int, count: int, n: int, policy: TierPolicy
+               ) -> AsyncIterator[bytes]:
+    """The selection page by page (never all of it in memory)."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(["rank", "user_id", "risk", "tier", "percentile", "top_reason"])
+    yield buf.getvalue().encode()
+    for page in range(first, first + count, CSV_PAGE):
+        rows = await store.top(page, min(CSV_PAGE, first + count - page))
+        if not rows:
+            break
+        reasons = await store.top_reasons([u for u, _ in rows])
+        buf.seek(0)
+        buf.truncate()
+        for i, ((uid, risk), why) in enumerate(zip(rows, reasons, strict=True)):
+            pct, t = position(page + i, n, policy, risk)
+            out.writerow([page + i + 1, uid, repr(risk), t, repr(pct), why])
+        yield buf.getvalue().encode()
+
+
+@router.get("/top", response_model=None,
+            responses={200: {"model": TopPage, "content": {"text/csv": {}}}})
 async def top(store: StoreDep, settings: SettingsDep,
               k: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
               percent: Annotated[float | None, Query(gt=0, le=100)] = None,
               offset: Annotated[int, Query(ge=0)] = 0,
               tier: Annotated[str | None, Query(pattern="^(critical|high|elevated|low)$")] = None,
-              ) -> TopPage:
+              format: Annotated[Literal["json", "csv"], Query(
+                  description="csv: streamed, the whole selection when k is not given "
+                              "(user_id, risk, tier, percentile, top_reason)")] = "json",
+              ) -> TopPage | StreamingResponse:
     """The riskiest users: ``k`` of them, or the top ``percent`` %, from ``offset``;
     within ``tier`` when given (then ``offset`` counts from the tier's first rank)."""
     if k is not None and percent is not None:
@@ -88,9 +119,14 @@ async def top(store: StoreDep, settings: SettingsDep,
         start, end = (await bounds(store, settings, n))[tier]
     if percent is not None:
         end = min(end, start + math.ceil(percent / 100 * n))
+    policy = settings.tier_policy()
+    if format == "csv":
+        count = end - start - offset if k is None else min(end - start - offset, k)
+        return StreamingResponse(_csv(store, start + offset, max(0, count), n, policy),
+                                 media_type="text/csv",
+                                 headers={"Content-Disposition": "attachment; filename=top.csv"})
     count = min(end - start - offset, k if k is not None else MAX_PAGE)
     rows = await store.top(start + offset, count) if count > 0 else []
-    policy = settings.tier_policy()
     items = []
     for i, (uid, risk) in enumerate(rows):
         r0 = start + offset + i

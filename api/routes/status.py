@@ -9,12 +9,13 @@ from fastapi.responses import JSONResponse
 
 from api.deps import SettingsDep, StoreDep
 from api.schemas import Health, Status
+from api.security import ReadAccess
 from core.timefmt import rfc3339
 
 router = APIRouter(tags=["status"])
 
 
-@router.get("/v1/status", response_model=Status)
+@router.get("/v1/status", response_model=Status, dependencies=[ReadAccess])
 async def status(store: StoreDep) -> Status:
     stats = await store.stats()
     wms = await store.watermarks()
