@@ -44,16 +44,22 @@ class LearnerMetrics:
         self.skipped.labels("invalid").inc(d_invalid)
         self.skipped.labels("repeat").inc(d_repeats)
 
-    def checkpoint(self, version: int, pipeline: str, summary: Mapping[str, float]) -> None:
+    def checkpoint(self, version: int, pipeline: str,
+                   summary: Mapping[str, float | None]) -> None:
+        """Gauges from a checkpoint's summary (NaN, or None from JSON, when undefined)."""
+
+        def num(name: str) -> float:
+            v = summary.get(name)
+            return math.nan if v is None else float(v)
+
         self.version.set(version)
         if self._info is not None:
             self.info.remove(*self._info)
         self._info = (str(version), pipeline)
         self.info.labels(*self._info).set(1)
-        self.checkpoint_examples.set(summary.get("examples", 0.0))
-        for gauge, name in ((self.rocauc, "rocauc"), (self.logloss, "logloss")):
-            value = summary.get(name, math.nan)
-            gauge.set(value)
+        self.checkpoint_examples.set(num("examples"))
+        self.rocauc.set(num("rocauc"))
+        self.logloss.set(num("logloss"))
         for k in KS:
-            self.lift.labels(str(k)).set(summary.get(f"lift_at_{k}", math.nan))
-            self.precision.labels(str(k)).set(summary.get(f"precision_at_{k}", math.nan))
+            self.lift.labels(str(k)).set(num(f"lift_at_{k}"))
+            self.precision.labels(str(k)).set(num(f"precision_at_{k}"))

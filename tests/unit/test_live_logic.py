@@ -197,3 +197,17 @@ def test_absolute_tier_mode_in_the_api() -> None:
     assert tiers == ["critical", "critical", "high", "elevated", "low"]
     assert asyncio.run(ranking.bounds(store, Settings(), 5)) == ranking.tier_bounds(  # type: ignore[arg-type]
         5, (0.05, 0.15, 0.30))
+
+
+def test_learner_metrics_accept_undefined_quality() -> None:
+    from prometheus_client import generate_latest
+
+    from stream.learner_metrics import LearnerMetrics
+
+    m = LearnerMetrics()
+    m.checkpoint(3, "logreg", {"rocauc": None, "logloss": 0.5, "examples": 10.0})
+    m.checkpoint(4, "logreg", {"rocauc": 0.75, "lift_at_5": 2.0})  # as ModelStore.meta gives
+    text = generate_latest(m.registry).decode()
+    assert "churn_model_rocauc 0.75" in text
+    assert 'churn_model_info{pipeline="logreg",version="4"} 1.0' in text
+    assert 'version="3"' not in text
