@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint bench clean
+.PHONY: help install demo test unit lint bench clean tools
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,10 +22,16 @@ install: $(STAMP) ## create .venv and install churnstream with everything it nee
 demo: $(STAMP) ## embedded Tansu + Redis, worker, API and simulated traffic (Ctrl-C stops)
 	$(VENV)/bin/churnstream demo
 
-test: $(STAMP) lint ## lint, then unit + integration tests on real Tansu + Redis + worker + API
+test: $(STAMP) lint tools ## lint, then unit + integration tests on real Tansu + Redis + worker + API
 	$(PY) -m pytest
 
-unit: $(STAMP) ## unit tests and doctests only (no services)
+tools: ## promtool (Debian package prometheus) for the alert-rule tests, if missing
+	@command -v promtool >/dev/null || { \
+	  echo "installing the Debian package prometheus (promtool)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus >/dev/null; }
+
+unit: $(STAMP) tools ## unit tests and doctests only (no services)
 	$(PY) -m pytest tests/unit core state stream api
 
 lint: $(STAMP) ## ruff + mypy

@@ -56,3 +56,23 @@ def test_dockerfile_copies_every_package_and_runs_as_non_root() -> None:
         assert f"COPY {pkg} ./{pkg}" in text
         assert (ROOT / pkg / "__init__.py").exists()
     assert "USER churn" in text and text.count("FROM ") == 2
+
+
+def test_prometheus_service_mounts_the_rules_and_scrapes_the_app_ports() -> None:
+    services = compose()["services"]
+    prom = services["prometheus"]
+    for volume in prom["volumes"]:
+        src = volume.split(":")[0]
+        if src.startswith("./"):
+            assert (ROOT / src).exists(), src
+    cfg = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    assert cfg["rule_files"] == ["rules.yml"]
+    jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
+    s = Settings()
+    assert jobs["churnstream-worker"]["dns_sd_configs"][0]["port"] == s.worker_metrics_port
+    assert jobs["churnstream-learner"]["static_configs"][0]["targets"] == [
+        f"learner:{s.learner_metrics_port}"]
+    api_port = services["api"]["command"][services["api"]["command"].index("--port") + 1]
+    assert jobs["churnstream-api"]["static_configs"][0]["targets"] == [f"api:{api_port}"]
+    env = services["worker"]["environment"]
+    assert env["CHURN_METRICS_HOST"] == "0.0.0.0"  # reachable from the prometheus container
