@@ -76,3 +76,14 @@ def test_prometheus_service_mounts_the_rules_and_scrapes_the_app_ports() -> None
     assert jobs["churnstream-api"]["static_configs"][0]["targets"] == [f"api:{api_port}"]
     env = services["worker"]["environment"]
     assert env["CHURN_METRICS_HOST"] == "0.0.0.0"  # reachable from the prometheus container
+
+
+def test_grafana_is_provisioned_and_private() -> None:
+    graf = compose()["services"]["grafana"]
+    mounts = dict(v.split(":")[:2] for v in graf["volumes"])
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert mounts["./deploy/grafana/dashboards"] == "/var/lib/grafana/dashboards"
+    for src in mounts:
+        assert (ROOT / src).is_dir(), src
+    assert graf["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert graf["depends_on"]["prometheus"]["condition"] == "service_healthy"
