@@ -126,6 +126,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"  riskiest:   curl -s '{api}/v1/top?k=10'\n"
               f"  model:      curl -s {api}/v1/model   (the rule scores until "
               f"CHURN_MIN_LABELS examples are learned)\n"
+              f"  metrics:    {api}/metrics  http://127.0.0.1:9101/metrics (worker)  "
+              f"http://127.0.0.1:9102/metrics (learner)\n"
+              f"  Prometheus: scrape those three (rules: deploy/prometheus/rules.yml); Grafana: "
+              f"import deploy/grafana/dashboards/*.json\n"
               f"  other tools: CHURN_ENV_FILE=.churnstream/services.env churnstream replay FILE\n"
               "  simulated traffic keeps flowing; Ctrl-C stops everything.\n", flush=True)
         _wait_for_signal()
