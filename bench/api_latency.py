@@ -1,0 +1,152 @@
+"""API speed with N scored users: ``GET /v1/users/{id}`` and ``GET /v1/top?k=100``
+against a bare FastAPI route returning a constant, in one run.
+
+    python bench/api_latency.py [--users 1000000] [--rate 1000] [--seconds 10]
+
+Fills Redis through the worker's store and scoring path (bench/sweep_throughput.py's
+``fill``), starts ``churnstream api`` and the bare app (bench/_bare_api.py) as
+processes, then for each endpoint: an open-loop run at ``--rate`` requests/s
+(latency measured from each request's scheduled start, so queueing counts:
+p50/p99/max) and a closed-loop run with 16 keep-alive connections (requests/s).
+The load generator is a small asyncio HTTP/1.1 client on the same 2-core machine:
+it takes CPU from the server, so read the ratios, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from sweep_throughput import fill  # noqa: E402
+
+from core.settings import Settings  # noqa: E402
+from state.redis_store import RedisFeatureStore, connect  # noqa: E402
+from state.server import RedisServer, free_port, stop_process, wait_port  # noqa: E402
+from stream.live import Live  # noqa: E402
+
+
+async def get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return status
+
+
+async def open_loop(port: int, paths: list[str], rate: float, seconds: float,
+                    conns: int = 32) -> list[float]:
+    """Requests scheduled every 1/rate s; latency from the scheduled start."""
+    queue: asyncio.Queue[tuple[float, str] | None] = asyncio.Queue()
+    lat: list[float] = []
+    start = time.perf_counter() + 0.2
+    n = int(rate * seconds)
+
+    async def conn() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while (item := await queue.get()) is not None:
+            at, path = item
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            assert await get(reader, writer, path) == 200
+            lat.append(time.perf_counter() - at)
+        writer.close()
+
+    tasks = [asyncio.ensure_future(conn()) for _ in range(conns)]
+    for i in range(n):
+        queue.put_nowait((start + i / rate, paths[i % len(paths)]))
+    for _ in tasks:
+        queue.put_nowait(None)
+    await asyncio.gather(*tasks)
+    return sorted(lat)
+
+
+async def closed_loop(port: int, paths: list[str], seconds: float, conns: int = 16) -> float:
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def conn(k: int) -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = k
+        while time.perf_counter() < stop_at:
+            assert await get(reader, writer, paths[i % len(paths)]) == 200
+            done += 1
+            i += conns
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*[conn(k) for k in range(conns)])
+    return done / (time.perf_counter() - started)
+
+
+def pct(lat: list[float], q: float) -> float:
+    return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=1_000_000)
+    ap.add_argument("--rate", type=float, default=1000.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    server = RedisServer().start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        store = RedisFeatureStore(connect(server.url), "bench")
+
+        async def nowhere(messages: object) -> None:
+            pass
+
+        t = time.perf_counter()
+        await fill(store, Live.from_settings(store, nowhere, Settings()), args.users, 3)  # type: ignore[arg-type]
+        print(f"{args.users} users scored in {time.perf_counter() - t:.0f}s")
+        api_port, bare_port = free_port(), free_port()
+        env = dict(os.environ, CHURN_REDIS_URL=server.url, CHURN_REDIS_PREFIX="bench",
+                   CHURN_ENV_FILE="/nonexistent", CHURN_KAFKA_BOOTSTRAP="127.0.0.1:1")
+        procs.append(subprocess.Popen([sys.executable, "-m", "stream.cli", "api", "--port",
+                                       str(api_port)], env=env, cwd=ROOT))
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench/_bare_api.py"),
+                                       str(bare_port)], cwd=ROOT))
+        wait_port(api_port, 30)
+        wait_port(bare_port, 30)
+        rng = random.Random(3)
+        users = [f"/v1/users/user{rng.randrange(args.users):07d}" for _ in range(5000)]
+        cases = [("bare route (constant)", bare_port, ["/const"]),
+                 ("GET /v1/users/{id}", api_port, users),
+                 ("GET /v1/top?k=100", api_port, ["/v1/top?k=100"])]
+        for _, port, paths in cases:  # warm up
+            await closed_loop(port, paths, 1.0)
+        results = {}
+        for name, port, paths in cases:
+            lat = await open_loop(port, paths, args.rate, args.seconds)
+            rps = await closed_loop(port, paths, args.seconds)
+            results[name] = (pct(lat, 0.5), pct(lat, 0.99), lat[-1] * 1000, rps)
+            print(f"{name:<24} at {args.rate:.0f} req/s: p50 {results[name][0]:6.2f} ms  "
+                  f"p99 {results[name][1]:6.2f} ms  max {results[name][2]:7.1f} ms | "
+                  f"closed loop: {rps:7.0f} req/s")
+        bare = results["bare route (constant)"][3]
+        for name in list(results)[1:]:
+            print(f"throughput ratio {name} / bare route: {results[name][3] / bare:.2f}")
+    finally:
+        for p in procs:
+            stop_process(p)
+        server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
