@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import metrics as api_metrics
-from api.metrics import ApiMetrics
+from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import events, model, ranking, status, users
 from api.routes.events import Producer
 from api.security import ReadAccess
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Real-time churn risk: per-user rolling features, risk, tiers, "
                               "reasons, Top-K and the online model.")
     app.state.metrics = metrics = ApiMetrics()
-    app.middleware("http")(metrics.middleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.settings = settings
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,

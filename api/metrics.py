@@ -7,7 +7,6 @@ concrete path, so no user id reaches a label.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
@@ -17,6 +16,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -34,18 +34,34 @@ class ApiMetrics:
                                        "Events refused by POST /v1/events (validation)",
                                        registry=r)
 
-    async def middleware(self, request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (Starlette's ``@app.middleware("http")`` costs a task and a
+    stream per request): duration by route template, method and status."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        status = 500
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_status)
         finally:
-            route = request.scope.get("route")
+            route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.requests.labels(template, request.method, str(status)).observe(
+            self.metrics.requests.labels(template, scope["method"], str(status[0])).observe(
                 time.perf_counter() - started)
 
 

@@ -9,7 +9,7 @@ from core.apply import DUPLICATE, REDELIVERED, STATUS_NAMES, MemoryUser, apply_e
 from core.features import FEATURE_NAMES, HORIZON_DAYS, Aggregates, UserState, window_aggregates
 from core.tiers import ALL_TIERS, CHURNED, TierRecord
 from state.codec import Score
-from state.store import Applied, Commit, Item, Placed, ScoreWrite, TierChange
+from state.store import Applied, Commit, Item, Placed, ScoreWrite, TierChange, UserView
 
 
 class MemoryFeatureStore:
@@ -159,6 +159,15 @@ class MemoryFeatureStore:
         if old:
             self._count("users_retired", len(old))
         return len(old)
+
+    async def user_view(self, user_id: str) -> UserView | None:
+        mu = self.users.get(user_id)
+        if mu is None:
+            return None
+        ranked = await self.rank_of(user_id)
+        return UserView(mu.state, self.scores.get(user_id), self.tiers.get(user_id),
+                        ranked[0] if ranked else None, len(self.ranked),
+                        (await self.population())[1])
 
     async def user(self, user_id: str) -> tuple[UserState | None, Score | None]:
         mu = self.users.get(user_id)

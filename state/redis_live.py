@@ -15,10 +15,17 @@ from redis.exceptions import NoScriptError
 
 from core.features import FEATURE_NAMES, Aggregates
 from core.tiers import ALL_TIERS, CHURNED, TierRecord
-from state.codec import decode_aggregates, decode_tier, encode_score, encode_tier
+from state.codec import (
+    decode_aggregates,
+    decode_score,
+    decode_state,
+    decode_tier,
+    encode_score,
+    encode_tier,
+)
 from state.keys import Keys
 from state.resp import ReplyError, RespConnection, pack
-from state.store import Placed, ScoreWrite, TierChange
+from state.store import Placed, ScoreWrite, TierChange, UserView
 
 FEATURES = struct.Struct(f"<{len(FEATURE_NAMES)}d")
 POPULATION = struct.Struct(f"<qI{len(FEATURE_NAMES)}d")  # anchor, users, feature sums
@@ -160,8 +167,28 @@ class RedisLiveOps:
         await pipe.execute()
 
     async def population(self) -> tuple[int, dict[str, float]]:
+        return self._population(await self.r.hgetall(self.keys.population))
+
+    async def user_view(self, user_id: str) -> UserView | None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.user(user_id))
+        pipe.zrevrank(self.keys.rank, user_id)
+        pipe.zcard(self.keys.rank)
+        pipe.hgetall(self.keys.population)
+        h, rank, ranked, pop = await pipe.execute()
+        state = decode_state(h) if h else None
+        if state is None:
+            return None
+        s, t = h.get(b"s"), h.get(b"t")
+        return UserView(state, decode_score(s) if s is not None else None,
+                        decode_tier(t) if t is not None else None,
+                        None if rank is None else int(rank), int(ranked),
+                        self._population(pop)[1])
+
+    @staticmethod
+    def _population(parts: dict[bytes, bytes]) -> tuple[int, dict[str, float]]:
         n, sums = 0, [0.0] * len(FEATURE_NAMES)
-        for raw in (await self.r.hgetall(self.keys.population)).values():
+        for raw in parts.values():
             _, users, *part = POPULATION.unpack(raw)
             n += users
             sums = [a + b for a, b in zip(sums, part, strict=True)]

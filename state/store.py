@@ -74,6 +74,17 @@ class TierChange(NamedTuple):
     last_ms: int
 
 
+class UserView(NamedTuple):
+    """Everything ``GET /v1/users/{id}`` shows, read in one round trip."""
+
+    state: UserState
+    score: Score | None
+    tier: TierRecord | None
+    rank: int | None  # 0-based; None if not ranked
+    ranked: int
+    means: dict[str, float]  # population means (latest anchors)
+
+
 class FeatureStore(Protocol):
     async def applied_offsets(self) -> dict[int, int]:
         """Last applied offset per partition (what a new owner of a partition skips)."""
@@ -130,6 +141,10 @@ class FeatureStore(Protocol):
     async def retire(self, partition: int, silent_before_ms: int) -> int:
         """Delete churned users of the partition whose newest event is before the bound."""
 
+    async def user_view(self, user_id: str) -> UserView | None:
+        """State, score, stored tier, rank and population means of one user (None:
+        unknown user)."""
+
     async def user(self, user_id: str) -> tuple[UserState | None, Score | None]:
         """Current state and latest score of one user."""
 
@@ -159,4 +174,4 @@ class FeatureStore(Protocol):
 
 
 __all__ = ["Applied", "Commit", "FeatureStore", "Item", "Placed", "ScoreWrite",
-           "TierChange"]
+           "TierChange", "UserView"]

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep, StoreDep
@@ -108,7 +108,7 @@ async def top(store: StoreDep, settings: SettingsDep,
               format: Annotated[Literal["json", "csv"], Query(
                   description="csv: streamed, the whole selection when k is not given "
                               "(user_id, risk, tier, percentile, top_reason)")] = "json",
-              ) -> TopPage | StreamingResponse:
+              ) -> JSONResponse | StreamingResponse:
     """The riskiest users: ``k`` of them, or the top ``percent`` %, from ``offset``;
     within ``tier`` when given (then ``offset`` counts from the tier's first rank)."""
     if k is not None and percent is not None:
@@ -128,11 +128,12 @@ async def top(store: StoreDep, settings: SettingsDep,
     count = min(end - start - offset, k if k is not None else MAX_PAGE)
     rows = await store.top(start + offset, count) if count > 0 else []
     items = []
-    for i, (uid, risk) in enumerate(rows):
+    for i, (uid, risk) in enumerate(rows):  # plain dicts: the schema is TopPage's
         r0 = start + offset + i
         pct, t = position(r0, n, policy, risk)
-        items.append(Ranked(user_id=uid, rank=r0 + 1, risk=risk, percentile=pct, tier=t))
-    return TopPage(ranked=n, offset=offset, items=items)
+        items.append({"user_id": uid, "rank": r0 + 1, "risk": risk, "percentile": pct,
+                      "tier": t})
+    return JSONResponse({"ranked": n, "offset": offset, "items": items})
 
 
 @router.get("/tiers", response_model=Tiers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
 
 from api.deps import SettingsDep, StoreDep
 from api.routes import ranking
@@ -19,15 +20,19 @@ from core.timefmt import parse_time, rfc3339
 router = APIRouter(prefix="/v1", tags=["users"])
 
 
-@router.get("/users/{user_id}", response_model=UserRisk, responses={404: {}, 422: {}})
+@router.get("/users/{user_id}", response_model=None,
+            responses={200: {"model": UserRisk}, 404: {}, 422: {}})
 async def get_user(user_id: str, store: StoreDep, settings: SettingsDep,
                    as_of: Annotated[str | None, Query(
                        description="Reference time (RFC 3339 or epoch ms), not before the "
                                    "user's newest event; default: the stored score's",
-                       examples=["2019-11-30T00:00:00Z"])] = None) -> UserRisk:
-    state, score = await store.user(user_id)
-    if state is None:
+                       examples=["2019-11-30T00:00:00Z"])] = None) -> JSONResponse:
+    """Risk, tier, reasons and features of one user (the body follows ``UserRisk``; it is
+    built directly, without a second validation pass, for speed)."""
+    view = await store.user_view(user_id)  # one round trip
+    if view is None:
         raise HTTPException(404, detail={"error": "unknown_user", "user_id": user_id})
+    state, score, stored = view.state, view.score, view.tier
     now = max(state.last_ms, score.as_of_ms) if score is not None else state.last_ms
     if as_of is not None:
         try:
@@ -42,24 +47,24 @@ async def get_user(user_id: str, store: StoreDep, settings: SettingsDep,
     if score is not None and score.as_of_ms == now:
         risk, scorer, scored_at = score.risk, score.scorer, score.as_of_ms
         version = score.version
-        why = reason_rows(score.reasons, feats, (await store.population())[1])
+        why = reason_rows(score.reasons, feats, view.means)
     else:  # no stored score for this reference time: the transparent rule, computed now
         risk = recency_frequency_risk(feats, settings.churn_horizon_days)
         scorer, scored_at = RULE_NAME, now
         why = reason_rows(RuleScorer(settings.churn_horizon_days).score([feats])[1][0], feats,
-                          (await store.population())[1])
-    stored = await store.tier_of(user_id)
+                          view.means)
     alert_tier = ALL_TIERS[stored.tier] if stored is not None else None
-    ranked = await store.rank_of(user_id)
-    position: dict[str, object] = {}
-    if ranked is not None:
-        pct, tier = ranking.position(ranked[0], ranked[1], settings.tier_policy(),
+    position: dict[str, object] = {"rank": None, "ranked": view.ranked, "percentile": None,
+                                   "tier": None}
+    if view.rank is not None:
+        pct, tier = ranking.position(view.rank, view.ranked, settings.tier_policy(),
                                      score.risk if score is not None else risk)
-        position = {"rank": ranked[0] + 1, "ranked": ranked[1], "percentile": pct, "tier": tier}
+        position = {"rank": view.rank + 1, "ranked": view.ranked, "percentile": pct,
+                    "tier": tier}
     elif alert_tier == CHURNED:
-        position = {"tier": CHURNED}
-    return UserRisk(user_id=user_id, as_of=rfc3339(now), risk=risk, scorer=scorer,
-                    model_version=version, scored_at=rfc3339(scored_at), features=feats,
-                    alert_tier=alert_tier, reasons=why,  # type: ignore[arg-type]
-                    **position,  # type: ignore[arg-type]
-                    first_event=rfc3339(state.first_ms), last_event=rfc3339(state.last_ms))
+        position["tier"] = CHURNED
+    return JSONResponse({
+        "user_id": user_id, "as_of": rfc3339(now), "risk": risk, "scorer": scorer,
+        "model_version": version, "scored_at": rfc3339(scored_at), **position,
+        "alert_tier": alert_tier, "reasons": why, "features": feats,
+        "first_event": rfc3339(state.first_ms), "last_event": rfc3339(state.last_ms)})

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from api.routes.ranking import TopPage
+from api.schemas import UserRisk
 from core.tiers import ALL_TIERS
 from core.timefmt import parse_time
 from state.server import RedisServer
@@ -98,6 +100,7 @@ def test_every_feature_of_every_user(baseline, log) -> None:  # type: ignore[no-
     for uid in ref.users:
         code, body = http_json(f"{ns.api_url}/v1/users/{urllib.parse.quote(uid)}")
         assert code == 200, body
+        UserRisk.model_validate(body, strict=True)  # the documented response model
         # the stored score: at the newest event, or at the sweep of the partition's last
         # anchor (a UTC midnight), or at the user's churn anchor
         now = parse_time(body["as_of"])
@@ -235,6 +238,7 @@ def test_top_k_and_tiers_match_an_independent_sort(baseline) -> None:  # type: i
     n = len(want)
     code, page = http_json(f"{ns.api_url}/v1/top?k={n}")
     assert code == 200 and page["ranked"] == n
+    TopPage.model_validate(page, strict=True)  # the documented response model
     assert [(i["user_id"], i["risk"]) for i in page["items"]] == want
     cuts = (0.05, 0.15, 0.30)
     for item in page["items"]:
