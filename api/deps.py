@@ -11,17 +11,17 @@ from state.models import ModelStore
 from state.redis_store import RedisFeatureStore
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> RedisFeatureStore:
+async def get_store(request: Request) -> RedisFeatureStore:
     store: RedisFeatureStore = request.app.state.store
     return store
 
 
-def get_models(request: Request) -> ModelStore:
+async def get_models(request: Request) -> ModelStore:
     models: ModelStore = request.app.state.models
     return models
 

@@ -46,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                                          "Content-Type"])
     app.include_router(api_metrics.router)
     app.include_router(events.router)
+    # the key check only where it applies: each dependency costs every request
+    reads = [ReadAccess] if settings.api_keys and settings.api_read_auth else []
     for read in (users.router, ranking.router, model.router):
-        app.include_router(read, dependencies=[ReadAccess])
+        app.include_router(read, dependencies=reads)
     app.include_router(status.router)
     return app
 

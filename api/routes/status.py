@@ -15,7 +15,8 @@ from core.timefmt import rfc3339
 router = APIRouter(tags=["status"])
 
 
-@router.get("/v1/status", response_model=Status, dependencies=[ReadAccess])
+@router.get("/v1/status", response_model=Status, dependencies=[ReadAccess])  # open unless
+# CHURN_API_READ_AUTH (checked per request: /v1/status is not on the hot path)
 async def status(store: StoreDep) -> Status:
     stats = await store.stats()
     wms = await store.watermarks()
