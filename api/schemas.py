@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Reason(BaseModel):
@@ -15,6 +15,17 @@ class Reason(BaseModel):
 
 
 class UserRisk(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "user_id": "u0000665", "as_of": "2020-01-29T00:00:00.000Z", "risk": 0.81,
+        "scorer": "model:logreg", "model_version": 18, "scored_at": "2020-01-29T00:00:00.000Z",
+        "rank": 1, "ranked": 641, "percentile": 100.0, "tier": "critical",
+        "alert_tier": "critical",
+        "reasons": [{"feature": "days_since_last_event", "value": 27.95,
+                     "population_mean": 4.66, "contribution": 1.23,
+                     "text": "no activity for 28.0 days; typical: 4.7"}],
+        "features": {"days_since_last_event": 27.95, "active_days_30d": 1.0},
+        "first_event": "2019-12-11T08:03:00.000Z", "last_event": "2020-01-01T01:11:04.000Z"}]})
+
     user_id: str
     as_of: str = Field(description="Reference time `now` of the features and the score "
                                    "(RFC 3339, UTC): the newest event, or the latest sweep")
@@ -38,6 +49,16 @@ class UserRisk(BaseModel):
 
 
 class Status(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "watermark": "2020-01-29T23:48:55.023Z", "watermark_ms": 1580341735023,
+        "swept_until": "2020-01-29T00:00:00.000Z", "swept_until_ms": 1580256000000,
+        "labels": {"anchors": 356, "snapshots": 22937, "released": 12851,
+                   "released_label_1": 1215}, "alerts": 2495,
+        "partitions": {"0": 1580341735023}, "events_consumed": 84713,
+        "events_applied": 84713, "events_rejected": 0, "events_duplicate": 0,
+        "events_late": 0, "events_late_outside_window": 0, "rejected_by_reason": {},
+        "applied_by_type": {"view": 74308, "purchase": 3156}}]})
+
     watermark: str | None = Field(description="Largest event time seen (RFC 3339)")
     watermark_ms: int | None
     swept_until: str | None = Field(description="Every user has been rescored up to this "
@@ -63,6 +84,12 @@ class Health(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "version": 28, "pipeline": "logreg", "scorer": "model:logreg", "examples": 12851,
+        "min_labels": 1000, "labels": {"0": 11636, "1": 1215},
+        "metrics": {"rocauc": 0.877, "logloss": 0.229, "lift_at_5": 6.74,
+                    "precision_at_5": 0.706}, "updated_at": 1795313877.5}]})
+
     version: int = Field(description="Newest checkpoint (0: none yet)")
     pipeline: str
     scorer: str = Field(description="Who scores now: the rule until `min_labels` examples")

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.security import WriteAccess
 from core.events import Event, Rejected, parse_event
@@ -21,6 +21,8 @@ EXAMPLE = {"event_id": "e-1", "user_id": "u42", "event_type": "purchase",
 
 
 class Accepted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": 2}]})
+
     accepted: int = Field(description="Events acknowledged by Kafka (all of them)")
 
 

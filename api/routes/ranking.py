@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SettingsDep, StoreDep
 from core.tiers import CHURNED, TIERS, TierPolicy, raw_tier
@@ -33,6 +33,11 @@ class Ranked(BaseModel):
 
 
 class TopPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "ranked": 641, "offset": 0, "items": [
+            {"user_id": "u0000665", "rank": 1, "risk": 0.81, "percentile": 100.0,
+             "tier": "critical"}]}]})
+
     ranked: int
     offset: int
     items: list[Ranked]
@@ -45,6 +50,11 @@ class TierInfo(BaseModel):
 
 
 class Tiers(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "ranked": 641, "cuts": {"critical": 0.05, "high": 0.15, "elevated": 0.3},
+        "tiers": {"critical": {"count": 33, "first_rank": 1, "min_risk": 0.51}},
+        "churned": 114, "alert_tiers": {"critical": 28, "low": 381, "churned": 114}}]})
+
     ranked: int
     cuts: dict[str, float]
     tiers: dict[str, TierInfo]
