@@ -38,11 +38,12 @@ lint: $(STAMP) ## ruff + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## worker vs trivial agent; Redis memory per user; learner; sweeper (100k users)
+bench: $(STAMP) ## worker vs trivial agent; memory per user; learner; sweeper and API (100k users)
 	$(PY) bench/worker_throughput.py
 	$(PY) bench/redis_memory.py
 	$(PY) bench/learner_throughput.py
 	$(PY) bench/sweep_throughput.py --users 100000
+	$(PY) bench/api_latency.py --users 100000
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .churnstream *.egg-info
