@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.apply import DUPLICATE
 from core.events import DEFAULT_EVENT_TYPES, Rejected, parse_event
-from core.labels import DAY_MS
+from core.labels import DAY_MS, anchors_crossed
 from core.tiers import AlertGate, TierPolicy
 from state.store import Commit, FeatureStore, Item
 from stream.anchors import Anchors
@@ -190,7 +190,7 @@ class BatchProcessor:
                 await self.store.set_clock(f"a:{p}", a)
             if t > a + DAY_MS and self.anchors is not None:
                 # apply what came before, then run the anchors this event passes
-                crossed = list(range(a + DAY_MS, t, DAY_MS))
+                crossed = list(anchors_crossed(a, t - 1))  # the midnights A with a < A < t
                 segments.append((seg, [(p, x) for x in crossed]))
                 seg = _Segment()
                 anchor[p] = crossed[-1]
