@@ -25,13 +25,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.redis_url)
         app.state.settings = settings
-        app.state.store = RedisFeatureStore(client, settings.redis_prefix)
+        app.state.store = store = RedisFeatureStore(client, settings.redis_prefix)
         app.state.models = ModelStore(client, settings.redis_prefix)
         app.state.producer = producer = Producer(settings)
         try:
             yield
         finally:
             producer.close()
+            await store.close()
             await client.aclose()
 
     app = FastAPI(title="churnstream", version="0.1.0", lifespan=lifespan,
@@ -40,16 +41,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics = ApiMetrics()
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.settings = settings
+    app.state.tier_policy = settings.tier_policy()
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["X-API-Key",
                                                                          "Content-Type"])
-    app.include_router(api_metrics.router)
-    app.include_router(events.router)
-    # the key check only where it applies: each dependency costs every request
+    # the key check only where it applies: each dependency costs every request; the
+    # user lookup first, as routes are matched in order
     reads = [ReadAccess] if settings.api_keys and settings.api_read_auth else []
     for read in (users.router, ranking.router, model.router):
         app.include_router(read, dependencies=reads)
+    app.include_router(api_metrics.router)
+    app.include_router(events.router)
     app.include_router(status.router)
     return app
 

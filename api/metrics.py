@@ -7,6 +7,7 @@ concrete path, so no user id reaches a label.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
@@ -43,6 +44,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], Any] = {}  # .labels() costs a lock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,9 +62,12 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(template, scope["method"], str(status[0])).observe(
-                time.perf_counter() - started)
+            key = (getattr(route, "path", None) or "unmatched", scope["method"], status[0])
+            child = self._children.get(key)
+            if child is None:  # bounded: route templates x methods x statuses
+                child = self._children[key] = self.metrics.requests.labels(
+                    key[0], key[1], str(key[2]))
+            child.observe(time.perf_counter() - started)
 
 
 router = APIRouter(tags=["status"])

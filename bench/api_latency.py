@@ -1,13 +1,15 @@
 """API speed with N scored users: ``GET /v1/users/{id}`` and ``GET /v1/top?k=100``
 against a bare FastAPI route returning a constant, in one run.
 
-    python bench/api_latency.py [--users 1000000] [--rate 1000] [--seconds 10]
+    python bench/api_latency.py [--users 1000000] [--rate 1000] [--seconds 10] [--rounds 3]
 
 Fills Redis through the worker's store and scoring path (bench/sweep_throughput.py's
 ``fill``), starts ``churnstream api`` and the bare app (bench/_bare_api.py) as
 processes, then for each endpoint: an open-loop run at ``--rate`` requests/s
 (latency measured from each request's scheduled start, so queueing counts:
-p50/p99/max) and a closed-loop run with 16 keep-alive connections (requests/s).
+p50/p99/max) and a closed-loop run with 16 keep-alive connections (requests/s). The
+closed-loop runs alternate between the endpoints for ``--rounds`` rounds, and the ratio
+is the median of the per-round ratios (single runs on this machine vary by 20 %).
 The load generator is a small asyncio HTTP/1.1 client on the same 2-core machine:
 it takes CPU from the server, so read the ratios, not the absolute numbers.
 """
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -103,6 +106,7 @@ async def main() -> None:
     ap.add_argument("--users", type=int, default=1_000_000)
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     server = RedisServer().start()
     procs: list[subprocess.Popen[bytes]] = []
@@ -131,17 +135,22 @@ async def main() -> None:
                  ("GET /v1/top?k=100", api_port, ["/v1/top?k=100"])]
         for _, port, paths in cases:  # warm up
             await closed_loop(port, paths, 1.0)
-        results = {}
         for name, port, paths in cases:
             lat = await open_loop(port, paths, args.rate, args.seconds)
-            rps = await closed_loop(port, paths, args.seconds)
-            results[name] = (pct(lat, 0.5), pct(lat, 0.99), lat[-1] * 1000, rps)
-            print(f"{name:<24} at {args.rate:.0f} req/s: p50 {results[name][0]:6.2f} ms  "
-                  f"p99 {results[name][1]:6.2f} ms  max {results[name][2]:7.1f} ms | "
-                  f"closed loop: {rps:7.0f} req/s")
-        bare = results["bare route (constant)"][3]
-        for name in list(results)[1:]:
-            print(f"throughput ratio {name} / bare route: {results[name][3] / bare:.2f}")
+            print(f"{name:<24} at {args.rate:.0f} req/s: p50 {pct(lat, 0.5):6.2f} ms  "
+                  f"p99 {pct(lat, 0.99):6.2f} ms  max {lat[-1] * 1000:7.1f} ms", flush=True)
+        rps: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+        for _ in range(args.rounds):
+            for name, port, paths in cases:
+                rps[name].append(await closed_loop(port, paths, args.seconds))
+            print("closed loop, req/s: " + ", ".join(
+                f"{name} {r[-1]:.0f}" for name, r in rps.items()), flush=True)
+        bare = rps[cases[0][0]]
+        for name, _, _ in cases[1:]:
+            ratios = [a / b for a, b in zip(rps[name], bare, strict=True)]
+            print(f"throughput ratio {name} / bare route: median {statistics.median(ratios):.2f} "
+                  f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; median "
+                  f"{statistics.median(rps[name]):.0f} vs {statistics.median(bare):.0f} req/s)")
     finally:
         for p in procs:
             stop_process(p)

@@ -8,15 +8,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from core.events import _to_ms
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@lru_cache(maxsize=4096)
+def _date(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+
 
 def rfc3339(ms: int) -> str:
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC).replace(
-        microsecond=(ms % 1000) * 1000)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """UTC with milliseconds (the date part cached per day: the API formats four per
+    request)."""
+    day, rest = divmod(ms, 86_400_000)
+    sec, milli = divmod(rest, 1000)
+    hour, sec = divmod(sec, 3600)
+    minute, sec = divmod(sec, 60)
+    return f"{_date(day)}{hour:02d}:{minute:02d}:{sec:02d}.{milli:03d}Z"
 
 
 def parse_time(text: str) -> int:

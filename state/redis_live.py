@@ -24,6 +24,7 @@ from state.codec import (
     encode_tier,
 )
 from state.keys import Keys
+from state.mux import MuxConnection
 from state.resp import ReplyError, RespConnection, pack
 from state.store import Placed, ScoreWrite, TierChange, UserView
 
@@ -34,6 +35,7 @@ POPULATION = struct.Struct(f"<qI{len(FEATURE_NAMES)}d")  # anchor, users, featur
 class RedisLiveOps:
     r: Any
     hot: RespConnection
+    mux: MuxConnection
     keys: Keys
 
     async def _sha(self, name: str) -> str:
@@ -170,20 +172,36 @@ class RedisLiveOps:
         return self._population(await self.r.hgetall(self.keys.population))
 
     async def user_view(self, user_id: str) -> UserView | None:
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(self.keys.user(user_id))
-        pipe.zrevrank(self.keys.rank, user_id)
-        pipe.zcard(self.keys.rank)
-        pipe.hgetall(self.keys.population)
-        h, rank, ranked, pop = await pipe.execute()
-        state = decode_state(h) if h else None
+        keys = self.keys
+        fixed = self.__dict__.get("_view_cmds")
+        if fixed is None:  # the user-independent commands, packed once
+            fixed = self.__dict__["_view_cmds"] = (
+                b"*3\r\n$8\r\nZREVRANK\r\n" + pack(keys.rank)[4:],
+                pack(b"ZCARD", keys.rank) + pack(b"HGETALL", keys.population))
+        key, uid = keys.user(user_id).encode(), user_id.encode()
+        h, rank, ranked, pop = await self.mux.execute([
+            b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n" % (len(key), key),
+            fixed[0] + b"$%d\r\n%b\r\n" % (len(uid), uid), fixed[1]], replies=4)
+        if not h:
+            return None
+        fields = dict(zip(h[::2], h[1::2], strict=True))
+        state = decode_state(fields)
         if state is None:
             return None
-        s, t = h.get(b"s"), h.get(b"t")
+        s, t = fields.get(b"s"), fields.get(b"t")
         return UserView(state, decode_score(s) if s is not None else None,
-                        decode_tier(t) if t is not None else None,
-                        None if rank is None else int(rank), int(ranked),
-                        self._population(pop)[1])
+                        decode_tier(t) if t is not None else None, rank, ranked,
+                        self._means(pop))
+
+    def _means(self, flat: list[bytes]) -> dict[str, float]:
+        """Population means from the raw population hash, decoded once per change."""
+        raw = tuple(flat)
+        cached = self.__dict__.get("_means_cache")
+        if cached is None or cached[0] != raw:
+            cached = (raw, self._population(dict(zip(raw[::2], raw[1::2], strict=True)))[1])
+            self.__dict__["_means_cache"] = cached
+        means: dict[str, float] = cached[1]
+        return means
 
     @staticmethod
     def _population(parts: dict[bytes, bytes]) -> tuple[int, dict[str, float]]:

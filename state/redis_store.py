@@ -16,6 +16,7 @@ from core.events import fingerprint
 from core.features import FEATURE_NAMES, HORIZON_DAYS, UserState
 from state.codec import Score, decode_aggregates, decode_score, decode_state
 from state.keys import Keys
+from state.mux import MuxConnection
 from state.redis_live import RedisLiveOps
 from state.resp import ReplyError, RespConnection, pack
 from state.store import Applied, Commit, Item
@@ -62,9 +63,15 @@ class RedisFeatureStore(RedisLiveOps):
             raise ValueError("the worker's hot path speaks plain TCP to Redis: use a redis:// "
                              "URL (no rediss:// or unix socket yet)")
         self.hot = RespConnection(_url_of(kw))
+        self.mux = MuxConnection(_url_of(kw))  # the API's concurrent lookups
         self.keys = Keys(prefix)
         self.horizon = str(horizon_days).encode()
         self._shas: dict[str, str] = {}
+
+    async def close(self) -> None:
+        """Close the hot-path and lookup connections (the redis-py client is the caller's)."""
+        await self.hot.close()
+        await self.mux.close()
 
     async def load_scripts(self) -> None:
         for name, src in SCRIPTS.items():

@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SettingsDep, StoreDep
+from api.responses import FastJSON
 from core.tiers import CHURNED, TIERS, TierPolicy, raw_tier
 
 router = APIRouter(prefix="/v1", tags=["ranking"])
@@ -118,7 +119,7 @@ async def top(store: StoreDep, settings: SettingsDep,
               format: Annotated[Literal["json", "csv"], Query(
                   description="csv: streamed, the whole selection when k is not given "
                               "(user_id, risk, tier, percentile, top_reason)")] = "json",
-              ) -> JSONResponse | StreamingResponse:
+              ) -> FastJSON | StreamingResponse:
     """The riskiest users: ``k`` of them, or the top ``percent`` %, from ``offset``;
     within ``tier`` when given (then ``offset`` counts from the tier's first rank)."""
     if k is not None and percent is not None:
@@ -143,7 +144,7 @@ async def top(store: StoreDep, settings: SettingsDep,
         pct, t = position(r0, n, policy, risk)
         items.append({"user_id": uid, "rank": r0 + 1, "risk": risk, "percentile": pct,
                       "tier": t})
-    return JSONResponse({"ranked": n, "offset": offset, "items": items})
+    return FastJSON({"ranked": n, "offset": offset, "items": items})
 
 
 @router.get("/tiers", response_model=Tiers)
