@@ -7,11 +7,13 @@ Fills Redis through the worker's store and scoring path (bench/sweep_throughput.
 ``fill``), starts ``churnstream api`` and the bare app (bench/_bare_api.py) as
 processes, then for each endpoint: an open-loop run at ``--rate`` requests/s
 (latency measured from each request's scheduled start, so queueing counts:
-p50/p99/max) and a closed-loop run with 16 keep-alive connections (requests/s). The
+p50/p99/max) and a closed-loop run with 16 keep-alive connections (requests/s) from
+``wrk`` (Debian package ``wrk``; the asyncio client when it is missing). The
 closed-loop runs alternate between the endpoints for ``--rounds`` rounds, and the ratio
 is the median of the per-round ratios (single runs on this machine vary by 20 %).
-The load generator is a small asyncio HTTP/1.1 client on the same 2-core machine:
-it takes CPU from the server, so read the ratios, not the absolute numbers.
+The open-loop generator is a small asyncio HTTP/1.1 client on the same 2-core machine;
+any generator takes CPU from the server (and from Redis), so read the ratios, not the
+absolute numbers.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import argparse
 import asyncio
 import os
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,6 +83,33 @@ async def open_loop(port: int, paths: list[str], rate: float, seconds: float,
     return sorted(lat)
 
 
+WRK_SCRIPT = """
+local paths = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1])
+end
+"""
+
+
+async def closed_loop_wrk(port: int, paths: list[str], seconds: float, conns: int = 16) -> float:
+    """Requests/s from ``wrk`` (Debian package): one thread, ``conns`` connections, the
+    paths in turn; every response must be 2xx."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % ", ".join(f'"{p}"' for p in paths))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "wrk", "-t1", f"-c{conns}", f"-d{seconds:.0f}s", "-s", f.name,
+            f"http://127.0.0.1:{port}", stdout=asyncio.subprocess.PIPE)
+        out = (await proc.communicate())[0].decode()
+    finally:
+        os.unlink(f.name)
+    if proc.returncode or "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk failed or saw errors:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
 async def closed_loop(port: int, paths: list[str], seconds: float, conns: int = 16) -> float:
     done = 0
     stop_at = time.perf_counter() + seconds
@@ -107,6 +139,8 @@ async def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--client", choices=["auto", "wrk", "asyncio"], default="auto",
+                    help="closed-loop load generator (auto: wrk when installed)")
     args = ap.parse_args()
     server = RedisServer().start()
     procs: list[subprocess.Popen[bytes]] = []
@@ -139,10 +173,14 @@ async def main() -> None:
             lat = await open_loop(port, paths, args.rate, args.seconds)
             print(f"{name:<24} at {args.rate:.0f} req/s: p50 {pct(lat, 0.5):6.2f} ms  "
                   f"p99 {pct(lat, 0.99):6.2f} ms  max {lat[-1] * 1000:7.1f} ms", flush=True)
+        use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
+        loop_run = closed_loop_wrk if use_wrk else closed_loop
+        print(f"closed loop: 16 connections from {'wrk' if use_wrk else 'an asyncio client'}, "
+              f"{args.rounds} rounds of {args.seconds:.0f} s", flush=True)
         rps: dict[str, list[float]] = {name: [] for name, _, _ in cases}
         for _ in range(args.rounds):
             for name, port, paths in cases:
-                rps[name].append(await closed_loop(port, paths, args.seconds))
+                rps[name].append(await loop_run(port, paths, args.seconds))
             print("closed loop, req/s: " + ", ".join(
                 f"{name} {r[-1]:.0f}" for name, r in rps.items()), flush=True)
         bare = rps[cases[0][0]]

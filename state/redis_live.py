@@ -8,6 +8,7 @@ the hot-path connection; sweeps and anchors use the redis-py client.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -177,11 +178,18 @@ class RedisLiveOps:
         if fixed is None:  # the user-independent commands, packed once
             fixed = self.__dict__["_view_cmds"] = (
                 b"*3\r\n$8\r\nZREVRANK\r\n" + pack(keys.rank)[4:],
-                pack(b"ZCARD", keys.rank) + pack(b"HGETALL", keys.population))
+                pack(b"ZCARD", keys.rank), pack(b"HGETALL", keys.population))
+        # population means change at anchors only: re-read them at most once a second
+        means, read_at = self.__dict__.get("_means", (None, 0.0))
+        stale = means is None or time.monotonic() - read_at > 1.0
         key, uid = keys.user(user_id).encode(), user_id.encode()
-        h, rank, ranked, pop = await self.mux.execute([
+        h, rank, ranked, *pop = await self.mux.execute([
             b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n" % (len(key), key),
-            fixed[0] + b"$%d\r\n%b\r\n" % (len(uid), uid), fixed[1]], replies=4)
+            fixed[0] + b"$%d\r\n%b\r\n" % (len(uid), uid),
+            fixed[1] + fixed[2] if stale else fixed[1]], replies=4 if stale else 3)
+        if pop:
+            means = self._population(dict(zip(pop[0][::2], pop[0][1::2], strict=True)))[1]
+            self.__dict__["_means"] = (means, time.monotonic())
         if not h:
             return None
         fields = dict(zip(h[::2], h[1::2], strict=True))
@@ -190,18 +198,7 @@ class RedisLiveOps:
             return None
         s, t = fields.get(b"s"), fields.get(b"t")
         return UserView(state, decode_score(s) if s is not None else None,
-                        decode_tier(t) if t is not None else None, rank, ranked,
-                        self._means(pop))
-
-    def _means(self, flat: list[bytes]) -> dict[str, float]:
-        """Population means from the raw population hash, decoded once per change."""
-        raw = tuple(flat)
-        cached = self.__dict__.get("_means_cache")
-        if cached is None or cached[0] != raw:
-            cached = (raw, self._population(dict(zip(raw[::2], raw[1::2], strict=True)))[1])
-            self.__dict__["_means_cache"] = cached
-        means: dict[str, float] = cached[1]
-        return means
+                        decode_tier(t) if t is not None else None, rank, ranked, means or {})
 
     @staticmethod
     def _population(parts: dict[bytes, bytes]) -> tuple[int, dict[str, float]]:

@@ -72,8 +72,11 @@ async def get_user(request: Request) -> FastJSON:
                     "tier": tier}
     elif alert_tier == CHURNED:
         position["tier"] = CHURNED
+    as_of_text = rfc3339(now)  # usually also the scoring and the newest event's time
     return FastJSON({
-        "user_id": user_id, "as_of": rfc3339(now), "risk": risk, "scorer": scorer,
-        "model_version": version, "scored_at": rfc3339(scored_at), **position,
+        "user_id": user_id, "as_of": as_of_text, "risk": risk, "scorer": scorer,
+        "model_version": version,
+        "scored_at": as_of_text if scored_at == now else rfc3339(scored_at), **position,
         "alert_tier": alert_tier, "reasons": why, "features": feats,
-        "first_event": rfc3339(state.first_ms), "last_event": rfc3339(state.last_ms)})
+        "first_event": rfc3339(state.first_ms),
+        "last_event": as_of_text if state.last_ms == now else rfc3339(state.last_ms)})
