@@ -1,0 +1,142 @@
+"""Offline ranking metrics for one anchor (or pooled anchors): what churn teams judge a
+targeting list by. Pure numpy; the prequential window (``core.metrics``) is the
+brute-force reference in the tests, and scikit-learn where installed.
+
+- ROC-AUC: probability that a churner outranks a non-churner (ties count half).
+- PR-AUC: average precision, sum over score thresholds of (R_n - R_n-1) * P_n.
+- Precision/Recall/Lift@K: the top ``ceil(K * n)`` by score (ties in input order).
+- Brier score and a calibration table (equal-width probability bins), for scorers
+  whose score is a probability.
+
+>>> s = [0.9, 0.8, 0.7, 0.6, 0.3, 0.2, 0.1, 0.05]
+>>> y = [1, 1, 0, 1, 0, 0, 0, 0]
+>>> m = ranking_metrics(s, y, ks=(0.25,))
+>>> round(m["rocauc"], 4), round(m["pr_auc"], 4), m["precision_at_25"], m["lift_at_25"]
+(0.9333, 0.9167, 1.0, 2.6666666666666665)
+>>> calibration([0.05, 0.15, 0.12], [0, 1, 0], bins=10)[1]
+{'lo': 0.1, 'hi': 0.2, 'n': 2, 'predicted': 0.135, 'observed': 0.5}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+KS = (0.05, 0.10, 0.20)
+
+
+def _arrays(scores: Sequence[float] | np.ndarray,
+            labels: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int8)
+    if s.shape != y.shape or s.ndim != 1:
+        raise ValueError("scores and labels must be 1-d and of equal length")
+    return s, y
+
+
+def rocauc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+    s, y = _arrays(scores, labels)
+    pos = int(y.sum())
+    neg = len(y) - pos
+    if not pos or not neg:
+        return math.nan
+    order = np.argsort(s, kind="mergesort")
+    ss = s[order]
+    ranks = np.empty(len(s), dtype=np.float64)
+    # average 1-based ranks over runs of equal scores
+    starts = np.flatnonzero(np.r_[True, ss[1:] != ss[:-1]])
+    ends = np.r_[starts[1:], len(ss)]
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def pr_auc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+    """Average precision (thresholds at the distinct scores, as scikit-learn computes it)."""
+    s, y = _arrays(scores, labels)
+    pos = int(y.sum())
+    if not pos:
+        return math.nan
+    order = np.argsort(-s, kind="mergesort")
+    ss, yy = s[order], y[order]
+    tp = np.cumsum(yy)
+    last = np.r_[ss[1:] != ss[:-1], True]  # the end of each run of equal scores
+    tp_at, n_at = tp[last].astype(np.float64), (np.flatnonzero(last) + 1).astype(np.float64)
+    recall_steps = np.diff(np.r_[0.0, tp_at]) / pos
+    return float(np.sum(recall_steps * tp_at / n_at))
+
+
+def top_k(scores: np.ndarray, k: float) -> np.ndarray:
+    """Indices of the top ``ceil(k * n)`` scores (ties in input order)."""
+    if not 0 < k <= 1:
+        raise ValueError("k is a fraction in (0, 1]")
+    n = max(1, math.ceil(k * len(scores)))
+    return np.argsort(-scores, kind="mergesort")[:n]
+
+
+def ranking_metrics(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+                    ks: Sequence[float] = KS, probabilities: bool = True) -> dict[str, float]:
+    s, y = _arrays(scores, labels)
+    n, pos = len(y), int(y.sum())
+    out: dict[str, float] = {"n": float(n), "positives": float(pos),
+                             "base_rate": pos / n if n else math.nan,
+                             "rocauc": rocauc(s, y), "pr_auc": pr_auc(s, y)}
+    for k in ks:
+        pct = round(k * 100)
+        if not n:
+            hits, size = 0, 0
+        else:
+            top = top_k(s, k)
+            hits, size = int(y[top].sum()), len(top)
+        precision = hits / size if size else math.nan
+        out[f"precision_at_{pct}"] = precision
+        out[f"recall_at_{pct}"] = hits / pos if pos else math.nan
+        out[f"lift_at_{pct}"] = precision / (pos / n) if pos else math.nan
+    out["brier"] = float(np.mean((s - y) ** 2)) if probabilities and n else math.nan
+    return out
+
+
+def calibration(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+                bins: int = 10) -> list[dict[str, Any]]:
+    """Equal-width bins over [0, 1]: count, mean predicted probability, observed rate."""
+    s, y = _arrays(scores, labels)
+    idx = np.minimum((np.clip(s, 0.0, 1.0) * bins).astype(np.int64), bins - 1)
+    rows = []
+    for b in range(bins):
+        mask = idx == b
+        cnt = int(mask.sum())
+        rows.append({"lo": round(b / bins, 10), "hi": round((b + 1) / bins, 10), "n": cnt,
+                     "predicted": round(float(s[mask].mean()), 10) if cnt else math.nan,
+                     "observed": round(float(y[mask].mean()), 10) if cnt else math.nan})
+    return rows
+
+
+def lift_curve(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+               points: int = 50) -> list[tuple[float, float]]:
+    """(share targeted, lift) at ``points`` evenly spaced shares."""
+    s, y = _arrays(scores, labels)
+    pos = int(y.sum())
+    if not pos:
+        return []
+    hits = np.cumsum(y[np.argsort(-s, kind="mergesort")])
+    out = []
+    for i in range(1, points + 1):
+        k = i / points
+        m = max(1, math.ceil(k * len(s)))
+        out.append((k, float(hits[m - 1] / m / (pos / len(s)))))
+    return out
+
+
+def pr_curve(scores: Sequence[float] | np.ndarray,
+             labels: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) at every distinct score threshold, highest first."""
+    s, y = _arrays(scores, labels)
+    order = np.argsort(-s, kind="mergesort")
+    ss, tp = s[order], np.cumsum(y[order])
+    last = np.r_[ss[1:] != ss[:-1], True]
+    n_at = np.flatnonzero(last) + 1
+    pos = max(1, int(y.sum()))
+    return tp[last] / pos, tp[last] / n_at
