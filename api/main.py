@@ -13,6 +13,7 @@ from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import events, model, ranking, status, users
 from api.routes.events import Producer
 from api.security import ReadAccess
+from core.process import tune_gc
 from core.settings import Settings
 from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
@@ -60,5 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def run_api(settings: Settings) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level="warning")
+    app = create_app(settings)
+    tune_gc()
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")

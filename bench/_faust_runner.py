@@ -16,8 +16,9 @@ import time
 
 import faust
 
+from core.process import tune_gc
 from core.settings import Settings
-from stream.worker import build_app, faust_settings, tune_gc
+from stream.worker import build_app, faust_settings
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from core.events import Event  # noqa: E402
 from core.features import FEATURE_NAMES  # noqa: E402
 from core.model import make_pipeline, model_inputs  # noqa: E402
+from core.process import tune_gc  # noqa: E402
 from core.scoring import LinearScorer, PipelineScorer  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
@@ -39,7 +40,6 @@ from state.server import RedisServer  # noqa: E402
 from state.store import Item  # noqa: E402
 from stream.live import Live  # noqa: E402
 from stream.sweeper import Sweeper  # noqa: E402
-from stream.worker import tune_gc  # noqa: E402
 
 DAY = 86_400_000
 T0 = 18_300 * DAY

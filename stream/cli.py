@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from core.events import Event
 from core.settings import Settings
 
 
@@ -80,20 +82,54 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from stream import simulate
+    from stream.simulate import Population, paced
 
-    evs = simulate.events(args.users, args.days, args.seed)
+    pop = Population(args.users, args.days, args.seed)
+    if args.truth:
+        print(f"truth of {pop.write_truth(args.truth):,} users -> {args.truth}",
+              file=sys.stderr)
+    lines = pop.csv() if args.format == "csv" else pop.jsonl()
     if args.out:
         with open(args.out, "wb") as fh:
-            for line in simulate.to_jsonl(evs):
-                fh.write(line)
+            n = sum(fh.write(line) > 0 for line in lines)
+        print(f"{n - (args.format == 'csv'):,} events -> {args.out}", file=sys.stderr)
         return 0
     from stream.replay import replay_rows
 
-    rows = ((line, line, None) for line in simulate.to_jsonl(evs))
+    if args.format == "csv":
+        raise SystemExit("--format csv is for files (--out); Kafka gets JSON")
+    stream = pop.jsonl() if args.speedup is None else paced(pop, args.speedup)
+    rows = ((line, line, None) for line in stream)
     report = replay_rows(rows, Settings.load(), rate=args.rate, progress=not args.quiet,
                          source="simulate")
     print(report.summary())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from stream import eval_report
+    from stream.evaluate import EvalConfig, run
+    from stream.replay import read_rows, validate_row
+
+    settings = Settings.load()
+    allowed = settings.allowed_types()
+    cfg = EvalConfig(
+        horizon_days=args.horizon or settings.churn_horizon_days, every_days=args.every,
+        first_day=args.first_day, sample_rate=args.sample_rate or settings.label_sample_rate,
+        ks=tuple(float(k) / 100 for k in args.k.split(",")),
+        pipelines=tuple(args.pipelines.split(",")), model_lr=settings.model_lr,
+        min_labels=settings.min_labels if args.min_labels is None else args.min_labels,
+        hgb=not args.no_hgb)
+
+    def events() -> Iterator[Event | None]:
+        for _, body, reason in read_rows(Path(args.file)):
+            ev = validate_row(body, allowed) if body is not None and reason is None else None
+            yield ev if isinstance(ev, Event) else None
+
+    report = run(events(), cfg, progress=not args.quiet)
+    files = eval_report.write(report, Path(args.out))
+    print(Path(args.out, "report.md").read_text().split("\n\nScorers:")[0])
+    print(f"\nreport: {', '.join(str(f) for f in files)}")
     return 0
 
 
@@ -182,10 +218,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=2000)
     p.add_argument("--days", type=int, default=90)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--rate", type=float)
-    p.add_argument("--out")
+    p.add_argument("--rate", type=float, help="events per second (default: full speed)")
+    p.add_argument("--speedup", type=float,
+                   help="event time runs this many times faster than the wall clock")
+    p.add_argument("--out", help="write to this file instead of Kafka")
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl",
+                   help="file layout: JSON Lines, or the public e-commerce CSV")
+    p.add_argument("--truth", help="also write each user's truth (JSON Lines) here")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("evaluate", help="offline evaluation of a log: Top-K metrics, report")
+    p.add_argument("file")
+    p.add_argument("--out", default="evaluation", help="report folder (default: evaluation)")
+    p.add_argument("--horizon", type=int, help="H in days (default: CHURN_HORIZON_DAYS)")
+    p.add_argument("--every", type=int, default=7, help="days between evaluation anchors")
+    p.add_argument("--first-day", type=int,
+                   help="first anchor, days after the log's first midnight (default: H)")
+    p.add_argument("--sample-rate", type=float,
+                   help="training snapshot rate (default: CHURN_LABEL_SAMPLE_RATE)")
+    p.add_argument("--k", default="5,10,20", help="Top-K shares in percent")
+    p.add_argument("--pipelines", default="logreg",
+                   help="online pipelines, comma-separated (logreg, arf, module:factory)")
+    p.add_argument("--min-labels", type=int, help="default: CHURN_MIN_LABELS")
+    p.add_argument("--no-hgb", action="store_true", help="skip the gradient-boosting baseline")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("demo", help="embedded services + worker + api + simulated traffic")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--users", type=int, default=2000)

@@ -51,7 +51,8 @@ class LearnerState:
     positions: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (t, i)
 
     def learn(self, raw: bytes, offset: int) -> float | None:
-        """Predict, then learn one example; returns the prequential prediction."""
+        """Predict, then learn one example (a ``training.examples`` message); returns the
+        prequential prediction, or None for an invalid or repeated example."""
         self.offset = offset
         try:
             body = json.loads(raw)
@@ -62,6 +63,12 @@ class LearnerState:
         except (ValueError, KeyError, TypeError, AttributeError):
             self.invalid += 1
             return None
+        return self.learn_example(features, label, where)
+
+    def learn_example(self, features: dict[str, float], label: object,
+                      where: tuple[int, int, int] = (-1, -1, -1)) -> float | None:
+        """The same, for an example already parsed (``churnstream evaluate`` calls this
+        directly). ``where`` = (partition, t, i) of the release, for repeat detection."""
         part, pos = where[0], where[1:]
         if part >= 0 and pos <= self.positions.get(part, (-1, -1)):
             self.repeats += 1

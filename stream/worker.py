@@ -7,13 +7,13 @@ table recovery lossy; see ../shared/SERVICES.md).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 
+from core.process import tune_gc
 from core.scoring import make_scorer
 from core.settings import Settings
 from core.tiers import ALL_TIERS
@@ -46,16 +46,6 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "datadir": str(settings.state_dir / "faust"),
         "producer_acks": -1,
     }
-
-
-def tune_gc() -> None:
-    """Freeze start-up objects (faust, pydantic, aiokafka: never garbage) so collections
-    skip them, and collect the young generation less often: each batch allocates
-    thousands of short-lived objects. Measured by bench/worker_throughput.py: the
-    worker's CPU per event drops by about a fifth; a trivial agent does not change."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 100)
 
 
 def log_retry(exc: BaseException, delay: float) -> None:

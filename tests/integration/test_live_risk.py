@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 import signal
 import struct
 import threading
@@ -50,7 +49,7 @@ def test_live_risk_with_kills(namespace: Namespace, tmp_path: Path) -> None:
     ns.extra_env.update(CHURN_LABEL_SAMPLE_RATE=str(RATE), CHURN_MIN_LABELS="500",
                         CHURN_LEARNER_CHECKPOINT_EVERY="500",
                         CHURN_LEARNER_CHECKPOINT_SECONDS="1", CHURN_MODEL_POLL_SECONDS="0.5")
-    truth = {u.user_id: u for u in simulate.make_users(USERS, DAYS, random.Random(SEED))}
+    truth = {u.user_id: u for u in simulate.Population(USERS, DAYS, SEED).truth()}
     events = list(simulate.events(USERS, DAYS, SEED))
     split_ms = simulate.START_MS + SPLIT * DAY
     first = [e for e in events if int(e["event_time"]) < split_ms]  # type: ignore[call-overload]

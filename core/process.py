@@ -1,0 +1,17 @@
+"""Process-level tuning shared by the long-running services (worker, API)."""
+
+from __future__ import annotations
+
+import gc
+
+
+def tune_gc() -> None:
+    """Freeze start-up objects (framework modules, pydantic models, clients: never
+    garbage) so collections skip them, and collect the young generation less often:
+    each batch or request allocates many short-lived objects. Measured in the same run
+    against an untuned baseline: the worker's CPU per event drops by about a fifth
+    (bench/worker_throughput.py); the API's user lookup rate rises from 0.49x to 0.55x
+    of a bare route (bench/api_latency.py)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)

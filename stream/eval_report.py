@@ -1,0 +1,156 @@
+"""The report of ``churnstream evaluate``: ``report.json``, ``report.md`` and PNG plots
+(lift curve, precision-recall curve, metrics over anchors, calibration) in a folder.
+Plots need matplotlib (the ``eval`` extra); without it the report says so."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.evaluation import lift_curve, pr_curve
+
+HEADLINE = ("pr_auc", "rocauc", "lift_at_5", "precision_at_5", "recall_at_5", "lift_at_10",
+            "lift_at_20", "brier")
+
+
+def _fmt(v: float) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def markdown(report: dict[str, Any], plots: list[str]) -> str:
+    cfg, log = report["config"], report["log"]
+    names = list(report["pooled"])
+    lines = [
+        "# churnstream evaluation", "",
+        f"Log: {log['events']:,} events, {log['users']:,} users, clock at {log['clock']}; "
+        f"{log['ignored_rows']:,} rows failed validation. Horizon H = {cfg['horizon_days']} "
+        f"days; an evaluation anchor every {cfg['every_days']} days; training snapshots "
+        f"sampled at {cfg['sample_rate']:.4g} per user and day "
+        f"({log['training_examples']:,} released). Ran in {report['timing']['seconds']} s "
+        f"({report['timing']['events_per_second']:,} events/s).", "",
+        "Each anchor T ranks every user active in (T - H, T]; label 1 = no event in "
+        "(T, T + H]. Metrics pooled over all settled anchors "
+        f"({len(report['anchors'])}):", "",
+        "| scorer | " + " | ".join(HEADLINE) + " |",
+        "|---|" + "---:|" * len(HEADLINE)]
+    for name in names:
+        m = report["pooled"][name]
+        lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k, math.nan)) for k in HEADLINE)
+                     + " |")
+    lines += ["", "Scorers: `live:<pipeline>` is what the system serves (the cold-start rule "
+              f"until {cfg['min_labels']} labels, then the online model); `rule` the "
+              "cold-start rule alone; `recency` days since the last event; `hgb` batch "
+              "HistGradientBoosting retrained at each anchor on the released snapshots.", "",
+              "## Per anchor: Lift@5 % / PR-AUC", "",
+              "| anchor | users | churned | " + " | ".join(names) + " |",
+              "|---|---:|---:|" + "---:|" * len(names)]
+    for a in report["anchors"]:
+        cells = []
+        for name in names:
+            m = a["scorers"].get(name)
+            cells.append(f"{_fmt(m['lift_at_5'])} / {_fmt(m['pr_auc'])}" if m else "–")
+        lines.append(f"| {a['anchor'][:10]} | {a['users']} | {a['churned']} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", "## Calibration (pooled)", ""]
+    for name, rows in report["calibration"].items():
+        lines += [f"`{name}`: " + ", ".join(
+            f"[{r['lo']:.1f}, {r['hi']:.1f}) n={r['n']} predicted {_fmt(r['predicted'])} "
+            f"observed {_fmt(r['observed'])}" for r in rows if r["n"]), ""]
+    lines += ["## Online models (prequential, on the released snapshots)", ""]
+    for name, m in report["models"].items():
+        lines.append(f"- `{name}`: {int(m['examples']):,} examples, ROC-AUC "
+                     f"{_fmt(m['rocauc'])}, log-loss {_fmt(m['logloss'])}, Lift@5 % "
+                     f"{_fmt(m['lift_at_5'])}")
+    lines.append("")
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    else:
+        lines += ["(No plots: install the `eval` extra for matplotlib.)", ""]
+    return "\n".join(lines)
+
+
+def write(report: dict[str, Any], out: Path) -> list[Path]:
+    """Write report.json, report.md and the plots; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = report.pop("_arrays", {})
+    plots = _plots(report, arrays, out)
+    files = [out / "report.json", out / "report.md", *(out / p for p in plots)]
+    (out / "report.json").write_text(json.dumps(_clean(report), indent=1) + "\n")
+    (out / "report.md").write_text(markdown(report, plots))
+    return files
+
+
+def _clean(v: Any) -> Any:
+    """NaN (a metric undefined for one class) becomes null: JSON has no NaN."""
+    if isinstance(v, float):
+        return None if math.isnan(v) else v
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return v
+
+
+def _plots(report: dict[str, Any], arrays: dict[str, tuple[np.ndarray, np.ndarray]],
+           out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    names = list(arrays)
+    written = []
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in names:
+        curve = lift_curve(*arrays[name], points=100)
+        ax.plot([k * 100 for k, _ in curve], [lift for _, lift in curve], label=name)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="users targeted (%)", ylabel="lift", title="Lift curve (pooled anchors)")
+    ax.legend()
+    written.append(_save(fig, out, "lift_curve.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in names:
+        recall, precision = pr_curve(*arrays[name])
+        ax.plot(recall, precision, label=name)
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (pooled anchors)")
+    ax.legend()
+    written.append(_save(fig, out, "pr_curve.png"))
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for metric, ax in zip(("pr_auc", "lift_at_5"), axes, strict=True):
+        for name in names:
+            pts = [(a["anchor"][:10], a["scorers"][name][metric]) for a in report["anchors"]
+                   if name in a["scorers"]]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+        ax.set(title=f"{metric} per anchor", xlabel="anchor")
+        ax.tick_params(axis="x", rotation=45)
+    axes[0].legend()
+    written.append(_save(fig, out, "metrics_over_anchors.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    for name, rows in report["calibration"].items():
+        pts = [(r["predicted"], r["observed"]) for r in rows if r["n"]]
+        ax.plot([p for p, _ in pts], [o for _, o in pts], marker="o", label=name)
+    ax.set(xlabel="predicted churn probability", ylabel="observed churn rate",
+           title="Calibration (pooled anchors)")
+    ax.legend()
+    written.append(_save(fig, out, "calibration.png"))
+    return written
+
+
+def _save(fig: Any, out: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return name

@@ -1,0 +1,258 @@
+"""``churnstream evaluate FILE``: leakage-free offline evaluation through the live code.
+
+The log is read in its own order, as the worker would see it, with the event-time
+watermark as the clock, and goes through the same code as the live path, in process
+(no broker, no Redis): ``core.apply`` (the reference of the Redis script) for the
+per-user state, ``core.features`` for the features, ``core.labels`` for training
+snapshots (the worker's daily anchors, sample and delayed release),
+``LearnerState.learn_example`` (the learner's prequential step) for every online
+pipeline, and ``core.scoring.make_scorer`` for what the system serves (the rule until
+``min_labels``, then the model).
+
+When the clock passes an evaluation anchor T (UTC midnight, every ``every_days``)
+and before any later event is applied: first the training snapshots released at T
+are learned (they were taken at T - H, so their labels are fully known at T), then
+every user active in (T - H, T] is scored by each scorer as it stands. The label of
+such a row is 1 if the user has no event in (T, T + H]; rows are settled when the
+clock passes T + H. Anchors whose T + H lies beyond the log are not evaluated. No
+feature uses an event after T and no score a label after T (tests/unit/test_evaluate).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.apply import DUPLICATE, REDELIVERED, MemoryUser, apply_event
+from core.baselines import BatchBaseline, feature_matrix, hgb_available, recency_scores
+from core.evaluation import KS, calibration, ranking_metrics
+from core.events import Event
+from core.features import features_at
+from core.labels import DAY_MS, LabelBook, anchors_crossed, sampled
+from core.metrics import Prequential
+from core.model import make_pipeline
+from core.scoring import RuleScorer, make_scorer
+from core.timefmt import rfc3339
+from stream.learner import LearnerState
+
+NOT_PROBABILITIES = frozenset({"recency"})
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    horizon_days: int = 30
+    every_days: int = 7
+    first_day: int | None = None  # first anchor, in days after the log's first midnight
+    sample_rate: float = 1 / 30
+    ks: tuple[float, ...] = KS
+    pipelines: tuple[str, ...] = ("logreg",)
+    model_lr: float = 0.005
+    min_labels: int = 1000
+    hgb: bool = True
+    hgb_max_examples: int = 300_000
+    calibration_bins: int = 10
+
+
+@dataclass
+class AnchorRows:
+    """The rows of one evaluation anchor (features and scores are fixed at T)."""
+
+    anchor_ms: int
+    users: list[str]
+    features: np.ndarray  # n x 17, in FEATURE_NAMES order
+    scores: dict[str, np.ndarray]
+    index: dict[str, int] = field(default_factory=dict)
+    returned: np.ndarray | None = None  # 1 where the user came back in (T, T + H]
+
+    def labels(self) -> np.ndarray:
+        assert self.returned is not None
+        return (1 - self.returned).astype(np.int8)
+
+
+class Evaluator:
+    def __init__(self, cfg: EvalConfig,
+                 on_anchor: Callable[[AnchorRows], None] | None = None) -> None:
+        self.cfg = cfg
+        self.h_ms = cfg.horizon_days * DAY_MS
+        self.users: dict[str, MemoryUser] = {}
+        self.by_day: dict[int, set[str]] = defaultdict(set)  # day of last event -> users
+        self.book = LabelBook(cfg.horizon_days)
+        self.models: dict[str, LearnerState] = {}
+        for name in cfg.pipelines:
+            params: dict[str, Any] = {"lr": cfg.model_lr} if name == "logreg" else {}
+            self.models[name] = LearnerState(make_pipeline(name, **params), Prequential())
+        self.hgb = BatchBaseline(cfg.hgb_max_examples) if cfg.hgb and hgb_available() else None
+        self.rule = RuleScorer(cfg.horizon_days)
+        self.on_anchor = on_anchor
+        self.clock: int | None = None  # the watermark
+        self.done = 0  # the last anchor run
+        self.next_eval: int | None = None
+        self.pending: list[AnchorRows] = []
+        self.settled: list[AnchorRows] = []
+        self.events = self.ignored = 0
+        self.released = 0
+
+    # --- the stream -------------------------------------------------------------
+    def feed(self, ev: Event) -> None:
+        t = ev.time_ms
+        if self.clock is None:
+            self.done = t - t % DAY_MS  # the first anchor is the next midnight
+            start = self.cfg.first_day if self.cfg.first_day is not None else \
+                self.cfg.horizon_days
+            self.next_eval = self.done + DAY_MS + start * DAY_MS
+            self.clock = t
+        if t > self.done + DAY_MS:  # as the worker: the midnights A < t run before t
+            for anchor in anchors_crossed(self.done, t - 1):
+                self._anchor(anchor)
+                self.done = anchor
+        self.clock = max(self.clock, t)
+        mu = self.users.get(ev.user_id)
+        old_day = mu.state.last_ms // DAY_MS if mu is not None else None
+        status = apply_event(self.users, ev, 0, self.events)  # 30-day feature horizon
+        self.events += 1
+        if status in (DUPLICATE, REDELIVERED):
+            return
+        new_day = self.users[ev.user_id].state.last_ms // DAY_MS
+        if new_day != old_day:
+            if old_day is not None:
+                self.by_day[old_day].discard(ev.user_id)
+            self.by_day[new_day].add(ev.user_id)
+        self.book.observe(ev.user_id, t)
+        for rows in self.pending:
+            if rows.anchor_ms < t <= rows.anchor_ms + self.h_ms:
+                i = rows.index.get(ev.user_id)
+                if i is not None:
+                    assert rows.returned is not None
+                    rows.returned[i] = 1
+
+    def active(self, anchor_ms: int) -> list[str]:
+        """Users with an event in (anchor - H, anchor], in id order."""
+        lo = anchor_ms - self.h_ms
+        out = []
+        for day in range(lo // DAY_MS, anchor_ms // DAY_MS + 1):
+            for uid in self.by_day.get(day, ()):
+                if lo < self.users[uid].state.last_ms <= anchor_ms:
+                    out.append(uid)
+        out.sort()
+        return out
+
+    def _anchor(self, anchor_ms: int) -> None:
+        # settle evaluation rows whose label window has closed
+        while self.pending and self.pending[0].anchor_ms + self.h_ms <= anchor_ms:
+            self.settled.append(self.pending.pop(0))
+        # the training release at this anchor (snapshots of anchor - H), then the snapshot
+        for ex in sorted(self.book.release(anchor_ms), key=lambda e: (e.t_ms, e.user_id)):
+            feats = dict(ex.features)
+            for model in self.models.values():
+                model.learn_example(feats, ex.label)
+            if self.hgb is not None:
+                self.hgb.add(feats, ex.label)
+            self.released += 1
+        active = self.active(anchor_ms)
+        rate = self.cfg.sample_rate
+        for uid in active:
+            if sampled(uid, anchor_ms, rate):
+                self.book.snapshot(uid, anchor_ms, features_at(self.users[uid].state, anchor_ms))
+        if self.next_eval is not None and anchor_ms >= self.next_eval:
+            self.next_eval = anchor_ms + self.cfg.every_days * DAY_MS
+            self._evaluate(anchor_ms, active)
+
+    def _evaluate(self, anchor_ms: int, active: list[str]) -> None:
+        if not active:
+            return
+        feats = [features_at(self.users[u].state, anchor_ms) for u in active]
+        scores: dict[str, np.ndarray] = {}
+        for name, m in self.models.items():
+            scorer = make_scorer(m.pipeline, name, m.examples, m.examples,
+                                 self.cfg.min_labels, self.cfg.horizon_days)
+            scores[f"live:{name}"] = np.asarray(scorer.score(feats)[0], dtype=np.float64)
+        scores["rule"] = np.asarray(self.rule.score(feats)[0], dtype=np.float64)
+        scores["recency"] = recency_scores(feats)
+        matrix = feature_matrix(feats)
+        if self.hgb is not None and self.hgb.fit():
+            hgb = self.hgb.score(matrix)
+            if hgb is not None:
+                scores["hgb"] = hgb
+        rows = AnchorRows(anchor_ms, active, matrix, scores,
+                          {u: i for i, u in enumerate(active)}, np.zeros(len(active), np.int8))
+        if self.on_anchor is not None:
+            self.on_anchor(rows)
+        self.pending.append(rows)
+
+    # --- results ----------------------------------------------------------------
+    def results(self) -> dict[str, Any]:
+        cfg = self.cfg
+        anchors, pooled_s, pooled_y = [], defaultdict(list), defaultdict(list)
+        names = sorted({n for r in self.settled for n in r.scores})
+        for rows in self.settled:
+            y = rows.labels()
+            per: dict[str, dict[str, float]] = {}
+            for name in names:
+                s = rows.scores.get(name)
+                if s is None:
+                    continue
+                per[name] = ranking_metrics(s, y, cfg.ks, name not in NOT_PROBABILITIES)
+                pooled_s[name].append(s)
+                pooled_y[name].append(y)
+            anchors.append({"anchor": rfc3339(rows.anchor_ms), "users": len(rows.users),
+                            "churned": int(y.sum()), "scorers": per})
+        pooled, calib, arrays = {}, {}, {}
+        for name in names:
+            s, y = np.concatenate(pooled_s[name]), np.concatenate(pooled_y[name])
+            pooled[name] = ranking_metrics(s, y, cfg.ks, name not in NOT_PROBABILITIES)
+            pooled[name]["anchors"] = float(len(pooled_s[name]))
+            if name not in NOT_PROBABILITIES:
+                calib[name] = calibration(s, y, cfg.calibration_bins)
+            arrays[name] = (s, y)
+        return {
+            "config": {k: (list(v) if isinstance(v, tuple) else v)
+                       for k, v in cfg.__dict__.items()},
+            "log": {"events": self.events, "users": len(self.users),
+                    "ignored_rows": self.ignored,
+                    "clock": rfc3339(self.clock) if self.clock is not None else None,
+                    "training_examples": self.released,
+                    "unsettled_anchors": [rfc3339(r.anchor_ms) for r in self.pending]},
+            "anchors": anchors, "pooled": pooled, "calibration": calib,
+            "models": {name: m.summary() for name, m in self.models.items()},
+            "hgb_trained_on": self.hgb.trained_on if self.hgb is not None else None,
+            "_arrays": arrays,
+        }
+
+
+def run(events: Iterable[Event | None], cfg: EvalConfig, progress: bool = False,
+        on_anchor: Callable[[AnchorRows], None] | None = None) -> dict[str, Any]:
+    """Evaluate a stream of events (None = a row that failed validation)."""
+    ev_ = Evaluator(cfg, on_anchor)
+    started = last = time.monotonic()
+    for ev in events:
+        if ev is None:
+            ev_.ignored += 1
+            continue
+        ev_.feed(ev)
+        if progress and ev_.events % 50_000 == 0 and time.monotonic() - last > 0.5:
+            last = time.monotonic()
+            _progress(ev_, last - started)
+    if progress:
+        _progress(ev_, time.monotonic() - started)
+        print(file=sys.stderr)
+    out = ev_.results()
+    seconds = time.monotonic() - started
+    out["timing"] = {"seconds": round(seconds, 2),
+                     "events_per_second": round(ev_.events / seconds) if seconds else math.nan}
+    return out
+
+
+def _progress(ev: Evaluator, seconds: float) -> None:
+    clock = rfc3339(ev.clock)[:10] if ev.clock is not None else "-"
+    done = len(ev.settled) + len(ev.pending)
+    print(f"\r  {ev.events:>12,} events  clock {clock}  users {len(ev.users):,}  "
+          f"anchors {done}  {ev.events / max(seconds, 1e-9):,.0f} ev/s  {seconds:,.0f}s",
+          end="", file=sys.stderr, flush=True)
+
