@@ -5,10 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint bench clean tools
+.PHONY: help install demo test unit lint bench benchtools clean tools
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed"'
@@ -38,7 +38,14 @@ lint: $(STAMP) ## ruff + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## worker vs trivial agent; memory per user; learner; sweeper and API (100k users)
+benchtools: ## wrk (Debian package) for the API benchmark's closed loop, if missing
+	@command -v wrk >/dev/null || { \
+	  echo "installing the Debian package wrk"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null \
+	  || echo "wrk unavailable: bench/api_latency.py uses its asyncio client"; }
+
+bench: $(STAMP) benchtools ## worker vs trivial agent; memory per user; learner; sweeper and API (100k users)
 	$(PY) bench/worker_throughput.py
 	$(PY) bench/redis_memory.py
 	$(PY) bench/learner_throughput.py

@@ -116,7 +116,7 @@ def test_nothing_after_an_anchor_changes_it(lines: list[bytes]) -> None:
         # everything after t deleted (one event of a new user makes the clock pass t)
         sentinel = json.dumps({"event_id": "zz", "user_id": "zz", "event_type": "view",
                                "event_time": t + 1}).encode()
-        _same(full[t], _rows(before + [sentinel], cfg)[t])
+        _same(full[t], _rows([*before, sentinel], cfg)[t])
         # the future shuffled
         shuffled = after[:]
         random.Random(t).shuffle(shuffled)
