@@ -45,6 +45,7 @@ class MemoryUser:
 
     state: UserState
     seen: dict[bytes, int] = field(default_factory=dict)  # fingerprint -> day
+    seen_on: dict[int, list[bytes]] = field(default_factory=dict)  # day -> fingerprints
     partition: int = -1
     offset: int = -1
 
@@ -75,8 +76,10 @@ def apply_event(users: dict[str, MemoryUser], ev: Event, partition: int, offset:
     if new_last // DAY_MS > st.last_ms // DAY_MS:
         for d in [d for d in st.days if d < min_day]:
             del st.days[d]
-        for k in [k for k, d in mu.seen.items() if d < min_day]:
-            del mu.seen[k]
+        for d in [d for d in mu.seen_on if d < min_day]:  # at most 30 days to look at
+            for k in mu.seen_on.pop(d):
+                if mu.seen.get(k) == d:
+                    del mu.seen[k]
     st.first_ms = min(st.first_ms, t)
     st.last_ms = new_last
     is_purchase = ev.event_type == "purchase"
@@ -85,6 +88,11 @@ def apply_event(users: dict[str, MemoryUser], ev: Event, partition: int, offset:
     if day < min_day:
         return LATE_OUTSIDE
     mu.seen[fp] = day
+    on = mu.seen_on.get(day)
+    if on is None:
+        mu.seen_on[day] = [fp]
+    else:
+        on.append(fp)
     b = st.days.get(day)
     if b is None:
         b = st.days[day] = DayBucket()

@@ -7,6 +7,7 @@ brute-force reference in the tests, and scikit-learn where installed.
 - Precision/Recall/Lift@K: the top ``ceil(K * n)`` by score (ties in input order).
 - Brier score and a calibration table (equal-width probability bins), for scorers
   whose score is a probability.
+- Pooled over anchors (:func:`pooled_metrics`): each anchor chooses its own top K.
 
 >>> s = [0.9, 0.8, 0.7, 0.6, 0.3, 0.2, 0.1, 0.05]
 >>> y = [1, 1, 0, 1, 0, 0, 0, 0]
@@ -140,3 +141,64 @@ def pr_curve(scores: Sequence[float] | np.ndarray,
     n_at = np.flatnonzero(last) + 1
     pos = max(1, int(y.sum()))
     return tp[last] / pos, tp[last] / n_at
+
+
+def pooled_metrics(parts: Sequence[tuple[np.ndarray, np.ndarray]], ks: Sequence[float] = KS,
+                   probabilities: bool = True) -> dict[str, float]:
+    """Metrics over several anchors, each anchor its own targeting decision: the top K of
+    every anchor are chosen separately and their hits summed (Precision/Recall/Lift@K);
+    ROC-AUC and PR-AUC are the mean over anchors (scores of different anchors need not
+    share a scale: the scorer may change between them); Brier over all rows.
+
+    >>> a = (np.array([0.9, 0.1, 0.2, 0.3]), np.array([1, 0, 0, 0]))
+    >>> b = (np.array([0.5, 0.6, 0.7, 0.8]), np.array([0, 0, 1, 1]))
+    >>> m = pooled_metrics([a, b], ks=(0.25,))
+    >>> m["precision_at_25"], m["lift_at_25"], m["rocauc"]
+    (1.0, 2.6666666666666665, 1.0)
+    """
+    n = sum(len(y) for _, y in parts)
+    pos = sum(int(y.sum()) for _, y in parts)
+    out: dict[str, float] = {"anchors": float(len(parts)), "n": float(n),
+                             "positives": float(pos), "base_rate": pos / n if n else math.nan}
+    for key, fn in (("rocauc", rocauc), ("pr_auc", pr_auc)):
+        vals = [fn(s, y) for s, y in parts]
+        vals = [v for v in vals if not math.isnan(v)]
+        out[key] = float(np.mean(vals)) if vals else math.nan
+    for k in ks:
+        pct = round(k * 100)
+        hits = chosen = 0
+        for s, y in parts:
+            if len(y):
+                top = top_k(np.asarray(s, dtype=np.float64), k)
+                hits += int(np.asarray(y)[top].sum())
+                chosen += len(top)
+        precision = hits / chosen if chosen else math.nan
+        out[f"precision_at_{pct}"] = precision
+        out[f"recall_at_{pct}"] = hits / pos if pos else math.nan
+        out[f"lift_at_{pct}"] = precision / (pos / n) if pos else math.nan
+    if probabilities and n:
+        out["brier"] = float(sum(float(np.sum((np.asarray(s) - y) ** 2)) for s, y in parts) / n)
+    else:
+        out["brier"] = math.nan
+    return out
+
+
+def pooled_lift_curve(parts: Sequence[tuple[np.ndarray, np.ndarray]],
+                      points: int = 50) -> list[tuple[float, float]]:
+    """Lift at evenly spaced shares, each anchor's top share chosen separately."""
+    n = sum(len(y) for _, y in parts)
+    pos = sum(int(y.sum()) for _, y in parts)
+    if not pos:
+        return []
+    cums = [np.cumsum(np.asarray(y)[np.argsort(-np.asarray(s), kind="mergesort")])
+            for s, y in parts]
+    out = []
+    for i in range(1, points + 1):
+        k = i / points
+        hits = chosen = 0
+        for c in cums:
+            m = max(1, math.ceil(k * len(c)))
+            hits += int(c[m - 1])
+            chosen += m
+        out.append((k, hits / chosen / (pos / n)))
+    return out

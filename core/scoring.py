@@ -153,9 +153,11 @@ class PipelineScorer:
 
 
 def make_scorer(pipeline: Any | None, pipeline_name: str, version: int, examples: int,
-                min_labels: int, horizon_days: int) -> Scorer:
-    """The scorer that speaks: the rule until the model has ``min_labels`` examples."""
-    if pipeline is None or examples < min_labels:
+                min_labels: int, horizon_days: int, ready: bool = True) -> Scorer:
+    """The scorer that speaks: the rule until the model has ``min_labels`` examples and
+    is ``ready`` (the learner's judgement: it ranks recent examples at least as well as
+    the rule, see ``stream.learner.LearnerState.ready``)."""
+    if pipeline is None or examples < min_labels or not ready:
         return RuleScorer(horizon_days)
     name = f"model:{pipeline_name}"
     if _linear_parts(pipeline) is not None:

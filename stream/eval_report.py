@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from core.evaluation import lift_curve, pr_curve
+from core.evaluation import pooled_lift_curve, pr_curve
 
 HEADLINE = ("pr_auc", "rocauc", "lift_at_5", "precision_at_5", "recall_at_5", "lift_at_10",
             "lift_at_20", "brier")
@@ -33,16 +33,24 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
         f"({log['training_examples']:,} released). Ran in {report['timing']['seconds']} s "
         f"({report['timing']['events_per_second']:,} events/s).", "",
         "Each anchor T ranks every user active in (T - H, T]; label 1 = no event in "
-        "(T, T + H]. Metrics pooled over all settled anchors "
-        f"({len(report['anchors'])}):", "",
-        "| scorer | " + " | ".join(HEADLINE) + " |",
-        "|---|" + "---:|" * len(HEADLINE)]
-    for name in names:
-        m = report["pooled"][name]
-        lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k, math.nan)) for k in HEADLINE)
-                     + " |")
-    lines += ["", "Scorers: `live:<pipeline>` is what the system serves (the cold-start rule "
-              f"until {cfg['min_labels']} labels, then the online model); `rule` the "
+        "(T, T + H]. Precision/Recall/Lift@K: each anchor targets its own top K, hits "
+        "summed; PR-AUC and ROC-AUC: mean over anchors; Brier: over all rows.", ""]
+    for title, key, anchors in (
+            ("Pooled", "pooled", report["pooled_anchors"]),
+            ("Steady state (the last third of those anchors)", "final",
+             report["final_anchors"])):
+        span = f"{anchors[0][:10]} .. {anchors[-1][:10]}" if anchors else "none"
+        lines += [f"### {title}: {len(anchors)} anchors, {span}", "",
+                  "| scorer | " + " | ".join(HEADLINE) + " |",
+                  "|---|" + "---:|" * len(HEADLINE)]
+        for name in names:
+            m = report[key][name]
+            lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k, math.nan))
+                                                    for k in HEADLINE) + " |")
+        lines.append("")
+    lines += ["Scorers: `live:<pipeline>` is what the system serves (the cold-start rule "
+              f"until the model has {cfg['min_labels']} labels and ranks the recent ones at "
+              "least as well as the rule, then the online model); `rule` the "
               "cold-start rule alone; `recency` days since the last event; `hgb` batch "
               "HistGradientBoosting retrained at each anchor on the released snapshots.", "",
               "## Per anchor: Lift@5 % / PR-AUC", "",
@@ -76,8 +84,8 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
 def write(report: dict[str, Any], out: Path) -> list[Path]:
     """Write report.json, report.md and the plots; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    arrays = report.pop("_arrays", {})
-    plots = _plots(report, arrays, out)
+    parts = report.pop("_parts", {})
+    plots = _plots(report, parts, out)
     files = [out / "report.json", out / "report.md", *(out / p for p in plots)]
     (out / "report.json").write_text(json.dumps(_clean(report), indent=1) + "\n")
     (out / "report.md").write_text(markdown(report, plots))
@@ -95,8 +103,8 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def _plots(report: dict[str, Any], arrays: dict[str, tuple[np.ndarray, np.ndarray]],
-           out: Path) -> list[str]:
+def _plots(report: dict[str, Any],
+           parts: dict[str, list[tuple[np.ndarray, np.ndarray]]], out: Path) -> list[str]:
     try:
         import matplotlib
 
@@ -104,23 +112,26 @@ def _plots(report: dict[str, Any], arrays: dict[str, tuple[np.ndarray, np.ndarra
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    names = list(arrays)
+    names = [n for n in parts if parts[n]]
     written = []
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in names:
-        curve = lift_curve(*arrays[name], points=100)
+        curve = pooled_lift_curve(parts[name], points=100)
         ax.plot([k * 100 for k, _ in curve], [lift for _, lift in curve], label=name)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="users targeted (%)", ylabel="lift", title="Lift curve (pooled anchors)")
+    ax.set(xlabel="users targeted at each anchor (%)", ylabel="lift",
+           title="Lift curve (pooled anchors)")
     ax.legend()
     written.append(_save(fig, out, "lift_curve.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in names:
-        recall, precision = pr_curve(*arrays[name])
+        recall, precision = pr_curve(np.concatenate([s for s, _ in parts[name]]),
+                                     np.concatenate([y for _, y in parts[name]]))
         ax.plot(recall, precision, label=name)
-    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (pooled anchors)")
+    ax.set(xlabel="recall", ylabel="precision",
+           title="Precision-recall (rows of all pooled anchors)")
     ax.legend()
     written.append(_save(fig, out, "pr_curve.png"))
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from core.apply import DUPLICATE, REDELIVERED, MemoryUser, apply_event
 from core.baselines import BatchBaseline, feature_matrix, hgb_available, recency_scores
-from core.evaluation import KS, calibration, ranking_metrics
+from core.evaluation import KS, calibration, pooled_metrics, ranking_metrics
 from core.events import Event
 from core.features import features_at
 from core.labels import DAY_MS, LabelBook, anchors_crossed, sampled
@@ -87,7 +87,9 @@ class Evaluator:
         self.models: dict[str, LearnerState] = {}
         for name in cfg.pipelines:
             params: dict[str, Any] = {"lr": cfg.model_lr} if name == "logreg" else {}
-            self.models[name] = LearnerState(make_pipeline(name, **params), Prequential())
+            self.models[name] = LearnerState(make_pipeline(name, **params), Prequential(),
+                                             rule_metrics=Prequential(),
+                                             horizon_days=cfg.horizon_days)
         self.hgb = BatchBaseline(cfg.hgb_max_examples) if cfg.hgb and hgb_available() else None
         self.rule = RuleScorer(cfg.horizon_days)
         self.on_anchor = on_anchor
@@ -171,7 +173,8 @@ class Evaluator:
         scores: dict[str, np.ndarray] = {}
         for name, m in self.models.items():
             scorer = make_scorer(m.pipeline, name, m.examples, m.examples,
-                                 self.cfg.min_labels, self.cfg.horizon_days)
+                                 self.cfg.min_labels, self.cfg.horizon_days,
+                                 ready=m.ready(self.cfg.min_labels))
             scores[f"live:{name}"] = np.asarray(scorer.score(feats)[0], dtype=np.float64)
         scores["rule"] = np.asarray(self.rule.score(feats)[0], dtype=np.float64)
         scores["recency"] = recency_scores(feats)
@@ -188,29 +191,32 @@ class Evaluator:
 
     # --- results ----------------------------------------------------------------
     def results(self) -> dict[str, Any]:
+        """Per-anchor metrics; pooled over the anchors at which every scorer scored (the
+        batch baseline needs some labels first), and over the last third of those (the
+        steady state, after every model's warm-up)."""
         cfg = self.cfg
-        anchors, pooled_s, pooled_y = [], defaultdict(list), defaultdict(list)
         names = sorted({n for r in self.settled for n in r.scores})
+        anchors = []
         for rows in self.settled:
             y = rows.labels()
-            per: dict[str, dict[str, float]] = {}
-            for name in names:
-                s = rows.scores.get(name)
-                if s is None:
-                    continue
-                per[name] = ranking_metrics(s, y, cfg.ks, name not in NOT_PROBABILITIES)
-                pooled_s[name].append(s)
-                pooled_y[name].append(y)
             anchors.append({"anchor": rfc3339(rows.anchor_ms), "users": len(rows.users),
-                            "churned": int(y.sum()), "scorers": per})
-        pooled, calib, arrays = {}, {}, {}
+                            "churned": int(y.sum()), "scorers": {
+                                name: ranking_metrics(s, y, cfg.ks, name not in NOT_PROBABILITIES)
+                                for name, s in rows.scores.items()}})
+        common = [r for r in self.settled if all(n in r.scores for n in names)]
+        tail = common[len(common) - max(1, len(common) // 3):] if common else []
+        pooled, final, calib, parts_of = {}, {}, {}, {}
         for name in names:
-            s, y = np.concatenate(pooled_s[name]), np.concatenate(pooled_y[name])
-            pooled[name] = ranking_metrics(s, y, cfg.ks, name not in NOT_PROBABILITIES)
-            pooled[name]["anchors"] = float(len(pooled_s[name]))
-            if name not in NOT_PROBABILITIES:
-                calib[name] = calibration(s, y, cfg.calibration_bins)
-            arrays[name] = (s, y)
+            prob = name not in NOT_PROBABILITIES
+            parts = [(r.scores[name], r.labels()) for r in common]
+            parts_of[name] = parts
+            pooled[name] = pooled_metrics(parts, cfg.ks, prob)
+            final[name] = pooled_metrics([(r.scores[name], r.labels()) for r in tail],
+                                         cfg.ks, prob)
+            if prob and parts:
+                calib[name] = calibration(np.concatenate([s for s, _ in parts]),
+                                          np.concatenate([y for _, y in parts]),
+                                          cfg.calibration_bins)
         return {
             "config": {k: (list(v) if isinstance(v, tuple) else v)
                        for k, v in cfg.__dict__.items()},
@@ -219,10 +225,13 @@ class Evaluator:
                     "clock": rfc3339(self.clock) if self.clock is not None else None,
                     "training_examples": self.released,
                     "unsettled_anchors": [rfc3339(r.anchor_ms) for r in self.pending]},
-            "anchors": anchors, "pooled": pooled, "calibration": calib,
+            "anchors": anchors, "pooled": pooled,
+            "pooled_anchors": [rfc3339(r.anchor_ms) for r in common],
+            "final": final, "final_anchors": [rfc3339(r.anchor_ms) for r in tail],
+            "calibration": calib,
             "models": {name: m.summary() for name, m in self.models.items()},
             "hgb_trained_on": self.hgb.trained_on if self.hgb is not None else None,
-            "_arrays": arrays,
+            "_parts": parts_of,
         }
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from core.features import FEATURE_NAMES
 from core.metrics import Prequential
 from core.model import make_pipeline, model_inputs
+from core.rules import recency_frequency_risk
 from core.settings import Settings
 from state.models import ModelStore
 from stream.learner_metrics import LearnerMetrics
@@ -49,6 +50,10 @@ class LearnerState:
     offset: int = -1
     repeats: int = 0
     positions: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (t, i)
+    # the cold-start rule judged on the same examples, so the model speaks only once it
+    # ranks them at least as well (``ready``)
+    rule_metrics: Prequential = field(default_factory=Prequential)
+    horizon_days: int = 30
 
     def learn(self, raw: bytes, offset: int) -> float | None:
         """Predict, then learn one example (a ``training.examples`` message); returns the
@@ -82,6 +87,7 @@ class LearnerState:
         x = model_inputs(features)
         p = float(self.pipeline.predict_proba_one(x).get(True, 0.5))
         self.metrics.update(p, y)
+        self.rule_metrics.update(recency_frequency_risk(features, self.horizon_days), y)
         self.pipeline.learn_one(x, y)
         self.examples += 1
         self.labels[int(y)] += 1
@@ -89,8 +95,23 @@ class LearnerState:
             self.positions[part] = pos
         return p
 
+    def ready(self, min_labels: int) -> bool:
+        """Whether the model should speak: at least ``min_labels`` examples learned, and a
+        prequential ROC-AUC over the window at least the rule's on the same examples
+        (checkpoints from before the rule was tracked: the count alone)."""
+        if self.examples < min_labels:
+            return False
+        rule = getattr(self, "rule_metrics", None)
+        if rule is None or not len(rule):
+            return True
+        model_auc, rule_auc = self.metrics.rocauc(), rule.rocauc()
+        return not model_auc < rule_auc  # a NaN (one class so far) does not hold it back
+
     def summary(self) -> dict[str, float]:
         out = self.metrics.summary()
+        rule = getattr(self, "rule_metrics", None)
+        if rule is not None:
+            out["rule_rocauc"] = rule.rocauc()
         out.update(examples=float(self.examples), label_0=float(self.labels[0]),
                    label_1=float(self.labels[1]), invalid=float(self.invalid),
                    repeats=float(self.repeats))
@@ -102,7 +123,9 @@ def new_state(settings: Settings) -> LearnerState:
     if settings.model_pipeline == "logreg":
         params["lr"] = settings.model_lr
     return LearnerState(make_pipeline(settings.model_pipeline, **params),
-                        Prequential(settings.metrics_window))
+                        Prequential(settings.metrics_window),
+                        rule_metrics=Prequential(settings.metrics_window),
+                        horizon_days=settings.churn_horizon_days)
 
 
 class Learner:
