@@ -45,12 +45,8 @@ benchtools: ## wrk (Debian package) for the API benchmark's closed loop, if miss
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null \
 	  || echo "wrk unavailable: bench/api_latency.py uses its asyncio client"; }
 
-bench: $(STAMP) benchtools ## worker vs trivial agent; memory per user; learner; sweeper and API (100k users)
-	$(PY) bench/worker_throughput.py
-	$(PY) bench/redis_memory.py
-	$(PY) bench/learner_throughput.py
-	$(PY) bench/sweep_throughput.py --users 100000
-	$(PY) bench/api_latency.py --users 100000
+bench: $(STAMP) benchtools ## every benchmark (worker, memory, learner, sweep, API, evaluate) -> bench/results.md
+	$(PY) bench/run_all.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .churnstream *.egg-info

@@ -140,7 +140,7 @@ class Population:
     def _day(self, d: int, rng: np.random.Generator) -> list[np.ndarray]:
         alive = (self.arrival <= d + 1) & (d < self.churn) & ~(
             (self.q_from <= d) & (d < self.q_until))
-        e = np.where(d >= self.decline, np.exp(-(d - self.decline) / self.tau), 1.0)
+        e = np.exp(-np.maximum(d - self.decline, 0.0) / self.tau)  # 1 before the decline
         weekday = (d + (self.start_ms // DAY_MS + 3)) % 7  # 1970-01-01 was a Thursday
         part = np.clip(np.where(self.arrival > d, d + 1 - self.arrival, 1.0), 0.0, 1.0)
         lam = np.where(alive, self.rate * e * WEEKLY[weekday] * part, 0.0)
