@@ -152,6 +152,25 @@ class PipelineScorer:
         return risks, why
 
 
+def model_speaks(examples: int, min_labels: int, model_rocauc: float | None,
+                 rule_rocauc: float | None) -> bool:
+    """The cold-start handoff: the model speaks once it has learned ``min_labels``
+    examples and ranks the recent ones (the prequential window) at least as well as the
+    rule does on the same examples. A missing or undefined (NaN) AUC does not hold it
+    back: one class so far, or a checkpoint from before the rule was tracked.
+
+    >>> model_speaks(5000, 1000, 0.80, 0.84), model_speaks(5000, 1000, 0.86, 0.84)
+    (False, True)
+    >>> model_speaks(500, 1000, 0.9, 0.5), model_speaks(5000, 1000, 0.9, None)
+    (False, True)
+    """
+    if examples < min_labels:
+        return False
+    if model_rocauc is None or rule_rocauc is None:
+        return True
+    return not model_rocauc < rule_rocauc
+
+
 def make_scorer(pipeline: Any | None, pipeline_name: str, version: int, examples: int,
                 min_labels: int, horizon_days: int, ready: bool = True) -> Scorer:
     """The scorer that speaks: the rule until the model has ``min_labels`` examples and

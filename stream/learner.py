@@ -31,6 +31,7 @@ from core.features import FEATURE_NAMES
 from core.metrics import Prequential
 from core.model import make_pipeline, model_inputs
 from core.rules import recency_frequency_risk
+from core.scoring import model_speaks
 from core.settings import Settings
 from state.models import ModelStore
 from stream.learner_metrics import LearnerMetrics
@@ -96,16 +97,10 @@ class LearnerState:
         return p
 
     def ready(self, min_labels: int) -> bool:
-        """Whether the model should speak: at least ``min_labels`` examples learned, and a
-        prequential ROC-AUC over the window at least the rule's on the same examples
-        (checkpoints from before the rule was tracked: the count alone)."""
-        if self.examples < min_labels:
-            return False
-        rule = getattr(self, "rule_metrics", None)
-        if rule is None or not len(rule):
-            return True
-        model_auc, rule_auc = self.metrics.rocauc(), rule.rocauc()
-        return not model_auc < rule_auc  # a NaN (one class so far) does not hold it back
+        """Whether the model should speak (``core.scoring.model_speaks``)."""
+        rule = getattr(self, "rule_metrics", None)  # None in checkpoints from before it
+        return model_speaks(self.examples, min_labels, self.metrics.rocauc(),
+                            rule.rocauc() if rule is not None and len(rule) else None)
 
     def summary(self) -> dict[str, float]:
         out = self.metrics.summary()

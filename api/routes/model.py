@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from api.deps import ModelsDep, SettingsDep
 from api.schemas import ModelInfo
 from core.rules import RULE_NAME
+from core.scoring import model_speaks
 
 router = APIRouter(prefix="/v1", tags=["model"])
 
@@ -14,15 +15,18 @@ router = APIRouter(prefix="/v1", tags=["model"])
 @router.get("/model", response_model=ModelInfo)
 async def model(models: ModelsDep, settings: SettingsDep) -> ModelInfo:
     """Version, examples learned, label counts and prequential metrics (test-then-train
-    over the last ``CHURN_METRICS_WINDOW`` examples) of the newest checkpoint."""
+    over the last ``CHURN_METRICS_WINDOW`` examples) of the newest checkpoint, with the
+    cold-start rule's ROC-AUC on the same examples (``rule_rocauc``): the model speaks
+    once it has ``min_labels`` examples and ranks them at least as well as the rule."""
     meta = await models.meta()
     metrics: dict[str, float | None] = dict(meta.get("metrics", {}))
     examples = int(meta.get("examples", 0))
     labels = {str(y): int(metrics.pop(f"label_{y}", 0) or 0) for y in (0, 1)}
     for name in ("examples", "invalid", "repeats"):
         metrics.pop(name, None)
-    scorer = (f"model:{settings.model_pipeline}"
-              if meta.get("version") and examples >= settings.min_labels else RULE_NAME)
+    speaks = meta.get("version") and model_speaks(
+        examples, settings.min_labels, metrics.get("rocauc"), metrics.get("rule_rocauc"))
+    scorer = f"model:{settings.model_pipeline}" if speaks else RULE_NAME
     updated = meta.get("updated_at")
     return ModelInfo(version=int(meta.get("version", 0)), pipeline=settings.model_pipeline,
                      scorer=scorer, examples=examples, min_labels=settings.min_labels,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,9 @@ from state.codec import decode_score
 from state.keys import Keys
 from stream.evaluate import EvalConfig, Evaluator
 from stream.replay import replay
-from stream.simulate import Population
+from stream.simulate import START_MS, Population
 from tests.integration.conftest import Namespace, http_json, read_topic, wait_until
-from tests.reference import close
+from tests.reference import DAY, close
 
 pytestmark = pytest.mark.integration
 ALLOWED = frozenset({"view", "cart", "remove_from_cart", "purchase"})
@@ -32,18 +33,20 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -
     ns.extra_env.update(CHURN_LABEL_SAMPLE_RATE="0.5", CHURN_MIN_LABELS="300",
                         CHURN_LEARNER_CHECKPOINT_EVERY="300",
                         CHURN_LEARNER_CHECKPOINT_SECONDS="1", CHURN_MODEL_POLL_SECONDS="0.5")
-    lines = list(Population(users=500, days=70, seed=5).jsonl())
-    log = tmp_path / "sim.jsonl"
-    log.write_bytes(b"".join(lines))
+    lines = list(Population(users=600, days=100, seed=8).jsonl())
+    split = START_MS + 90 * DAY  # the model speaks from about day 85 on this log
+    first = [x for x in lines if json.loads(x)["event_time"] < split]
+    (tmp_path / "p1.jsonl").write_bytes(b"".join(first))
+    (tmp_path / "p2.jsonl").write_bytes(b"".join(lines[len(first):]))
 
     # --- in process
-    released = []
+    released_here = []
     ev = Evaluator(EvalConfig(horizon_days=30, sample_rate=0.5, min_labels=300, hgb=False))
     original = ev.book.release
 
     def spy(clock: int):  # type: ignore[no-untyped-def]
         out = original(clock)
-        released.extend(out)
+        released_here.extend(out)
         return out
 
     ev.book.release = spy  # type: ignore[method-assign]
@@ -55,11 +58,20 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -
     ns.start_worker()
     ns.spawn("learner")
     api = ns.start_api()
-    replay(log, ns.settings(), progress=False)
+    meta = f"t{ns.name}:model:meta"
+    # phase 1, then the model takes over; phase 2 is scored by it
+    replay(tmp_path / "p1.jsonl", ns.settings(), progress=False)
+    ns.wait_consumed(len(first))
+    ns.wait_scored()
+    released = ns.stats()["released"]
+    wait_until(lambda: int(r.hget(meta, "examples") or 0) == released, 60, "phase 1 learned")
+    wait_until(lambda: http_json(f"{api}/v1/model")[1]["scorer"] == "model:logreg", 30,
+               "the model speaks")
+    time.sleep(1.5)  # workers poll the model version every 0.5 s
+    replay(tmp_path / "p2.jsonl", ns.settings(), progress=False)
     ns.wait_consumed(len(lines))
     ns.wait_scored()
     stats = ns.stats()
-    meta = f"t{ns.name}:model:meta"
     wait_until(lambda: int(r.hget(meta, "examples") or 0) == stats["released"], 60,
                "every released example learned")
 
@@ -69,7 +81,7 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -
                           stats["released"]):
         ex = json.loads(raw)
         live[(ex["t"], ex["user_id"])] = (ex["label"], ex["features"])
-    mine = {(e.t_ms, e.user_id): (e.label, dict(e.features)) for e in released}
+    mine = {(e.t_ms, e.user_id): (e.label, dict(e.features)) for e in released_here}
     assert live.keys() == mine.keys() and len(live) > 1000
     for key, (label, feats) in live.items():
         assert label == mine[key][0], key
