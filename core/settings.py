@@ -66,6 +66,8 @@ class Settings(BaseSettings):
 
     # labels: daily anchors snapshot this share of active users (deterministic per user/day)
     label_sample_rate: float = Field(1 / 30, ge=0, le=1)
+    # no snapshots in a partition's first days: a fresh log's 30-day windows are truncated
+    label_warmup_days: int = Field(30, ge=0)
 
     # sweeper: rescore silent users at each anchor, churn users silent > H days
     sweep_interval_seconds: float = Field(1.0, gt=0)

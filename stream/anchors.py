@@ -39,17 +39,22 @@ class AnchorStats:
 
 class Anchors:
     def __init__(self, store: FeatureStore, training: TrainingSink, horizon_days: int = 30,
-                 sample_rate: float = 1 / 30, chunk: int = 2000) -> None:
+                 sample_rate: float = 1 / 30, chunk: int = 2000, warmup_days: int = 0) -> None:
         self.store = store
         self.training = training
         self.h_ms = horizon_days * DAY_MS
         self.rate = sample_rate
         self.chunk = chunk
+        self.warmup_ms = warmup_days * DAY_MS
 
     async def run(self, partition: int, anchor_ms: int) -> AnchorStats:
         store, out = self.store, AnchorStats()
-        active = await store.active_users(partition, anchor_ms - self.h_ms, anchor_ms)
-        sample = [u for u, _ in active if sampled(u, anchor_ms, self.rate)]
+        start = (await store.clock()).get(f"f:{partition}") if self.warmup_ms else None
+        if start is not None and anchor_ms < start + self.warmup_ms:
+            sample: list[str] = []  # warm-up: the feature windows are still truncated
+        else:
+            active = await store.active_users(partition, anchor_ms - self.h_ms, anchor_ms)
+            sample = [u for u, _ in active if sampled(u, anchor_ms, self.rate)]
         rows: list[tuple[str, list[float]]] = []
         for i in range(0, len(sample), self.chunk):
             part = sample[i:i + self.chunk]

@@ -116,6 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         horizon_days=args.horizon or settings.churn_horizon_days, every_days=args.every,
         first_day=args.first_day, sample_rate=args.sample_rate or settings.label_sample_rate,
+        warmup_days=settings.label_warmup_days if args.warmup is None else args.warmup,
         ks=tuple(float(k) / 100 for k in args.k.split(",")),
         pipelines=tuple(args.pipelines.split(",")), model_lr=settings.model_lr,
         min_labels=settings.min_labels if args.min_labels is None else args.min_labels,
@@ -236,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first anchor, days after the log's first midnight (default: H)")
     p.add_argument("--sample-rate", type=float,
                    help="training snapshot rate (default: CHURN_LABEL_SAMPLE_RATE)")
+    p.add_argument("--warmup", type=int,
+                   help="days without training snapshots (default: CHURN_LABEL_WARMUP_DAYS)")
     p.add_argument("--k", default="5,10,20", help="Top-K shares in percent")
     p.add_argument("--pipelines", default="logreg",
                    help="online pipelines, comma-separated (logreg, arf, module:factory)")

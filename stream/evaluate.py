@@ -51,6 +51,7 @@ class EvalConfig:
     every_days: int = 7
     first_day: int | None = None  # first anchor, in days after the log's first midnight
     sample_rate: float = 1 / 30
+    warmup_days: int = 30  # no training snapshots in the log's first days (as the worker)
     ks: tuple[float, ...] = KS
     pipelines: tuple[str, ...] = ("logreg",)
     model_lr: float = 0.005
@@ -94,7 +95,7 @@ class Evaluator:
         self.rule = RuleScorer(cfg.horizon_days)
         self.on_anchor = on_anchor
         self.clock: int | None = None  # the watermark
-        self.done = 0  # the last anchor run
+        self.done = self.start = 0  # the last anchor run; the clock's first midnight
         self.next_eval: int | None = None
         self.pending: list[AnchorRows] = []
         self.settled: list[AnchorRows] = []
@@ -105,7 +106,7 @@ class Evaluator:
     def feed(self, ev: Event) -> None:
         t = ev.time_ms
         if self.clock is None:
-            self.done = t - t % DAY_MS  # the first anchor is the next midnight
+            self.done = self.start = t - t % DAY_MS  # the first anchor: the next midnight
             start = self.cfg.first_day if self.cfg.first_day is not None else \
                 self.cfg.horizon_days
             self.next_eval = self.done + DAY_MS + start * DAY_MS
@@ -159,7 +160,8 @@ class Evaluator:
             self.released += 1
         active = self.active(anchor_ms)
         rate = self.cfg.sample_rate
-        for uid in active:
+        warm = anchor_ms >= self.start + self.cfg.warmup_days * DAY_MS
+        for uid in active if warm else ():
             if sampled(uid, anchor_ms, rate):
                 self.book.snapshot(uid, anchor_ms, features_at(self.users[uid].state, anchor_ms))
         if self.next_eval is not None and anchor_ms >= self.next_eval:

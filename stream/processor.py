@@ -188,6 +188,7 @@ class BatchProcessor:
             if a is None:  # the partition's first event: its clock starts that day
                 anchor[p] = a = t - t % DAY_MS
                 await self.store.set_clock(f"a:{p}", a)
+                await self.store.set_clock(f"f:{p}", a)  # where it started (label warm-up)
             if t > a + DAY_MS and self.anchors is not None:
                 # apply what came before, then run the anchors this event passes
                 crossed = list(anchors_crossed(a, t - 1))  # the midnights A with a < A < t

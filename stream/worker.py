@@ -95,7 +95,8 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     live = Live.from_settings(store, send_alerts, settings)
     live.on_rescored = on_rescored
     anchors = Anchors(store, send_training, settings.churn_horizon_days,
-                      settings.label_sample_rate, settings.sweep_chunk)
+                      settings.label_sample_rate, settings.sweep_chunk,
+                      settings.label_warmup_days)
     proc = BatchProcessor(store, send_dead_letters, settings.allowed_types(),
                           settings.churn_horizon_days, live, anchors, on_batch)
     sweeper = Sweeper(store, live, proc.lock, settings.churn_horizon_days, settings.sweep_chunk,

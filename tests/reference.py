@@ -192,6 +192,7 @@ def ref_event_of_json(value: bytes) -> RefEvent:
 
 
 def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int, rate: float,
+                       warmup_days: int = 0,
                        ) -> dict[tuple[int, int, str], tuple[int, dict[str, float]]]:
     """Training examples the live path must release, from DESIGN section 5 alone.
 
@@ -200,7 +201,9 @@ def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int,
     applied: users whose newest event is in (A - H, A] and who are sampled get a
     snapshot (features at A from the events seen so far); snapshots with t + H <= A are
     released. A snapshot is settled as retained by any event in (t, t + H] seen before
-    its release. Returns {(partition, t, user): (label, features)}.
+    its release. No snapshot is taken at anchors earlier than ``warmup_days`` after the
+    midnight that starts the partition's clock. Returns {(partition, t, user): (label,
+    features)}.
     """
     from core.labels import sampled  # the sample is part of the contract, not the logic
 
@@ -210,13 +213,15 @@ def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int,
         ref = Reference()
         pending: list[list] = []  # [user, t, features, returned]
         clock: int | None = None
+        start = 0
         for e in events:
             if clock is None:
-                clock = e.t - e.t % DAY
+                clock = start = e.t - e.t % DAY
             while e.t > clock + DAY:
                 a = clock + DAY
                 for uid, u in ref.users.items():
-                    if a - h < u.newest <= a and sampled(uid, a, rate):
+                    if a - h < u.newest <= a and sampled(uid, a, rate) \
+                            and a >= start + warmup_days * DAY:
                         pending.append([uid, a, ref.features(uid, a), False])
                 for snap in [s for s in pending if s[1] + h <= a]:
                     out[(p, snap[1], snap[0])] = (0 if snap[3] else 1, snap[2])

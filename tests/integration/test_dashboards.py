@@ -66,7 +66,8 @@ def test_every_panel_returns_data(namespace: Namespace, tmp_path: Path) -> None:
     ports = {"worker": free_port(), "learner": free_port()}
     ns.extra_env.update(CHURN_WORKER_METRICS_PORT=str(ports["worker"]),
                         CHURN_LEARNER_METRICS_PORT=str(ports["learner"]),
-                        CHURN_LABEL_SAMPLE_RATE="0.3", CHURN_MIN_LABELS="100")
+                        CHURN_LABEL_SAMPLE_RATE="0.3", CHURN_MIN_LABELS="100",
+                        CHURN_LABEL_WARMUP_DAYS="0")  # a short log: snapshots from day 1
     ns.start_worker()
     ns.spawn("learner")
     api = ns.start_api()

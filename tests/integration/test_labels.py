@@ -40,7 +40,8 @@ def test_released_examples_equal_the_reference(namespace: Namespace, tmp_path: P
     path = tmp_path / "events.csv"
     write_csv(rows, str(path))
     rate = 0.3
-    namespace.extra_env.update(CHURN_LABEL_SAMPLE_RATE=str(rate), CHURN_MIN_LABELS="100000")
+    namespace.extra_env.update(CHURN_LABEL_SAMPLE_RATE=str(rate), CHURN_MIN_LABELS="100000",
+                               CHURN_LABEL_WARMUP_DAYS="5")  # no snapshots in days 1-4
     namespace.start_worker()
     learner = namespace.spawn("learner")
     report = replay(path, namespace.settings(), progress=False)
@@ -57,7 +58,7 @@ def test_released_examples_equal_the_reference(namespace: Namespace, tmp_path: P
     partitions: dict[int, list] = defaultdict(list)  # type: ignore[type-arg]
     for p, _, _, value in records:
         partitions[p].append(ref_event_of_json(value))
-    want = reference_examples(partitions, 30, rate)
+    want = reference_examples(partitions, 30, rate, warmup_days=5)
     assert got.keys() == want.keys()
     for key, ex in got.items():
         label, feats = want[key]
@@ -96,7 +97,8 @@ def test_adversarial_labels_step_by_step(namespace: Namespace) -> None:
     (too late: label 1; that event is what releases A1's snapshots); e never returns
     in time, and its late event from inside the horizon arrives after the release.
     """
-    namespace.extra_env.update(CHURN_PARTITIONS="1", CHURN_CHURN_HORIZON_DAYS="2",
+    namespace.extra_env.update(CHURN_PARTITIONS="1", CHURN_LABEL_WARMUP_DAYS="0",
+                               CHURN_CHURN_HORIZON_DAYS="2",
                                CHURN_LABEL_SAMPLE_RATE="1.0", CHURN_RETENTION_DAYS="0")
     ensure_topics(namespace.settings())  # one partition (a produce would create four)
     namespace.start_worker()

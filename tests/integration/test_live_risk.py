@@ -47,6 +47,7 @@ def _ranks(ns: Namespace) -> dict[str, float]:
 def test_live_risk_with_kills(namespace: Namespace, tmp_path: Path) -> None:
     ns = namespace
     ns.extra_env.update(CHURN_LABEL_SAMPLE_RATE=str(RATE), CHURN_MIN_LABELS="500",
+                        CHURN_LABEL_WARMUP_DAYS="0",
                         CHURN_LEARNER_CHECKPOINT_EVERY="500",
                         CHURN_LEARNER_CHECKPOINT_SECONDS="1", CHURN_MODEL_POLL_SECONDS="0.5")
     truth = {u.user_id: u for u in simulate.Population(USERS, DAYS, SEED).truth()}

@@ -40,7 +40,8 @@ def test_metrics_of_every_process(namespace: Namespace, tmp_path: Path) -> None:
     worker_port, learner_port = free_port(), free_port()
     ns.extra_env.update(CHURN_WORKER_METRICS_PORT=str(worker_port),
                         CHURN_LEARNER_METRICS_PORT=str(learner_port),
-                        CHURN_LABEL_SAMPLE_RATE="0.3")
+                        CHURN_LABEL_SAMPLE_RATE="0.3",
+                        CHURN_LABEL_WARMUP_DAYS="0")  # a short log: snapshots from day 1
     rows = generate(users=400, days=50, seed=4)
     path = tmp_path / "events.csv"
     write_csv(rows, str(path))

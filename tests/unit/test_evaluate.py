@@ -19,7 +19,7 @@ from tests.reference import DAY, Reference, close, ref_event_of_json, reference_
 
 ALLOWED = frozenset({"view", "cart", "remove_from_cart", "purchase"})
 CFG = EvalConfig(horizon_days=14, every_days=5, first_day=14, sample_rate=0.3,
-                 min_labels=150, hgb=False)
+                 warmup_days=10, min_labels=150, hgb=False)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,9 @@ def test_training_examples_equal_the_reference(lines: list[bytes]) -> None:
     ev.book.release = spy  # type: ignore[method-assign]
     for e in _events(lines):
         ev.feed(e)  # type: ignore[arg-type]
-    want = reference_examples({0: [ref_event_of_json(x) for x in lines]}, 14, 0.3)
+    want = reference_examples({0: [ref_event_of_json(x) for x in lines]}, 14, 0.3, 10)
+    assert min(t for _, t, _ in want) >= min(json.loads(x)["event_time"] for x in lines) \
+        // DAY * DAY + 10 * DAY  # the warm-up: no snapshot in the first 10 days
     got = {(0, e.t_ms, e.user_id): (e.label, dict(e.features)) for e in seen}
     assert got.keys() == want.keys() and len(got) > 500
     for key, (label, feats) in got.items():
