@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -115,11 +115,16 @@ class BatchProcessor:
         self.lock = asyncio.Lock()  # batches and sweep chunks never overlap
         self._applied: dict[int, int] | None = None
         self._anchor: dict[int, int] | None = None
+        # the anchor each partition's sweeper has reached (shared with the Sweeper), and
+        # who rescores a user whose newest event is before it (``Sweeper.catch_up``)
+        self.swept: dict[int, int] = {}
+        self.catch_up: Callable[[int, int, list[tuple[str, int]]], Awaitable[Any]] | None = None
 
     def on_rebalance(self) -> None:
         """Forget cached offsets and clocks: another worker may have moved them."""
         self._applied = None
         self._anchor = None
+        self.swept.clear()
 
     async def process_until_done(self, records: Sequence[Record],
                                  on_retry: Callable[[BaseException, float], None] | None = None,
@@ -149,6 +154,10 @@ class BatchProcessor:
             for p, wm in (await self.store.watermarks()).items():
                 anchor.setdefault(p, wm - wm % DAY_MS)  # state from before anchors existed
             self._anchor = anchor
+            for k, v in clock.items():
+                if k.startswith("s:"):
+                    p = int(k[2:])
+                    self.swept[p] = max(v, self.swept.get(p, v))
         return self._applied, self._anchor
 
     async def process(self, records: Sequence[Record]) -> BatchStats:
@@ -241,9 +250,28 @@ class BatchProcessor:
                 types[tname] = types.get(tname, 0) + 1
             if res.aggregates is not None:
                 todo.append((it.event.user_id, it.partition, res.aggregates))
+        # A user whose newest event is before the partition's last sweep (every event of
+        # theirs arrived late) is scored as that sweep would have: at its anchor, or
+        # churned at the user's own churn anchor. Otherwise the result would depend on
+        # whether the sweep or the late batch ran first.
+        behind: dict[int, list[tuple[str, int]]] = {}
+        if self.catch_up is not None and self.swept:
+            keep = []
+            for uid, p, agg in todo:
+                s = self.swept.get(p)
+                if s is not None and agg.now_ms < s:
+                    behind.setdefault(p, []).append((uid, agg.last_ms))
+                else:
+                    keep.append((uid, p, agg))
+            todo = keep
         rs = await self.live.rescore(todo)
         stats.users_scored += rs.scored
         stats.alerts += rs.alerts
+        for p, users in behind.items():
+            assert self.catch_up is not None
+            caught = await self.catch_up(p, self.swept[p], users)
+            stats.users_scored += caught.users
+            stats.alerts += caught.alerts
 
 
 async def _no_alerts(alerts: Sequence[tuple[bytes, bytes]]) -> None:

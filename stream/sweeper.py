@@ -40,8 +40,11 @@ class SweepStats:
 class Sweeper:
     def __init__(self, store: FeatureStore, live: Live, lock: asyncio.Lock,
                  horizon_days: int = 30, chunk: int = 2000, retention_days: int = 0,
-                 chunks_per_hold: int = 4) -> None:
+                 chunks_per_hold: int = 4, swept: dict[int, int] | None = None) -> None:
         self.store = store
+        # the anchor reached per partition, shared with the BatchProcessor (its
+        # ``swept``): batches catch up users who arrive entirely behind it
+        self.swept = swept if swept is not None else {}
         self.live = live
         self.lock = lock
         self.h_ms = horizon_days * DAY_MS
@@ -60,7 +63,7 @@ class Sweeper:
         return out
 
     async def _pipelined(self, block: list[list[str]], partition: int, at: int,
-                         out: SweepStats) -> None:
+                         out: SweepStats, indexed: bool = True) -> None:
         """Chunk j is scored in Python while Redis computes chunk j + 1's aggregates and
         writes chunk j - 1's scores; tiers of chunk j - 1 are then decided from them."""
         live, store = self.live, self.store
@@ -72,7 +75,8 @@ class Sweeper:
                 nxt = asyncio.ensure_future(store.aggregates_at(block[j + 1], at))
             # skip users deleted, or with an event after A since the list was read
             writes, feats = live.prepare([(u, partition, a) for u, a in zip(part, aggs, strict=True)
-                                          if a is not None and a.last_ms <= at], sweep=True)
+                                          if a is not None and a.last_ms <= at],
+                                         sweep=indexed)
             written = asyncio.ensure_future(store.write_scores(writes))
             if pending is not None:
                 self._count(out, await live.finish(pending[0], pending[1], await pending[2]))
@@ -80,19 +84,12 @@ class Sweeper:
         if pending is not None:
             self._count(out, await live.finish(pending[0], pending[1], await pending[2]))
 
-    @staticmethod
-    def _count(out: SweepStats, st: RescoreStats) -> None:
-        out.users += st.scored
-        out.alerts += st.alerts
-
-    async def sweep(self, partition: int, anchor_ms: int) -> SweepStats:
-        started = time.perf_counter()
-        out = SweepStats(partition, anchor_ms)
-        users = await self.store.active_users(partition, float("-inf"), anchor_ms)
-        # The churned leave the ranking first, so the others are ranked without them.
-        # Each is scored and churned at its own churn anchor (the first midnight more
-        # than H after its newest event), whichever sweep finds it: sweeps may skip
-        # anchors when event time runs ahead, and the result must not depend on that.
+    def _groups(self, anchor_ms: int, users: list[tuple[str, int]],
+                out: SweepStats) -> list[tuple[int, list[str]]]:
+        """The churned leave the ranking first, so the others are ranked without them.
+        Each is scored and churned at its own churn anchor (the first midnight more than
+        H after its newest event), whichever sweep finds it: sweeps may skip anchors
+        when event time runs ahead, and the result must not depend on that."""
         groups: dict[int, list[str]] = {}
         rest = []
         for u, last in users:
@@ -102,7 +99,34 @@ class Sweeper:
                 out.churned += 1
             else:
                 rest.append(u)
-        for at, group in [*sorted(groups.items()), (anchor_ms, rest)]:
+        return [*sorted(groups.items()), (anchor_ms, rest)]
+
+    async def catch_up(self, partition: int, anchor_ms: int,
+                       users: list[tuple[str, int]]) -> SweepStats:
+        """Score ``(user, newest event)`` pairs as the sweep of ``anchor_ms`` does. Called
+        by the processor, which holds the lock, for users whose every event arrived
+        after that sweep had listed the partition."""
+        out = SweepStats(partition, anchor_ms)
+        for at, group in self._groups(anchor_ms, users, out):
+            for i in range(0, len(group), self.chunk):
+                # not yet in the active index: the writes put them there
+                await self._pipelined([group[i:i + self.chunk]], partition, at, out,
+                                      indexed=False)
+        return out
+
+    @staticmethod
+    def _count(out: SweepStats, st: RescoreStats) -> None:
+        out.users += st.scored
+        out.alerts += st.alerts
+
+    async def sweep(self, partition: int, anchor_ms: int) -> SweepStats:
+        started = time.perf_counter()
+        out = SweepStats(partition, anchor_ms)
+        # from now on a batch scores a user entirely before the anchor at the anchor
+        # itself (catch_up), so one listed too early or too late is scored the same way
+        self.swept[partition] = max(anchor_ms, self.swept.get(partition, anchor_ms))
+        users = await self.store.active_users(partition, float("-inf"), anchor_ms)
+        for at, group in self._groups(anchor_ms, users, out):
             chunks = [group[i:i + self.chunk] for i in range(0, len(group), self.chunk)]
             for b in range(0, len(chunks), self.hold):
                 block = chunks[b:b + self.hold]

@@ -100,7 +100,8 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     proc = BatchProcessor(store, send_dead_letters, settings.allowed_types(),
                           settings.churn_horizon_days, live, anchors, on_batch)
     sweeper = Sweeper(store, live, proc.lock, settings.churn_horizon_days, settings.sweep_chunk,
-                      settings.retention_days)
+                      settings.retention_days, swept=proc.swept)
+    proc.catch_up = sweeper.catch_up
     owned: set[int] = set()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]

@@ -133,7 +133,9 @@ def _proc(store: MemoryFeatureStore, rate: float = 1.0
     live = Live(store, to_alerts, TierPolicy(margin=0.0), AlertGate(per_day=10), 3)
     proc = BatchProcessor(store, to_dlq, churn_horizon_days=3, live=live,
                           anchors=Anchors(store, to_training, 3, rate))
-    return proc, alerts, training, Sweeper(store, live, proc.lock, 3, chunk=2)
+    sweeper = Sweeper(store, live, proc.lock, 3, chunk=2, swept=proc.swept)
+    proc.catch_up = sweeper.catch_up
+    return proc, alerts, training, sweeper
 
 
 def _ev(user: str, t: int, i: int) -> bytes:
@@ -182,6 +184,39 @@ def test_anchors_sweeps_churn_and_alerts_in_memory() -> None:
         v for k, v in stats.items() if k.startswith("transition:"))
     assert any(json.loads(a)["user_id"] == "b" and json.loads(a)["to"] == "churned"
                for a in alerts)
+
+
+def test_a_user_arriving_behind_the_sweep_is_scored_as_the_sweep_would() -> None:
+    """H = 3 days. z's only events (day 0 and 5) arrive late, after the sweep of day 8
+    or before it: either way z ends with the same score, at the same time, in the same
+    place (y: silent since day 5 -> scored at the anchor; z0: churned at its own churn
+    anchor), and both sit in the active or churned index as the sweep leaves them."""
+    t0 = 20_000 * DAY
+    base = [("a", t0 + d * DAY + 3_600_000) for d in range(9)]
+    late = [("z0", t0 + 3_600_000), ("y", t0 + 5 * DAY + 60_000)]
+
+    async def run(late_first: bool) -> MemoryFeatureStore:
+        store = MemoryFeatureStore()
+        proc, _, _, sweeper = _proc(store)
+        order = late + base if late_first else base + late
+        for i, (u, t) in enumerate(order):
+            await proc.process([Record(0, i, u.encode(), _ev(u, t, i))])
+            if late_first or i >= len(base) - 1:
+                for p, a in await sweeper.due({0}):
+                    await sweeper.sweep(p, a)
+        for p, a in await sweeper.due({0}):
+            await sweeper.sweep(p, a)
+        return store
+
+    early, after = asyncio.run(run(True)), asyncio.run(run(False))
+    assert after.scores["y"].as_of_ms == t0 + 8 * DAY  # the sweep's anchor, not day 5
+    assert after.scores["z0"].as_of_ms == t0 + 4 * DAY  # z0's churn anchor
+    for u in ("y", "z0"):
+        assert after.scores[u] == early.scores[u], u
+        assert (u in after.ranked) == (u in early.ranked), u
+    assert "z0" not in after.ranked and "y" in after.ranked
+    assert asyncio.run(after.active_users(0, float("-inf"), t0 + 9 * DAY)) == asyncio.run(
+        early.active_users(0, float("-inf"), t0 + 9 * DAY))
 
 
 def test_absolute_tier_mode_in_the_api() -> None:
