@@ -94,3 +94,18 @@ def test_both_layouts_replay(tmp_path: Path) -> None:
         assert c.time_ms == j.time_ms // 1000 * 1000  # type: ignore[union-attr]
         assert c.price == j.price and c.brand == j.brand  # type: ignore[union-attr]
     assert parse_event(next(pop.jsonl()), allowed).time_ms >= START_MS  # type: ignore[union-attr]
+
+
+def test_paced_output_follows_the_clock() -> None:
+    import time
+
+    from stream.simulate import paced
+
+    pop = Population(100, 10, seed=3)
+    speedup = 10 * DAY_MS / 1000 / 0.6  # ten simulated days in about 0.6 s
+    started = time.monotonic()
+    lines = list(paced(pop, speedup))
+    elapsed = time.monotonic() - started
+    assert lines == list(pop.jsonl())
+    last = json.loads(lines[-1])["event_time"]
+    assert elapsed >= (last - START_MS) / 1000 / speedup - 0.05  # never ahead of the clock
