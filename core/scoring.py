@@ -153,11 +153,12 @@ class PipelineScorer:
 
 
 def model_speaks(examples: int, min_labels: int, model_rocauc: float | None,
-                 rule_rocauc: float | None) -> bool:
+                 rule_rocauc: float | None, compare: bool = True) -> bool:
     """The cold-start handoff: the model speaks once it has learned ``min_labels``
     examples and ranks the recent ones (the prequential window) at least as well as the
     rule does on the same examples. A missing or undefined (NaN) AUC does not hold it
     back: one class so far, or a checkpoint from before the rule was tracked.
+    ``compare=False`` (``CHURN_MODEL_HANDOFF=count``): the count alone.
 
     >>> model_speaks(5000, 1000, 0.80, 0.84), model_speaks(5000, 1000, 0.86, 0.84)
     (False, True)
@@ -166,7 +167,7 @@ def model_speaks(examples: int, min_labels: int, model_rocauc: float | None,
     """
     if examples < min_labels:
         return False
-    if model_rocauc is None or rule_rocauc is None:
+    if not compare or model_rocauc is None or rule_rocauc is None:
         return True
     return not model_rocauc < rule_rocauc
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     model_pipeline: str = "logreg"  # registry name (core.model.REGISTRY) or module:factory
     model_lr: float = Field(0.005, gt=0)
     min_labels: int = Field(1000, ge=0)
+    # compare: the model speaks once it also ranks as well as the rule; count: min_labels
+    model_handoff: Literal["compare", "count"] = "compare"
     metrics_window: int = Field(10_000, ge=10)
     learner_checkpoint_every: int = Field(5000, ge=1)
     learner_checkpoint_seconds: float = Field(5.0, gt=0)

@@ -96,11 +96,12 @@ class LearnerState:
             self.positions[part] = pos
         return p
 
-    def ready(self, min_labels: int) -> bool:
+    def ready(self, min_labels: int, compare: bool = True) -> bool:
         """Whether the model should speak (``core.scoring.model_speaks``)."""
         rule = getattr(self, "rule_metrics", None)  # None in checkpoints from before it
         return model_speaks(self.examples, min_labels, self.metrics.rocauc(),
-                            rule.rocauc() if rule is not None and len(rule) else None)
+                            rule.rocauc() if rule is not None and len(rule) else None,
+                            compare)
 
     def summary(self) -> dict[str, float]:
         out = self.metrics.summary()

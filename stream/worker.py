@@ -229,7 +229,8 @@ async def refresh_model(live: Live, models: ModelStore, settings: Settings) -> N
     state = ckpt.state
     live.scorer = make_scorer(state.pipeline, settings.model_pipeline, ckpt.version,
                               state.examples, settings.min_labels, settings.churn_horizon_days,
-                              ready=state.ready(settings.min_labels))
+                              ready=state.ready(settings.min_labels,
+                                                settings.model_handoff == "compare"))
     live.loaded_version = ckpt.version
     log.info("model v%d loaded (%d examples); scorer %s", ckpt.version, state.examples,
              live.scorer.name)

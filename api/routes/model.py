@@ -25,7 +25,8 @@ async def model(models: ModelsDep, settings: SettingsDep) -> ModelInfo:
     for name in ("examples", "invalid", "repeats"):
         metrics.pop(name, None)
     speaks = meta.get("version") and model_speaks(
-        examples, settings.min_labels, metrics.get("rocauc"), metrics.get("rule_rocauc"))
+        examples, settings.min_labels, metrics.get("rocauc"), metrics.get("rule_rocauc"),
+        settings.model_handoff == "compare")
     scorer = f"model:{settings.model_pipeline}" if speaks else RULE_NAME
     updated = meta.get("updated_at")
     return ModelInfo(version=int(meta.get("version", 0)), pipeline=settings.model_pipeline,
