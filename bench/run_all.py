@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADLINE = re.compile(r"ratio|median|users/s|examples/s|bytes|growth|p99|evaluate ", re.I)
+HEADLINE = re.compile(r"ratio|median|users/s|examples/s|bytes|growth|p99|evaluate |fit on",
+                      re.I)
 
 
 def benches(quick: bool) -> list[tuple[str, list[str]]]:
@@ -34,6 +35,8 @@ def benches(quick: bool) -> list[tuple[str, list[str]]]:
         ("API: lookups and Top-K vs a bare route",
          ["api_latency.py", "--users", "20000" if quick else "100000",
           "--rounds", "2" if quick else "3", "--seconds", "4" if quick else "8"]),
+        ("customer value: BG/NBD fit of 1M summaries",
+         ["bgnbd_fit.py", "--customers", "100000" if quick else "1000000"]),
         ("evaluation: 10k -> 100k users over 180 days",
          ["eval_scaling.py", "--users", "2000,10000" if quick else "10000,100000"]),
     ]
