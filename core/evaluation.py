@@ -80,23 +80,9 @@ def top_k(scores: np.ndarray, k: float) -> np.ndarray:
 
 def ranking_metrics(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
                     ks: Sequence[float] = KS, probabilities: bool = True) -> dict[str, float]:
-    s, y = _arrays(scores, labels)
-    n, pos = len(y), int(y.sum())
-    out: dict[str, float] = {"n": float(n), "positives": float(pos),
-                             "base_rate": pos / n if n else math.nan,
-                             "rocauc": rocauc(s, y), "pr_auc": pr_auc(s, y)}
-    for k in ks:
-        pct = round(k * 100)
-        if not n:
-            hits, size = 0, 0
-        else:
-            top = top_k(s, k)
-            hits, size = int(y[top].sum()), len(top)
-        precision = hits / size if size else math.nan
-        out[f"precision_at_{pct}"] = precision
-        out[f"recall_at_{pct}"] = hits / pos if pos else math.nan
-        out[f"lift_at_{pct}"] = precision / (pos / n) if pos else math.nan
-    out["brier"] = float(np.mean((s - y) ** 2)) if probabilities and n else math.nan
+    """All metrics of one anchor (:func:`pooled_metrics` of a single part)."""
+    out = pooled_metrics([_arrays(scores, labels)], ks, probabilities)
+    del out["anchors"]
     return out
 
 
@@ -118,17 +104,7 @@ def calibration(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np
 def lift_curve(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
                points: int = 50) -> list[tuple[float, float]]:
     """(share targeted, lift) at ``points`` evenly spaced shares."""
-    s, y = _arrays(scores, labels)
-    pos = int(y.sum())
-    if not pos:
-        return []
-    hits = np.cumsum(y[np.argsort(-s, kind="mergesort")])
-    out = []
-    for i in range(1, points + 1):
-        k = i / points
-        m = max(1, math.ceil(k * len(s)))
-        out.append((k, float(hits[m - 1] / m / (pos / len(s)))))
-    return out
+    return pooled_lift_curve([_arrays(scores, labels)], points)
 
 
 def pr_curve(scores: Sequence[float] | np.ndarray,

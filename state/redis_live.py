@@ -37,6 +37,9 @@ class RedisLiveOps:
     r: Any
     hot: RespConnection
     mux: MuxConnection
+    # user_view: the user-independent commands packed once; population means, read at
+    _view_cmds: tuple[bytes, bytes, bytes]
+    _view_means: tuple[dict[str, float] | None, float]
     keys: Keys
 
     async def _sha(self, name: str) -> str:
@@ -173,14 +176,9 @@ class RedisLiveOps:
         return self._population(await self.r.hgetall(self.keys.population))
 
     async def user_view(self, user_id: str) -> UserView | None:
-        keys = self.keys
-        fixed = self.__dict__.get("_view_cmds")
-        if fixed is None:  # the user-independent commands, packed once
-            fixed = self.__dict__["_view_cmds"] = (
-                b"*3\r\n$8\r\nZREVRANK\r\n" + pack(keys.rank)[4:],
-                pack(b"ZCARD", keys.rank), pack(b"HGETALL", keys.population))
+        keys, fixed = self.keys, self._view_cmds
         # population means change at anchors only: re-read them at most once a second
-        means, read_at = self.__dict__.get("_means", (None, 0.0))
+        means, read_at = self._view_means
         stale = means is None or time.monotonic() - read_at > 1.0
         key, uid = keys.user(user_id).encode(), user_id.encode()
         h, rank, ranked, *pop = await self.mux.execute([
@@ -189,7 +187,7 @@ class RedisLiveOps:
             fixed[1] + fixed[2] if stale else fixed[1]], replies=4 if stale else 3)
         if pop:
             means = self._population(dict(zip(pop[0][::2], pop[0][1::2], strict=True)))[1]
-            self.__dict__["_means"] = (means, time.monotonic())
+            self._view_means = (means, time.monotonic())
         if not h:
             return None
         fields = dict(zip(h[::2], h[1::2], strict=True))

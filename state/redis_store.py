@@ -64,7 +64,10 @@ class RedisFeatureStore(RedisLiveOps):
                              "URL (no rediss:// or unix socket yet)")
         self.hot = RespConnection(_url_of(kw))
         self.mux = MuxConnection(_url_of(kw))  # the API's concurrent lookups
-        self.keys = Keys(prefix)
+        self.keys = keys = Keys(prefix)
+        self._view_cmds = (b"*3\r\n$8\r\nZREVRANK\r\n" + pack(keys.rank)[4:],
+                           pack(b"ZCARD", keys.rank), pack(b"HGETALL", keys.population))
+        self._view_means = (None, 0.0)
         self.horizon = str(horizon_days).encode()
         self._shas: dict[str, str] = {}
 

@@ -35,7 +35,7 @@ from core.baselines import BatchBaseline, feature_matrix, hgb_available, recency
 from core.evaluation import KS, calibration, pooled_metrics, ranking_metrics
 from core.events import Event
 from core.features import features_at
-from core.labels import DAY_MS, LabelBook, anchors_crossed, sampled
+from core.labels import DAY_MS, Example, LabelBook, anchors_crossed, sampled
 from core.metrics import Prequential
 from core.model import make_pipeline
 from core.scoring import RuleScorer, make_scorer
@@ -79,7 +79,8 @@ class AnchorRows:
 
 class Evaluator:
     def __init__(self, cfg: EvalConfig,
-                 on_anchor: Callable[[AnchorRows], None] | None = None) -> None:
+                 on_anchor: Callable[[AnchorRows], None] | None = None,
+                 on_release: Callable[[Example], None] | None = None) -> None:
         self.cfg = cfg
         self.h_ms = cfg.horizon_days * DAY_MS
         self.users: dict[str, MemoryUser] = {}
@@ -94,6 +95,7 @@ class Evaluator:
         self.hgb = BatchBaseline(cfg.hgb_max_examples) if cfg.hgb and hgb_available() else None
         self.rule = RuleScorer(cfg.horizon_days)
         self.on_anchor = on_anchor
+        self.on_release = on_release  # every training example, as the learner gets it
         self.clock: int | None = None  # the watermark
         self.done = self.start = 0  # the last anchor run; the clock's first midnight
         self.next_eval: int | None = None
@@ -152,6 +154,8 @@ class Evaluator:
             self.settled.append(self.pending.pop(0))
         # the training release at this anchor (snapshots of anchor - H), then the snapshot
         for ex in sorted(self.book.release(anchor_ms), key=lambda e: (e.t_ms, e.user_id)):
+            if self.on_release is not None:
+                self.on_release(ex)
             feats = dict(ex.features)
             for model in self.models.values():
                 model.learn_example(feats, ex.label)

@@ -146,6 +146,13 @@ class Namespace:
         raw = self.redis().hgetall(f"t{self.name}:clock")
         return {k.decode(): int(v) for k, v in raw.items()}
 
+    def wait_learned(self, what: str = "every released example learned",
+                     timeout: float = 60.0) -> None:
+        """Wait until the learner's newest checkpoint holds every released example."""
+        r = self.redis()
+        wait_until(lambda: int(r.hget(f"t{self.name}:model:meta", "examples") or 0)
+                   == self.stats()["released"], timeout, what)
+
     def wait_scored(self, timeout: float = 60.0) -> None:
         """Wait until the sweeper has caught up with every partition's last anchor and
         every user has a score at or after its newest event (``consumed`` counts a batch
@@ -188,6 +195,17 @@ def namespace(services: EmbeddedServices, tmp_path: Path) -> Iterator[Namespace]
     ns = Namespace(services, tmp_path)
     yield ns
     ns.stop()
+
+
+def read_examples(ns: Namespace, expected: int) -> dict[tuple[int, int, str], dict]:  # type: ignore[type-arg]
+    """Training examples by (partition, t, user); a repeat must be identical."""
+    out: dict[tuple[int, int, str], dict] = {}  # type: ignore[type-arg]
+    for raw in read_topic(ns.env["CHURN_KAFKA_BOOTSTRAP"], ns.env["CHURN_TRAINING_TOPIC"],
+                          expected):
+        ex = json.loads(raw)
+        key = (ex["partition"], ex["t"], ex["user_id"])
+        assert out.setdefault(key, ex) == ex
+    return out
 
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[bytes]:

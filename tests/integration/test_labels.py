@@ -18,21 +18,16 @@ import pytest
 from stream.replay import replay
 from stream.topics import ensure_topics
 from tests.datagen import generate, write_csv
-from tests.integration.conftest import Namespace, read_records, read_topic, wait_until
+from tests.integration.conftest import (
+    Namespace,
+    read_examples,
+    read_records,
+    read_topic,
+    wait_until,
+)
 from tests.reference import DAY, close, ref_event_of_json, reference_examples
 
 pytestmark = pytest.mark.integration
-
-
-def released(ns: Namespace, expected: int) -> dict[tuple[int, int, str], dict]:  # type: ignore[type-arg]
-    """Training examples by (partition, t, user); a repeat must be identical."""
-    out: dict[tuple[int, int, str], dict] = {}  # type: ignore[type-arg]
-    for raw in read_topic(ns.env["CHURN_KAFKA_BOOTSTRAP"], ns.env["CHURN_TRAINING_TOPIC"],
-                          expected):
-        ex = json.loads(raw)
-        key = (ex["partition"], ex["t"], ex["user_id"])
-        assert out.setdefault(key, ex) == ex
-    return out
 
 
 def test_released_examples_equal_the_reference(namespace: Namespace, tmp_path: Path) -> None:
@@ -49,7 +44,7 @@ def test_released_examples_equal_the_reference(namespace: Namespace, tmp_path: P
     namespace.wait_scored()
     stats = namespace.stats()
     assert stats["released"] > 3000 and 0 < stats["released_label_1"] < stats["released"]
-    got = released(namespace, stats["released"])
+    got = read_examples(namespace, stats["released"])
     assert len(got) == stats["released"]
 
     records = read_records(namespace.env["CHURN_KAFKA_BOOTSTRAP"],
@@ -121,7 +116,7 @@ def test_adversarial_labels_step_by_step(namespace: Namespace) -> None:
     _send(namespace, step2)
     namespace.wait_consumed(len(step1) + len(step2))
     namespace.wait_scored()
-    got = released(namespace, 5)
+    got = read_examples(namespace, 5)
     first = {u: ex for (_, t, u), ex in got.items() if t == a1}
     assert {u: ex["label"] for u, ex in first.items()} == {"a": 0, "b": 0, "c": 1, "d": 1,
                                                           "e": 1}

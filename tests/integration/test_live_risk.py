@@ -24,7 +24,13 @@ from core.tiers import ALL_TIERS
 from state.codec import decode_score, decode_state, decode_tier
 from stream import simulate
 from stream.replay import replay
-from tests.integration.conftest import Namespace, http_json, read_records, read_topic, wait_until
+from tests.integration.conftest import (
+    Namespace,
+    http_json,
+    read_examples,
+    read_records,
+    wait_until,
+)
 from tests.reference import DAY, close, ref_event_of_json, reference_examples
 
 pytestmark = pytest.mark.integration
@@ -100,8 +106,7 @@ def test_live_risk_with_kills(namespace: Namespace, tmp_path: Path) -> None:
     ns.wait_consumed(len(events))
     ns.wait_scored()
     stats = ns.stats()
-    wait_until(lambda: int(r.hget(meta, "examples") or 0) == stats["released"], 60,
-               "every released example learned")
+    ns.wait_learned()
     stop.set()
     watcher.join()
 
@@ -114,11 +119,7 @@ def test_live_risk_with_kills(namespace: Namespace, tmp_path: Path) -> None:
     assert model["metrics"]["rocauc"] > 0.8, model["metrics"]
     assert model["metrics"]["lift_at_5"] > 3, model["metrics"]
     # ... and the released examples are exactly those of the reference, despite the kills
-    got = {}
-    for raw in read_topic(ns.env["CHURN_KAFKA_BOOTSTRAP"], ns.env["CHURN_TRAINING_TOPIC"],
-                          stats["released"]):
-        ex = json.loads(raw)
-        got[(ex["partition"], ex["t"], ex["user_id"])] = ex
+    got = read_examples(ns, stats["released"])
     parts: dict[int, list] = defaultdict(list)  # type: ignore[type-arg]
     for p, _, _, value in read_records(ns.env["CHURN_KAFKA_BOOTSTRAP"],
                                        ns.env["CHURN_EVENTS_TOPIC"], len(events)):

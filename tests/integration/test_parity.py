@@ -16,13 +16,14 @@ import pytest
 
 from core.events import parse_event
 from core.features import FEATURE_NAMES, features_at
+from core.labels import Example
 from core.scoring import make_scorer
 from state.codec import decode_score
 from state.keys import Keys
 from stream.evaluate import EvalConfig, Evaluator
 from stream.replay import replay
 from stream.simulate import START_MS, Population
-from tests.integration.conftest import Namespace, http_json, read_topic, wait_until
+from tests.integration.conftest import Namespace, http_json, read_examples, wait_until
 from tests.reference import DAY, close
 
 pytestmark = pytest.mark.integration
@@ -42,16 +43,9 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -
     (tmp_path / "p2.jsonl").write_bytes(b"".join(lines[len(first):]))
 
     # --- in process
-    released_here = []
-    ev = Evaluator(EvalConfig(horizon_days=30, sample_rate=0.5, min_labels=300, hgb=False))
-    original = ev.book.release
-
-    def spy(clock: int):  # type: ignore[no-untyped-def]
-        out = original(clock)
-        released_here.extend(out)
-        return out
-
-    ev.book.release = spy  # type: ignore[method-assign]
+    released_here: list[Example] = []
+    ev = Evaluator(EvalConfig(horizon_days=30, sample_rate=0.5, min_labels=300, hgb=False),
+                   on_release=released_here.append)
     for line in lines:
         ev.feed(parse_event(line, ALLOWED))  # type: ignore[arg-type]
 
@@ -75,13 +69,11 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -
     collector = threading.Thread(target=collect, daemon=True)
     collector.start()
     api = ns.start_api()
-    meta = f"t{ns.name}:model:meta"
     # phase 1, then the model takes over; phase 2 is scored by it
     replay(tmp_path / "p1.jsonl", ns.settings(), progress=False)
     ns.wait_consumed(len(first))
     ns.wait_scored()
-    released = ns.stats()["released"]
-    wait_until(lambda: int(r.hget(meta, "examples") or 0) == released, 60, "phase 1 learned")
+    ns.wait_learned("phase 1 learned")
     wait_until(lambda: http_json(f"{api}/v1/model")[1]["scorer"] == "model:logreg", 30,
                "the model speaks")
     time.sleep(1.5)  # workers poll the model version every 0.5 s
@@ -89,15 +81,11 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -
     ns.wait_consumed(len(lines))
     ns.wait_scored()
     stats = ns.stats()
-    wait_until(lambda: int(r.hget(meta, "examples") or 0) == stats["released"], 60,
-               "every released example learned")
+    ns.wait_learned()
 
     # the same training examples (per (t, user): label and features)
-    live = {}
-    for raw in read_topic(ns.env["CHURN_KAFKA_BOOTSTRAP"], ns.env["CHURN_TRAINING_TOPIC"],
-                          stats["released"]):
-        ex = json.loads(raw)
-        live[(ex["t"], ex["user_id"])] = (ex["label"], ex["features"])
+    live = {(t, u): (ex["label"], ex["features"])
+            for (_, t, u), ex in read_examples(ns, stats["released"]).items()}
     mine = {(e.t_ms, e.user_id): (e.label, dict(e.features)) for e in released_here}
     assert live.keys() == mine.keys() and len(live) > 1000
     for key, (label, feats) in live.items():

@@ -13,6 +13,7 @@ import pytest
 
 from core.events import parse_event
 from core.features import FEATURE_NAMES
+from core.labels import Example
 from stream.evaluate import AnchorRows, EvalConfig, Evaluator, run
 from stream.simulate import Population
 from tests.reference import DAY, Reference, close, ref_event_of_json, reference_examples
@@ -38,16 +39,8 @@ def _rows(lines: list[bytes], cfg: EvalConfig = CFG) -> dict[int, AnchorRows]:
 
 
 def test_training_examples_equal_the_reference(lines: list[bytes]) -> None:
-    seen = []
-    ev = Evaluator(CFG)
-    original = ev.book.release
-
-    def spy(clock: int):  # type: ignore[no-untyped-def]
-        out = original(clock)
-        seen.extend(out)
-        return out
-
-    ev.book.release = spy  # type: ignore[method-assign]
+    seen: list[Example] = []
+    ev = Evaluator(CFG, on_release=seen.append)
     for e in _events(lines):
         ev.feed(e)  # type: ignore[arg-type]
     want = reference_examples({0: [ref_event_of_json(x) for x in lines]}, 14, 0.3, 10)
