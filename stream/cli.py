@@ -10,8 +10,9 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from core.events import Event
+from core.events import Event, Rejected
 from core.settings import Settings
 
 
@@ -107,27 +108,43 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.model import make_pipeline
     from stream import eval_report
     from stream.evaluate import EvalConfig, run
     from stream.replay import read_rows, validate_row
 
     settings = Settings.load()
     allowed = settings.allowed_types()
-    cfg = EvalConfig(
-        horizon_days=args.horizon or settings.churn_horizon_days, every_days=args.every,
-        first_day=args.first_day, sample_rate=args.sample_rate or settings.label_sample_rate,
-        warmup_days=settings.label_warmup_days if args.warmup is None else args.warmup,
-        ks=tuple(float(k) / 100 for k in args.k.split(",")),
-        pipelines=tuple(args.pipelines.split(",")), model_lr=settings.model_lr,
-        min_labels=settings.min_labels if args.min_labels is None else args.min_labels,
-        hgb=not args.no_hgb)
 
-    def events() -> Iterator[Event | None]:
+    def given(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
+    try:
+        cfg = EvalConfig(
+            horizon_days=given(args.horizon, settings.churn_horizon_days),
+            every_days=args.every, first_day=args.first_day,
+            sample_rate=given(args.sample_rate, settings.label_sample_rate),
+            warmup_days=given(args.warmup, settings.label_warmup_days),
+            ks=tuple(float(k) / 100 for k in args.k.split(",")),
+            pipelines=tuple(p for p in args.pipelines.split(",") if p),
+            model_lr=settings.model_lr, min_labels=given(args.min_labels, settings.min_labels),
+            hgb=not args.no_hgb)
+        for name in cfg.pipelines:  # an unknown pipeline fails now, not at the first anchor
+            make_pipeline(name)
+    except (ValueError, ImportError, AttributeError) as exc:
+        raise SystemExit(f"churnstream evaluate: {exc}") from None
+    if not Path(args.file).is_file():
+        raise SystemExit(f"churnstream evaluate: no such file: {args.file}")
+
+    def events() -> Iterator[Event | Rejected]:
         for _, body, reason in read_rows(Path(args.file)):
-            ev = validate_row(body, allowed) if body is not None and reason is None else None
-            yield ev if isinstance(ev, Event) else None
+            yield validate_row(body, allowed) if body is not None else Rejected(
+                reason or "payload:unreadable")
 
-    report = run(events(), cfg, progress=not args.quiet)
+    try:
+        report = run(events(), cfg, progress=not args.quiet)
+    except ValueError as exc:  # e.g. a CSV header without the required columns
+        raise SystemExit(f"churnstream evaluate: {args.file}: {exc}") from None
     files = eval_report.write(report, Path(args.out))
     print(Path(args.out, "report.md").read_text().split("\n\nScorers:")[0])
     print(f"\nreport: {', '.join(str(f) for f in files)}")
@@ -196,6 +213,19 @@ def _first_user(redis_url: str, timeout: float = 60.0) -> str:
     return "<user_id>"
 
 
+def _positive(kind: type) -> Any:
+    """An argparse type: a number > 0, or a clear usage error."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="churnstream", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -216,11 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_replay)
     p = sub.add_parser("simulate", help="simulated traffic to Kafka, or to a file with --out")
-    p.add_argument("--users", type=int, default=2000)
-    p.add_argument("--days", type=int, default=90)
+    p.add_argument("--users", type=_positive(int), default=2000)
+    p.add_argument("--days", type=_positive(int), default=90)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--rate", type=float, help="events per second (default: full speed)")
-    p.add_argument("--speedup", type=float,
+    p.add_argument("--rate", type=_positive(float),
+                   help="events per second (default: full speed)")
+    p.add_argument("--speedup", type=_positive(float),
                    help="event time runs this many times faster than the wall clock")
     p.add_argument("--out", help="write to this file instead of Kafka")
     p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl",

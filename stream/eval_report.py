@@ -21,13 +21,18 @@ def _fmt(v: float) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
+def _reasons(by_reason: dict[str, int]) -> str:
+    return f" ({', '.join(f'{r}: {n:,}' for r, n in by_reason.items())})" if by_reason else ""
+
+
 def markdown(report: dict[str, Any], plots: list[str]) -> str:
     cfg, log = report["config"], report["log"]
     names = list(report["pooled"])
     lines = [
         "# churnstream evaluation", "",
         f"Log: {log['events']:,} events, {log['users']:,} users, clock at {log['clock']}; "
-        f"{log['ignored_rows']:,} rows failed validation. Horizon H = {cfg['horizon_days']} "
+        f"{log['rejected_rows']:,} rows failed validation"
+        f"{_reasons(log['rejected_by_reason'])}. Horizon H = {cfg['horizon_days']} "
         f"days; an evaluation anchor every {cfg['every_days']} days; training snapshots "
         f"sampled at {cfg['sample_rate']:.4g} per user and day "
         f"({log['training_examples']:,} released). Ran in {report['timing']['seconds']} s "

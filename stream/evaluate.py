@@ -33,7 +33,7 @@ import numpy as np
 from core.apply import DUPLICATE, REDELIVERED, MemoryUser, apply_event
 from core.baselines import BatchBaseline, feature_matrix, hgb_available, recency_scores
 from core.evaluation import KS, calibration, pooled_metrics, ranking_metrics
-from core.events import Event
+from core.events import Event, Rejected
 from core.features import features_at
 from core.labels import DAY_MS, Example, LabelBook, anchors_crossed, sampled
 from core.metrics import Prequential
@@ -59,6 +59,22 @@ class EvalConfig:
     hgb: bool = True
     hgb_max_examples: int = 300_000
     calibration_bins: int = 10
+
+    def __post_init__(self) -> None:
+        """Bad settings fail here, with the setting's name, not minutes into a run."""
+        checks = [(self.horizon_days >= 1, "horizon_days must be >= 1"),
+                  (self.every_days >= 1, "every_days must be >= 1"),
+                  (self.first_day is None or self.first_day >= 0, "first_day must be >= 0"),
+                  (0 <= self.sample_rate <= 1, "sample_rate must be in [0, 1]"),
+                  (self.warmup_days >= 0, "warmup_days must be >= 0"),
+                  (bool(self.ks) and all(0 < k <= 1 for k in self.ks),
+                   "every K must be a share in (0, 100] percent"),
+                  (bool(self.pipelines), "at least one pipeline"),
+                  (self.min_labels >= 0, "min_labels must be >= 0"),
+                  (self.calibration_bins >= 1, "calibration_bins must be >= 1")]
+        bad = [msg for ok, msg in checks if not ok]
+        if bad:
+            raise ValueError("; ".join(bad))
 
 
 @dataclass
@@ -101,7 +117,8 @@ class Evaluator:
         self.next_eval: int | None = None
         self.pending: list[AnchorRows] = []
         self.settled: list[AnchorRows] = []
-        self.events = self.ignored = 0
+        self.events = 0
+        self.rejected: dict[str, int] = {}  # rows that failed validation, by reason
         self.released = 0
 
     # --- the stream -------------------------------------------------------------
@@ -227,7 +244,8 @@ class Evaluator:
             "config": {k: (list(v) if isinstance(v, tuple) else v)
                        for k, v in cfg.__dict__.items()},
             "log": {"events": self.events, "users": len(self.users),
-                    "ignored_rows": self.ignored,
+                    "rejected_rows": sum(self.rejected.values()),
+                    "rejected_by_reason": dict(sorted(self.rejected.items())),
                     "clock": rfc3339(self.clock) if self.clock is not None else None,
                     "training_examples": self.released,
                     "unsettled_anchors": [rfc3339(r.anchor_ms) for r in self.pending]},
@@ -241,14 +259,15 @@ class Evaluator:
         }
 
 
-def run(events: Iterable[Event | None], cfg: EvalConfig, progress: bool = False,
+def run(events: Iterable[Event | Rejected], cfg: EvalConfig, progress: bool = False,
         on_anchor: Callable[[AnchorRows], None] | None = None) -> dict[str, Any]:
-    """Evaluate a stream of events (None = a row that failed validation)."""
+    """Evaluate a stream of events; a :class:`Rejected` row is counted by its reason and
+    skipped, as the worker sends it to the DLQ."""
     ev_ = Evaluator(cfg, on_anchor)
     started = last = time.monotonic()
     for ev in events:
-        if ev is None:
-            ev_.ignored += 1
+        if isinstance(ev, Rejected):
+            ev_.rejected[ev.reason] = ev_.rejected.get(ev.reason, 0) + 1
             continue
         ev_.feed(ev)
         if progress and ev_.events % 50_000 == 0 and time.monotonic() - last > 0.5:

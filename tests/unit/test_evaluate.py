@@ -117,3 +117,29 @@ def test_nothing_after_an_anchor_changes_it(lines: list[bytes]) -> None:
         random.Random(t).shuffle(shuffled)
         _same(full[t], _rows(before + shuffled, cfg)[t])
     assert "hgb" in full[anchors[6]].scores  # the baseline took part
+
+
+def test_bad_rows_are_counted_and_bad_settings_fail_early(
+        lines: list[bytes], tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from stream.cli import main
+
+    monkeypatch.setenv("CHURN_ENV_FILE", "/nonexistent")
+    bad = [b"not json", b'{"event_id": "x", "event_type": "view", "event_time": 5}',
+           b'{"event_id": "y", "user_id": "u", "event_type": "teleport", "event_time": 5}']
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"\n".join([*lines[:2000], *bad, *lines[2000:]]) + b"\n")
+    args = ["evaluate", str(log), "--out", str(tmp_path / "r"), "--quiet", "--no-hgb",
+            "--horizon", "14", "--every", "5", "--first-day", "14"]
+    assert main(args) == 0
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert rep["log"]["events"] == len(lines) and rep["log"]["rejected_rows"] == 3
+    assert sum(rep["log"]["rejected_by_reason"].values()) == 3
+    for extra, says in ((["--k", "0"], "share"), (["--every", "0"], "every_days"),
+                        (["--sample-rate", "2"], "sample_rate"),
+                        (["--pipelines", "nope"], "unknown pipeline")):
+        with pytest.raises(SystemExit, match=says):
+            main([*args, *extra])
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["evaluate", str(tmp_path / "missing.jsonl")])
+    with pytest.raises(SystemExit):
+        main(["simulate", "--users", "0", "--out", str(tmp_path / "s.jsonl")])
