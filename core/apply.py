@@ -13,9 +13,12 @@ Rules (DESIGN section 4):
 3. An event whose day is inside the horizon (``day(newest) - 29`` or later,
    ``newest`` including this event) is added to its day's bucket; if it is
    older than the user's newest event it is also counted as late.
-4. An older event only updates lifetime fields (first event, last purchase)
-   and is counted as ``late_outside``. It does not take part in brand
+4. An older event only updates lifetime fields (first event, last purchase,
+   the set of purchase days) and is counted as ``late_outside``. It does not take part in brand
    switching and is not remembered for dedupe (re-applying it changes nothing).
+   Its spend is not counted: it could not be deduplicated.
+5. Customer value: a purchase applied to a day bucket that had none counts a
+   purchase day with known spend; its price (if any) adds to their spend.
 
 >>> from core.events import Event
 >>> st = {}
@@ -85,6 +88,7 @@ def apply_event(users: dict[str, MemoryUser], ev: Event, partition: int, offset:
     is_purchase = ev.event_type == "purchase"
     if is_purchase:
         st.last_purchase_ms = max(st.last_purchase_ms, t)
+        st.purchase_days.add(day)
     if day < min_day:
         return LATE_OUTSIDE
     mu.seen[fp] = day
@@ -98,6 +102,10 @@ def apply_event(users: dict[str, MemoryUser], ev: Event, partition: int, offset:
         b = st.days[day] = DayBucket()
     b.n += 1
     if is_purchase:
+        if not b.purchases:
+            st.value_n += 1
+        if ev.price is not None:
+            st.value_sum = st.value_sum + ev.price
         b.purchases += 1
         if ev.price is not None:
             b.spend = b.spend + ev.price

@@ -77,6 +77,11 @@ class UserState:
     last_purchase_ms: int = -1
     last_brand: str | None = None
     days: dict[int, DayBucket] = field(default_factory=dict)
+    # customer-value inputs (issue 6): every UTC day with a purchase, ever; and the
+    # purchase days whose spend is known (purchases applied to a day bucket), their spend
+    purchase_days: set[int] = field(default_factory=set)
+    value_n: int = 0
+    value_sum: float = 0.0
 
 
 class Aggregates(NamedTuple):
@@ -97,6 +102,12 @@ class Aggregates(NamedTuple):
     first_ms: int
     last_ms: int
     last_purchase_ms: int
+    # lifetime purchase days, the first of them (-1 = none) and the purchase days whose
+    # spend is known, with that spend: the inputs of BG/NBD and Gamma-Gamma (core.value)
+    purchase_days: int = 0
+    first_purchase_day: int = -1
+    value_n: int = 0
+    value_sum: float = 0.0
 
 
 def day_of(ms: int) -> int:
@@ -154,6 +165,9 @@ def window_aggregates(state: UserState, now_ms: int) -> Aggregates:
         brand_total=sum(brands.values()), brand_max=max(brands.values(), default=0),
         first_ms=state.first_ms, last_ms=state.last_ms,
         last_purchase_ms=state.last_purchase_ms,
+        purchase_days=len(state.purchase_days),
+        first_purchase_day=min(state.purchase_days, default=-1),
+        value_n=state.value_n, value_sum=state.value_sum,
     )
 
 

@@ -4,7 +4,8 @@ Fields: ``m`` lifetime scalars (3 little-endian doubles: first, last, last
 purchase ms), ``o`` last applied (partition, offset), ``lb`` last brand,
 ``x`` dedupe records (uint16 day + 8-byte fingerprint), ``d`` + uint16 day:
 that day's aggregates followed by its brand counts, ``s`` the latest score,
-``t`` the stored tier (:class:`TierRecord`).
+``t`` the stored tier (:class:`TierRecord`), ``v`` customer-value inputs (a bitmap
+of purchase days, the purchase days with known spend and that spend).
 One field per day keeps a typical user within the compact listpack encoding
 and under the 1 KiB budget (bench/).
 
@@ -131,6 +132,25 @@ def _day(v: bytes) -> DayBucket:
     return b
 
 
+_VALUE = struct.Struct("<iIId")  # base day, purchase days, days with known spend, spend
+
+
+def _bitmap_days(value: bytes) -> set[int]:
+    """Purchase days of field ``v``: bit i of bitmap byte k (LSB first) = base + 8k + i.
+
+    >>> sorted(_bitmap_days(_VALUE.pack(16, 3, 0, 0.0) + bytes([0b101, 0, 0b10000000])))
+    [16, 18, 39]
+    """
+    base = _VALUE.unpack_from(value)[0]
+    out = set()
+    for k, byte in enumerate(value[_VALUE.size:]):
+        while byte:
+            low = byte & -byte
+            out.add(base + 8 * k + low.bit_length() - 1)
+            byte ^= low
+    return out
+
+
 def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
     """Decode a user hash (HGETALL result) into a :class:`UserState`; None if empty."""
     meta = h.get(b"m")
@@ -140,6 +160,10 @@ def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
     lb = h.get(b"lb")
     st = UserState(first_ms=int(first), last_ms=int(last), last_purchase_ms=int(lastp),
                    last_brand=lb.decode() if lb is not None else None)
+    value = h.get(b"v")
+    if value is not None:
+        _, _, st.value_n, st.value_sum = _VALUE.unpack_from(value)
+        st.purchase_days = _bitmap_days(value)
     days = st.days
     for field, value in h.items():
         if len(field) == 3 and field[0] == 100:  # b"d" + uint16 day
@@ -147,16 +171,17 @@ def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
     return st
 
 
-_AGG = struct.Struct("<IIIIIIIIIddddddd")
+_AGG = struct.Struct("<IIIIIIIIIdddddddIiId")
 
 
 def decode_aggregates(raw: bytes) -> Aggregates:
     """Window aggregates packed by ``aggregates()`` in ``lua/aggregates.lua``."""
-    n7, n15, n30, np_, nc, sw, pn, btot, bmax, spend, pmean, pm2, first, last, lastp, now_ms = \
-        _AGG.unpack_from(raw)
+    (n7, n15, n30, np_, nc, sw, pn, btot, bmax, spend, pmean, pm2, first, last, lastp, now_ms,
+     npd, fpd, vn, vs) = _AGG.unpack_from(raw)
     k = (len(raw) - _AGG.size) // 2
     active = struct.unpack_from(f"<{k}H", raw, _AGG.size)
     return Aggregates(now_ms=int(now_ms), n7=n7, n15=n15, n30=n30, active_days=active,
                       purchases=np_, carts=nc, spend=spend, price_n=pn, price_mean=pmean,
                       price_m2=pm2, switches=sw, brand_total=btot, brand_max=bmax,
-                      first_ms=int(first), last_ms=int(last), last_purchase_ms=int(lastp))
+                      first_ms=int(first), last_ms=int(last), last_purchase_ms=int(lastp),
+                      purchase_days=npd, first_purchase_day=fpd, value_n=vn, value_sum=vs)

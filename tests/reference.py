@@ -37,6 +37,7 @@ class RefUser:
     kept: list[tuple[RefEvent, bool]] = field(default_factory=list)  # (event, brand switch)
     ids: dict[str, int] = field(default_factory=dict)  # id -> day of kept events
     prev_brand: str | None = None
+    purchase_days: set[int] = field(default_factory=set)  # every accepted purchase's day
 
 
 class Reference:
@@ -60,6 +61,7 @@ class Reference:
         u.first = min(u.first, e.t)
         if e.event_type == "purchase":
             u.last_purchase = e.t if u.last_purchase is None else max(u.last_purchase, e.t)
+            u.purchase_days.add(e.t // DAY)
         # drop remembered ids that fell out of the horizon
         horizon_start = u.newest // DAY - 29
         u.ids = {k: d for k, d in u.ids.items() if d >= horizon_start}
@@ -114,6 +116,22 @@ class Reference:
             "brand_switch_count_30d": sum(1 for _, s in w30 if s),
             "cart_abandon_ratio": (carts - min(carts, len(purchases))) / max(1, carts),
         }
+
+
+    def value_summary(self, user_id: str, now: int) -> tuple[int, int, int, int, float] | None:
+        """(x, t_x, T, n, spend) at ``now`` from the issue-6 contract, or None (no purchase).
+
+        x = distinct purchase days after the first, t_x and T = whole days from the first
+        purchase day to the last purchase day and to day(now); n and spend = the purchase
+        days whose purchases were all kept (not late beyond the horizon) and their spend.
+        """
+        u = self.users[user_id]
+        if not u.purchase_days:
+            return None
+        first = min(u.purchase_days)
+        kept = [e for e, _ in u.kept if e.event_type == "purchase"]
+        return (len(u.purchase_days) - 1, max(u.purchase_days) - first, now // DAY - first,
+                len({e.t // DAY for e in kept}), math.fsum(e.price or 0.0 for e in kept))
 
 
 def close(a: float, b: float, rel: float = 1e-9) -> bool:

@@ -26,7 +26,7 @@ end
 -- Every stored day is inside that window (older days are pruned when the newest day moves).
 local function aggregates(key, now)
   local h = redis.call('HGETALL', key)
-  local days, vals, meta, score = {}, {}, nil, nil
+  local days, vals, meta, score, value = {}, {}, nil, nil, nil
   for i = 1, #h, 2 do
     local f = h[i]
     local dd = day_of_field(f)
@@ -37,6 +37,8 @@ local function aggregates(key, now)
       meta = h[i + 1]
     elseif f == 's' then
       score = h[i + 1]
+    elseif f == 'v' then
+      value = h[i + 1]
     end
   end
   table.sort(days)
@@ -50,6 +52,20 @@ local function aggregates(key, now)
   local n7, n15, n30, np, nc, sw, pn = 0, 0, 0, 0, 0, 0, 0
   local spend, pmean, pm2 = 0.0, 0.0, 0.0
   local brands, btot, bmax, active = {}, 0, 0, {}
+  local npd, fpd, vn, vs = 0, -1, 0, 0.0
+  if value then
+    local base
+    base, npd, vn, vs = struct.unpack('<iIId', value)
+    local k = string.find(value, '[^%z]', 21)
+    if k then
+      local byte, b = string.byte(value, k), 0
+      while byte % 2 == 0 do
+        byte = byte / 2
+        b = b + 1
+      end
+      fpd = base + 8 * (k - 21) + b
+    end
+  end
   for _, dd in ipairs(days) do
     if dd >= today - 29 and dd <= today then
       local v = vals[dd]
@@ -84,7 +100,8 @@ local function aggregates(key, now)
       end
     end
   end
-  return struct.pack('<IIIIIIIIIddddddd', n7, n15, n30, np, nc, sw, pn, btot, bmax, spend,
-                     pmean, pm2, first, last, lastp, now) .. table.concat(active)
+  return struct.pack('<IIIIIIIIIdddddddIiId', n7, n15, n30, np, nc, sw, pn, btot, bmax, spend,
+                     pmean, pm2, first, last, lastp, now, npd, fpd, vn, vs)
+         .. table.concat(active)
 end
 

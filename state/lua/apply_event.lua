@@ -14,6 +14,9 @@
 --   o   '<Hd' partition, offset of the last applied record
 --   lb  brand of the last branded event in arrival order
 --   x   dedupe records, 10 bytes each: '<H' day + 8-byte fingerprint
+--   v   customer value (only once the user has purchased): '<iIId' base day, purchase
+--       days, purchase days with known spend, their spend; then a bitmap of purchase
+--       days, bit i of byte k (LSB first) = day base + 8k + i.
 --   'd' .. '<H' day   one UTC day: '<BI' flags, events; then only the parts whose flag is
 --       set: 1 '<Id' purchases, spend; 2 '<I' carts; 4 '<Idd' priced events, price mean,
 --       price M2; 8 '<I' brand switches; then that day's brand counts as repeated
@@ -34,6 +37,31 @@ local function pack_day(n, np, nc, pn, spend, pmean, pm2, sw)
   if sw > 0 then flags = flags + 8; parts[#parts + 1] = struct.pack('<I', sw) end
   return struct.pack('<BI', flags, n) .. table.concat(parts)
 end
+-- set the bit of a purchase day (growing the bitmap at either end), counting new days
+local function mark_purchase_day(val, pday)
+  local base, npd, vn, vs, bits
+  if val then
+    base, npd, vn, vs = struct.unpack('<iIId', val)
+    bits = string.sub(val, 21)
+  else
+    base, npd, vn, vs, bits = pday - pday % 8, 0, 0, 0.0, ''
+  end
+  if pday < base then
+    local nb = math.ceil((base - pday) / 8)
+    bits = string.rep('\0', nb) .. bits
+    base = base - 8 * nb
+  end
+  local idx = pday - base
+  local k, mask = math.floor(idx / 8) + 1, 2 ^ (idx % 8)
+  if k > #bits then bits = bits .. string.rep('\0', k - #bits) end
+  local byte = string.byte(bits, k)
+  if math.floor(byte / mask) % 2 == 0 then
+    npd = npd + 1
+    bits = string.sub(bits, 1, k - 1) .. string.char(byte + mask) .. string.sub(bits, k + 1)
+  end
+  return struct.pack('<iIId', base, npd, vn, vs) .. bits
+end
+
 local day = math.floor(t / DAY)
 local NAMES = {[0] = 'applied', [1] = 'late', [2] = 'late_outside', [3] = 'duplicate'}
 
@@ -47,8 +75,8 @@ local function reply(status)
 end
 
 local dkey = 'd' .. struct.pack('<H', day)
-local cur = redis.call('HMGET', key, 'o', 'm', 'x', 'lb', dkey)
-local o, m, x, lb, d = cur[1], cur[2], cur[3], cur[4], cur[5]
+local cur = redis.call('HMGET', key, 'o', 'm', 'x', 'lb', dkey, 'v')
+local o, m, x, lb, d, v = cur[1], cur[2], cur[3], cur[4], cur[5], cur[6]
 if o then
   local p0, o0 = struct.unpack('<Hd', o)
   if p0 == part and off <= o0 then return reply(4) end
@@ -100,14 +128,16 @@ if new_last_day > old_last_day then
 end
 if t < first then first = t end
 last = new_last
-if typ == 2 and t > lastp then lastp = t end
+if typ == 2 then
+  if t > lastp then lastp = t end
+  v = mark_purchase_day(v, day)
+end
 local meta = struct.pack('<ddd', first, last, lastp)
 if day < min_day then
-  if x then
-    redis.call('HSET', key, 'm', meta, 'o', opos, 'x', x)
-  else
-    redis.call('HSET', key, 'm', meta, 'o', opos)
-  end
+  local f = {'m', meta, 'o', opos}
+  if x then f[#f + 1] = 'x'; f[#f + 1] = x end
+  if v then f[#f + 1] = 'v'; f[#f + 1] = v end
+  redis.call('HSET', key, unpack(f))
   return reply(2)
 end
 
@@ -121,6 +151,10 @@ if d then
 end
 n = n + 1
 if typ == 2 then
+  local base, npd, vn, vs = struct.unpack('<iIId', v)
+  if np == 0 then vn = vn + 1 end
+  if price then vs = vs + price end
+  v = struct.pack('<iIId', base, npd, vn, vs) .. string.sub(v, 21)
   np = np + 1
   if price then spend = spend + price end
 elseif typ == 1 then
@@ -133,6 +167,10 @@ if price then
   pm2 = pm2 + delta * (price - pmean)
 end
 local fields = {'m', meta, 'o', opos, 'x', x}
+if v then
+  fields[#fields + 1] = 'v'
+  fields[#fields + 1] = v
+end
 if brand ~= '' then
   if lb and lb ~= brand then sw = sw + 1 end
   local i, found = 1, false

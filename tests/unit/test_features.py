@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from core.apply import DUPLICATE, LATE, LATE_OUTSIDE, STATUS_NAMES, MemoryUser, apply_event
 from core.events import Event
-from core.features import FEATURE_NAMES, DayBucket, UserState, features_at
+from core.features import FEATURE_NAMES, DayBucket, UserState, features_at, window_aggregates
+from core.value import value_inputs
 from tests.reference import DAY, Reference, RefEvent, mismatches
 
 T0 = 1_600_000_000_000
@@ -59,6 +60,23 @@ def test_features_equal_reference(evs: list[Event], later: int) -> None:
     state, ref, _ = _run(evs)
     for now in (state.last_ms, state.last_ms + later):
         assert not mismatches(features_at(state, now), ref.features("u", now))
+
+
+@settings(max_examples=300, deadline=None)
+@given(user_log(), st.integers(0, 400 * DAY))
+def test_value_inputs_equal_reference(evs: list[Event], later: int) -> None:
+    """x, t_x, T and the known purchase spend (issue 6), under late events and duplicates."""
+    state, ref, _ = _run(evs)
+    for now in (state.last_ms, state.last_ms + later):
+        agg = window_aggregates(state, now)
+        want = ref.value_summary("u", now)
+        got = value_inputs(agg)
+        if want is None:
+            assert got is None and agg.purchase_days == 0
+            continue
+        assert got is not None
+        assert (got.x, got.t_x, got.T, got.n) == want[:4]
+        assert math.isclose(got.spend, want[4], rel_tol=1e-12, abs_tol=1e-9)
 
 
 @settings(max_examples=200, deadline=None)
