@@ -47,8 +47,11 @@ def loglik(g: GammaGamma, n: ArrayLike, m: ArrayLike) -> np.ndarray:
             + (px - 1) * np.log(m) + px * np.log(n) - (px + q) * np.log(gamma + n * m))
 
 
+_START = GammaGamma(1.0, 2.0, 1.0)  # gamma is scaled by the data's mean
+
+
 def fit(n: ArrayLike, m: ArrayLike, weights: ArrayLike | None = None,
-        start: GammaGamma = GammaGamma(1.0, 2.0, 1.0)) -> GammaGamma:
+        start: GammaGamma = _START) -> GammaGamma:
     """Maximum-likelihood (p, q, gamma) from customers with ``n`` >= 1 and ``m`` > 0."""
     n, m = np.asarray(n, float), np.asarray(m, float)
     keep = (n >= 1) & (m > 0)
