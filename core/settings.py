@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     # no snapshots in a partition's first days: a fresh log's 30-day windows are truncated
     label_warmup_days: int = Field(30, ge=0)
 
+    # customer value (BG/NBD + Gamma-Gamma): refit every value_fit_seconds in the learner
+    # (0 = only `churnstream fit-value`); CLV over value_clv_days, discounted per 30 days
+    value_fit_seconds: float = Field(600.0, ge=0)
+    value_min_customers: int = Field(100, ge=10)
+    value_clv_days: int = Field(365, ge=30)
+    value_discount: float = Field(0.01, ge=0, lt=1)
+    rfm_frequency_days: int = Field(365, ge=0)  # purchase days counted for RFM F; 0 = ever
+
     # sweeper: rescore silent users at each anchor, churn users silent > H days
     sweep_interval_seconds: float = Field(1.0, gt=0)
     sweep_chunk: int = Field(2000, ge=1)

@@ -61,6 +61,32 @@ def cmd_learner(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit_value(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from state.redis_store import connect
+    from state.value_store import ValueStore
+    from stream.value_job import describe, run_fit
+
+    settings = Settings.load()
+
+    async def once() -> int:
+        client = connect(settings.redis_url)
+        try:
+            fit = await run_fit(ValueStore(client, settings.redis_prefix), settings)
+        finally:
+            await client.aclose()
+        if fit is None:
+            print(f"fewer than {settings.value_min_customers} customers: nothing fitted",
+                  file=sys.stderr)
+            return 1
+        print(json.dumps(describe(fit), indent=2))
+        return 0
+
+    return asyncio.run(once())
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from api.main import run_api
 
@@ -236,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run a stream worker").set_defaults(func=cmd_worker)
     sub.add_parser("learner", help="learn the model from training.examples (one instance)"
                    ).set_defaults(func=cmd_learner)
+    sub.add_parser("fit-value", help="fit BG/NBD + Gamma-Gamma + RFM cuts on the customers "
+                   "in Redis now; new version + value index").set_defaults(func=cmd_fit_value)
     p = sub.add_parser("api", help="run the HTTP API")
     p.add_argument("--host")
     p.add_argument("--port", type=int)

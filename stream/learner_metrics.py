@@ -33,6 +33,18 @@ class LearnerMetrics:
                                registry=r)
         self.checkpoint_examples = Gauge("churn_model_examples",
                                          "Examples learned by the newest checkpoint", registry=r)
+        # customer value (stream/value_job.py)
+        self.value_fits = Counter("churn_value_fits_total", "Customer-value fits, by outcome",
+                                  ["outcome"], registry=r)
+        self.value_fit_seconds = Gauge("churn_value_fit_seconds",
+                                       "Duration of the last value fit (scan + fit + index)",
+                                       registry=r)
+        self.value_version = Gauge("churn_value_version", "Newest value-fit version", registry=r)
+        self.value_customers = Gauge("churn_value_customers",
+                                     "Customers (users with a purchase) in the last value fit",
+                                     registry=r)
+        self.segment_users = Gauge("churn_segment_users", "Users per RFM segment at the last "
+                                   "value fit", ["segment"], registry=r)
         self._info: tuple[str, str] | None = None
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
@@ -43,6 +55,15 @@ class LearnerMetrics:
         self.learned.labels("1").inc(d_label1)
         self.skipped.labels("invalid").inc(d_invalid)
         self.skipped.labels("repeat").inc(d_repeats)
+
+    def value_fit(self, version: int, customers: int, seconds: float,
+                  segments: Mapping[str, int]) -> None:
+        self.value_fits.labels("fitted").inc()
+        self.value_version.set(version)
+        self.value_customers.set(customers)
+        self.value_fit_seconds.set(seconds)
+        for name, n in segments.items():
+            self.segment_users.labels(name).set(n)
 
     def checkpoint(self, version: int, pipeline: str,
                    summary: Mapping[str, float | None]) -> None:

@@ -1,0 +1,120 @@
+"""Customer value in Redis: population summaries, versioned fits and the value index.
+
+Keys: ``<prefix>:value:meta`` (hash: version, the current fit as JSON),
+``<prefix>:value:fit:<version>`` (each fit as JSON; the newest ``keep`` are kept) and
+``<prefix>:value`` (sorted set: customer -> CLV at the last fit; rebuilt by each fit
+under a temporary key and renamed into place, so readers never see half an index).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from core.features import DAY_MS
+from core.segments import RFMCuts
+from core.value import ValueParams
+from state.keys import Keys
+
+SUMMARY = np.dtype([("x", "<i4"), ("t_x", "<i4"), ("T", "<i4"), ("n", "<u4"),
+                    ("spend", "<f8"), ("recency", "<i4"), ("frequency", "<i4")])
+_SCAN = resources.files("state").joinpath("lua", "value_scan.lua").read_text()
+
+
+class Summaries(NamedTuple):
+    ids: list[str]
+    records: np.ndarray  # SUMMARY
+    as_of_ms: int
+    prospects: int  # users without a purchase
+
+
+class ValueFit(NamedTuple):
+    """What one fit produced: the models, the RFM cut points, customers per segment."""
+
+    params: ValueParams
+    cuts: RFMCuts
+    segments: dict[str, int]
+    as_of_ms: int  # the newest partition watermark the summaries were taken at
+    frequency_days: int
+
+    def to_json(self) -> str:
+        return json.dumps({"params": json.loads(self.params.to_json()),
+                           "cuts": self.cuts._asdict(), "segments": self.segments,
+                           "as_of_ms": self.as_of_ms, "frequency_days": self.frequency_days})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ValueFit:
+        d = json.loads(raw)
+        cuts = RFMCuts(*(tuple(d["cuts"][k]) for k in RFMCuts._fields))
+        return cls(ValueParams.from_json(json.dumps(d["params"])), cuts, d["segments"],
+                   d["as_of_ms"], d["frequency_days"])
+
+
+class ValueStore:
+    def __init__(self, client: Any, prefix: str = "churn", keep: int = 3) -> None:
+        self.r = client
+        self.keys = Keys(prefix)
+        self.meta_key = f"{prefix}:value:meta"
+        self.fit_prefix = f"{prefix}:value:fit:"
+        self.index_key = f"{prefix}:value"
+        self.keep = keep
+        self._scan = client.register_script(_SCAN)
+
+    async def summaries(self, frequency_days: int, count: int = 2000) -> Summaries:
+        """Every customer's summary, each at its partition's event-time watermark, and
+        the number of users without a purchase; one script call per SCAN step."""
+        marks = {int(p): int(t) for p, t in (await self.r.hgetall(self.keys.watermark)).items()}
+        if not marks:
+            return Summaries([], np.zeros(0, SUMMARY), 0, 0)
+        todays = [marks.get(p, max(marks.values())) // DAY_MS for p in range(max(marks) + 1)]
+        pattern = self.keys.user_scan_pattern().encode()
+        cursor: bytes | int = 0
+        ids: list[str] = []
+        blobs: list[bytes] = []
+        prospects = 0
+        while True:
+            res = await self._scan(args=[cursor, pattern, count, frequency_days, *todays])
+            cursor, blob = res[0], res[1]
+            blobs.append(blob)
+            prospects += int(res[2])
+            ids.extend(self.keys.user_id_of(k.decode()) for k in res[3:])
+            if int(cursor) == 0:
+                break
+        return Summaries(ids, np.frombuffer(b"".join(blobs), dtype=SUMMARY),
+                         max(marks.values()), prospects)
+
+    async def save(self, fit: ValueFit) -> int:
+        """Store a fit as a new version (atomically with the meta); returns the version."""
+        version = int(await self.r.hincrby(self.meta_key, "next_version", 1))
+        fit = fit._replace(params=fit.params._replace(version=version))
+        doc = fit.to_json()
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(f"{self.fit_prefix}{version}", doc)
+        pipe.hset(self.meta_key, mapping={"version": version, "fit": doc})
+        if version > self.keep:
+            pipe.delete(f"{self.fit_prefix}{version - self.keep}")
+        await pipe.execute()
+        return version
+
+    async def current(self) -> ValueFit | None:
+        raw = await self.r.hget(self.meta_key, "fit")
+        return ValueFit.from_json(raw) if raw is not None else None
+
+    async def version(self) -> int:
+        raw = await self.r.hget(self.meta_key, "version")
+        return int(raw) if raw is not None else 0
+
+    async def write_index(self, ids: list[str], clv: np.ndarray, chunk: int = 5000) -> None:
+        """Replace the value index with ``ids`` -> ``clv`` in one RENAME."""
+        tmp = f"{self.index_key}:building"
+        await self.r.delete(tmp)
+        for k in range(0, len(ids), chunk):
+            part = dict(zip(ids[k:k + chunk], clv[k:k + chunk].tolist(), strict=True))
+            await self.r.zadd(tmp, part)
+        if ids:
+            await self.r.rename(tmp, self.index_key)
+        else:
+            await self.r.delete(self.index_key)

@@ -1,0 +1,121 @@
+"""Customer value on a real Redis: the scan script's summaries against the independent
+reference, and a fit stored as a version with its value index."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+
+import numpy as np
+import pytest
+
+from core import segments
+from core.events import Event
+from core.settings import Settings
+from state.redis_store import RedisFeatureStore, connect
+from state.store import Commit, Item
+from state.value_store import ValueStore
+from stream.services import EmbeddedServices
+from stream.value_job import fit_summaries, run_fit
+from tests.reference import DAY, Reference, RefEvent
+
+T0 = 1_600_000_000_000
+_LOOP = asyncio.new_event_loop()
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return _LOOP.run_until_complete(coro)
+
+
+def _stream(seed: int, users: int = 150, n: int = 6000) -> list[Item]:
+    """Users buying on some days over ~200 days, with late (also beyond the horizon),
+    duplicate and unpriced purchases, over 3 partitions."""
+    rng = random.Random(seed)
+    items: list[Item] = []
+    ids: list[Event] = []
+    for i in range(n):
+        if ids and rng.random() < 0.04:  # a duplicate delivered again at a new offset
+            e = rng.choice(ids)
+        else:
+            t = T0 + i * 200 * DAY // n - (rng.randrange(70 * DAY) if rng.random() < 0.08 else 0)
+            uid = f"u{rng.randrange(users)}"
+            kind = "purchase" if rng.random() < 0.25 else rng.choice(["view", "cart"])
+            e = Event(event_id=f"e{i}", user_id=uid, event_type=kind, event_time=t,
+                      price=rng.choice([None, 5.0, rng.random() * 90]))
+            ids.append(e)
+        items.append(Item(e, int(e.user_id[1:]) % 3, i))
+    return items
+
+
+@pytest.fixture(scope="module")
+def loaded(services: EmbeddedServices):  # type: ignore[no-untyped-def]
+    client = connect(services.redis.url)
+    prefix = f"v{uuid.uuid4().hex[:8]}"
+    store = RedisFeatureStore(client, prefix=prefix)
+    items = _stream(3)
+    ref = Reference()
+    marks: dict[int, int] = {}
+    for k in range(0, len(items), 500):
+        chunk = items[k:k + 500]
+        commits = []
+        for p in range(3):
+            mine = [it for it in chunk if it.partition == p]
+            if mine:
+                marks[p] = max(marks.get(p, 0), *(it.event.time_ms for it in mine))
+                commits.append(Commit(p, mine[-1].offset, marks[p], {}))
+        run(store.apply(chunk, commits))
+    for it in items:
+        e = it.event
+        ref.add(RefEvent(e.event_id, e.user_id, e.event_type, e.time_ms, e.price, e.brand))
+    return client, prefix, ref, marks
+
+
+@pytest.mark.parametrize("window", [0, 20, 90])
+def test_scan_summaries_equal_reference(loaded, window: int) -> None:  # type: ignore[no-untyped-def]
+    client, prefix, ref, marks = loaded
+    got = run(ValueStore(client, prefix).summaries(window, count=37))
+    assert got.as_of_ms == max(marks.values())
+    buyers = {u for u, s in ref.users.items() if s.purchase_days}
+    assert sorted(got.ids) == sorted(buyers)
+    assert got.prospects == len(ref.users) - len(buyers)
+    for uid, rec in zip(got.ids, got.records, strict=True):
+        now = marks[int(uid[1:]) % 3]
+        x, t_x, T, n, spend = ref.value_summary(uid, now)
+        days = ref.users[uid].purchase_days
+        today = now // DAY
+        freq = len(days) if window == 0 else sum(today - window < d <= today for d in days)
+        assert (rec["x"], rec["t_x"], rec["T"], rec["n"]) == (x, t_x, T, n)
+        assert rec["spend"] == pytest.approx(spend, rel=1e-12, abs=1e-9)
+        assert (rec["recency"], rec["frequency"]) == (today - max(days), freq)
+
+
+def test_fit_is_versioned_and_indexes_every_customer(loaded) -> None:  # type: ignore[no-untyped-def]
+    client, prefix, ref, _ = loaded
+    vs = ValueStore(client, prefix, keep=2)
+    settings = Settings(value_min_customers=10, rfm_frequency_days=60)
+    first = run(run_fit(vs, settings))
+    second = run(run_fit(vs, settings))
+    assert (first.params.version, second.params.version) == (1, 2)
+    assert run(vs.current()) == second
+    # the index holds exactly the CLVs the fit computes from the same summaries
+    s = run(vs.summaries(60))
+    _, clv = fit_summaries(s.records, s.as_of_ms, settings, first)
+    index = dict(run(client.zrange(vs.index_key, 0, -1, withscores=True)))
+    assert len(index) == len(s.ids)
+    for uid, c in zip(s.ids, clv, strict=True):
+        assert index[uid.encode()] == pytest.approx(c, rel=1e-9)
+    assert sum(second.segments.values()) == len(ref.users)
+    assert set(second.segments) == set(segments.SEGMENTS)
+    assert second.segments[segments.PROSPECT] == s.prospects
+    assert np.all(clv >= 0)
+    run(run_fit(vs, settings))  # a third version drops the first
+    assert run(client.exists(f"{prefix}:value:fit:1")) == 0
+    assert run(client.exists(f"{prefix}:value:fit:3")) == 1
+
+
+def test_too_few_customers_keeps_the_old_fit(loaded) -> None:  # type: ignore[no-untyped-def]
+    client, prefix, _, _ = loaded
+    vs = ValueStore(client, f"{prefix}x")  # an empty namespace
+    assert run(run_fit(vs, Settings(value_min_customers=10))) is None
+    assert run(vs.current()) is None
