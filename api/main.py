@@ -13,10 +13,12 @@ from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import events, model, ranking, status, users
 from api.routes.events import Producer
 from api.security import ReadAccess
+from api.value import FitCache
 from core.process import tune_gc
 from core.settings import Settings
 from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
+from state.value_store import ValueStore
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.store = store = RedisFeatureStore(client, settings.redis_prefix)
         app.state.models = ModelStore(client, settings.redis_prefix)
+        app.state.value_fits = FitCache(ValueStore(client, settings.redis_prefix))
         app.state.producer = producer = Producer(settings)
         try:
             yield

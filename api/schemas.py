@@ -14,6 +14,34 @@ class Reason(BaseModel):
     text: str
 
 
+class Value(BaseModel):
+    purchase_days: int = Field(description="Distinct UTC days with a purchase, ever")
+    repeat_purchase_days: int = Field(description="BG/NBD x: purchase days after the first")
+    t_x_days: int = Field(description="BG/NBD t_x: first to last purchase day")
+    age_days: int = Field(description="BG/NBD T: first purchase day to day(as_of)")
+    valued_purchase_days: int = Field(description="Purchase days whose spend is known")
+    mean_spend: float = Field(description="Their mean spend")
+    fit_version: int | None = Field(description="Value fit used (None: no fit yet)")
+    p_alive: float | None = Field(description="BG/NBD probability of being alive")
+    expected_purchases: float | None = Field(
+        description="Expected purchase days in the next `horizon_days`")
+    p_no_purchase: float | None = Field(
+        description="Probability of no purchase in the next `horizon_days`")
+    value_per_purchase: float | None = Field(
+        description="Gamma-Gamma expected spend of a purchase day")
+    clv: float | None = Field(description="Discounted expected spend over `clv_days` "
+                                          "(CHURN_VALUE_CLV_DAYS, CHURN_VALUE_DISCOUNT)")
+    horizon_days: int
+    clv_days: int
+
+
+class Segment(BaseModel):
+    name: str = Field(description="RFM persona (champions, loyal, ..., prospect)")
+    r: int | None = Field(description="Recency score 1-5 (5 = bought most recently)")
+    f: int | None = Field(description="Frequency score 1-5")
+    m: int | None = Field(description="Monetary score 1-5")
+
+
 class UserRisk(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "user_id": "u0000665", "as_of": "2020-01-29T00:00:00.000Z", "risk": 0.81,
@@ -44,6 +72,10 @@ class UserRisk(BaseModel):
                                                      "one announced on `risk.alerts`")
     reasons: list[Reason] = Field([], description="Top features pushing the risk up")
     features: dict[str, float] = Field(description="All features of DESIGN section 4")
+    value: Value | None = Field(None, description="Customer value; None before a purchase")
+    segment: Segment | None = Field(None, description="RFM segment; None before a value fit")
+    expected_saved_value: float | None = Field(
+        None, description="risk x CLV: what retaining the user is expected to be worth")
     first_event: str
     last_event: str
 

@@ -24,9 +24,11 @@ True
 from __future__ import annotations
 
 import json
+import math
 from typing import NamedTuple
 
 import numpy as np
+from scipy.special import hyp2f1
 
 from core import bgnbd, gammagamma
 from core.bgnbd import BGNBD
@@ -122,8 +124,28 @@ def value_arrays(params: ValueParams, x: np.ndarray, t_x: np.ndarray, T: np.ndar
 
 def user_value(params: ValueParams, v: ValueInputs, horizon_days: float, clv_days: int,
                discount: float) -> UserValue:
-    """Everything the API serves about one user's value."""
-    a = value_arrays(params, np.array([v.x], float), np.array([v.t_x], float),
-                     np.array([v.T], float), np.array([v.n], float), np.array([v.spend]),
-                     horizon_days, clv_days, discount)
-    return UserValue(*(float(arr[0]) for arr in a))
+    """Everything the API serves about one user's value: the formulas of
+    :func:`value_arrays` in scalar math (a lookup must not pay numpy's per-call cost)."""
+    r, alpha, a, b = params.bgnbd
+    x, t_x, T = float(v.x), float(v.t_x), float(v.T)
+    alive = 1.0
+    if x > 0:
+        log_ratio = (math.log(a) - math.log(b + x - 1)
+                     + (r + x) * (math.log(alpha + T) - math.log(alpha + t_x)))
+        alive = 1.0 / (1.0 + math.exp(min(log_ratio, 700.0)))
+    head = (a + b + x - 1) / (a - 1)
+
+    def expected(t: float) -> float:
+        tail = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * float(
+            hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t)))
+        return head * tail * alive
+
+    p, q, gamma = params.gg
+    per = (gamma + v.spend) * p / (p * v.n + q - 1)
+    clv = prev = 0.0
+    for k in range(1, max(1, clv_days // PERIOD_DAYS) + 1):
+        cum = expected(k * PERIOD_DAYS)
+        clv += (cum - prev) / (1.0 + discount) ** k
+        prev = cum
+    no_buy = (1 - alive) + alive * ((alpha + T) / (alpha + T + horizon_days)) ** (r + x)
+    return UserValue(alive, expected(horizon_days), no_buy, per, clv * per)

@@ -7,7 +7,8 @@ from fastapi import APIRouter, HTTPException, Request
 from api.responses import FastJSON
 from api.routes import ranking
 from api.schemas import UserRisk
-from core.features import features_at
+from api.value import segment_of, value_of
+from core.features import compute_features, window_aggregates
 from core.model import reason_rows
 from core.rules import RULE_NAME, recency_frequency_risk
 from core.scoring import RuleScorer
@@ -51,7 +52,11 @@ async def get_user(request: Request) -> FastJSON:
         if now < state.last_ms:
             raise HTTPException(422, detail={
                 "error": "as_of_before_newest_event", "newest_event": rfc3339(state.last_ms)})
-    feats = features_at(state, now)
+    agg = window_aggregates(state, now)
+    feats = compute_features(agg)
+    fit = await request.app.state.value_fits.get()
+    value, summary = value_of(fit, agg, settings)
+    segment = segment_of(fit, state, summary, now) if fit is not None else None
     version, why = 0, []
     if score is not None and score.as_of_ms == now:
         risk, scorer, scored_at = score.risk, score.scorer, score.as_of_ms
@@ -78,5 +83,8 @@ async def get_user(request: Request) -> FastJSON:
         "model_version": version,
         "scored_at": as_of_text if scored_at == now else rfc3339(scored_at), **position,
         "alert_tier": alert_tier, "reasons": why, "features": feats,
+        "value": value, "segment": segment,
+        "expected_saved_value": risk * value["clv"] if value and value["clv"] is not None
+        else None,
         "first_event": rfc3339(state.first_ms),
         "last_event": as_of_text if state.last_ms == now else rfc3339(state.last_ms)})

@@ -119,6 +119,49 @@ def test_every_feature_of_every_user(baseline, log) -> None:  # type: ignore[no-
             assert not mismatches(body["features"], ref.features(uid, later)), uid
 
 
+def test_value_and_segment_of_every_user(baseline, log) -> None:  # type: ignore[no-untyped-def]
+    """After `churnstream fit-value`: each user's value block and RFM segment equal the
+    formulas applied to the reference's purchase summary, under the stored fit."""
+    from core import segments
+    from core.settings import Settings
+    from core.value import ValueInputs, user_value
+    from state.value_store import ValueFit
+
+    ns, _ = baseline
+    _, _, ref = log
+    fitter = ns.spawn("fit-value")
+    assert fitter.wait(120) == 0, ns.logs[-1].read_text()
+    fit = ValueFit.from_json(ns.redis().hget(f"t{ns.name}:value:meta", "fit"))
+    assert fit.params.customers == sum(1 for u in ref.users.values() if u.purchase_days) > 100
+    d = Settings()
+    time.sleep(2.2)  # the API re-reads the fit at most every 2 s
+    customers = 0
+    for uid in ref.users:
+        code, body = http_json(f"{ns.api_url}/v1/users/{urllib.parse.quote(uid)}")
+        assert code == 200
+        UserRisk.model_validate(body, strict=True)
+        now = parse_time(body["as_of"])
+        want = ref.value_summary(uid, now)
+        if want is None:
+            assert body["value"] is None and body["segment"]["name"] == "prospect"
+            continue
+        customers += 1
+        x, t_x, T, n, spend = want
+        v = body["value"]
+        assert (v["repeat_purchase_days"], v["t_x_days"], v["age_days"],
+                v["valued_purchase_days"]) == (x, t_x, T, n)
+        uv = user_value(fit.params, ValueInputs(x, t_x, T, n, spend), d.churn_horizon_days,
+                        d.value_clv_days, d.value_discount)
+        for name, expect in uv._asdict().items():
+            assert v[name] == pytest.approx(expect, rel=1e-9, abs=1e-12), (uid, name)
+        assert body["expected_saved_value"] == pytest.approx(body["risk"] * uv.clv, rel=1e-9)
+        days, today = ref.users[uid].purchase_days, now // DAY
+        freq = sum(1 for dd in days if today - fit.frequency_days < dd <= today)
+        r, f, m = segments.scores(fit.cuts, today - max(days), freq, spend / n if n else 0.0)
+        assert body["segment"] == {"name": segments.persona(r, f), "r": r, "f": f, "m": m}
+    assert customers == fit.params.customers
+
+
 def test_unknown_user_and_bad_as_of(baseline, log) -> None:  # type: ignore[no-untyped-def]
     ns, _ = baseline
     uid = next(iter(log[2].users))

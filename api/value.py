@@ -1,0 +1,61 @@
+"""Customer value and RFM segment of one user, for ``GET /v1/users/{id}`` and ``/v1/top``.
+
+The current fit (BG/NBD, Gamma-Gamma, RFM cut points) is read from Redis at most every
+two seconds; the user's summary comes from the state the route already read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from core import segments
+from core.features import DAY_MS, Aggregates, UserState
+from core.settings import Settings
+from core.value import ValueInputs, user_value, value_inputs
+from state.value_store import ValueFit, ValueStore
+
+
+class FitCache:
+    def __init__(self, store: ValueStore, ttl: float = 2.0) -> None:
+        self.store, self.ttl = store, ttl
+        self._fit: ValueFit | None = None
+        self._read_at = -1e9
+
+    async def get(self) -> ValueFit | None:
+        if time.monotonic() - self._read_at > self.ttl:
+            self._fit = await self.store.current()
+            self._read_at = time.monotonic()
+        return self._fit
+
+
+def segment_of(fit: ValueFit, state: UserState, v: ValueInputs | None, now_ms: int
+               ) -> dict[str, Any]:
+    """The user's persona and R/F/M scores at ``now_ms`` under the fit's cut points."""
+    if v is None:
+        return {"name": segments.PROSPECT, "r": None, "f": None, "m": None}
+    today = now_ms // DAY_MS
+    w = fit.frequency_days
+    freq = len(state.purchase_days) if w == 0 else sum(
+        1 for d in state.purchase_days if today - w < d <= today)
+    r, f, m = segments.scores(fit.cuts, today - max(state.purchase_days), freq, v.mean_spend)
+    return {"name": segments.persona(r, f), "r": r, "f": f, "m": m}
+
+
+def value_of(fit: ValueFit | None, agg: Aggregates, settings: Settings
+             ) -> tuple[dict[str, Any] | None, ValueInputs | None]:
+    """The ``value`` block (None before the first purchase) and the user's summary."""
+    v = value_inputs(agg)
+    if v is None:
+        return None, None
+    out: dict[str, Any] = {
+        "purchase_days": v.x + 1, "repeat_purchase_days": v.x, "t_x_days": v.t_x,
+        "age_days": v.T, "valued_purchase_days": v.n, "mean_spend": v.mean_spend,
+        "fit_version": None, "p_alive": None, "expected_purchases": None,
+        "p_no_purchase": None, "value_per_purchase": None, "clv": None,
+        "horizon_days": settings.churn_horizon_days, "clv_days": settings.value_clv_days}
+    if fit is not None:
+        uv = user_value(fit.params, v, settings.churn_horizon_days, settings.value_clv_days,
+                        settings.value_discount)
+        out.update(uv._asdict(), fit_version=fit.params.version)
+    return out, v
