@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import metrics as api_metrics
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import events, model, ranking, status, users
+from api.routes import events, model, ranking, segments, status, users
 from api.routes.events import Producer
 from api.security import ReadAccess
 from api.value import FitCache
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the key check only where it applies: each dependency costs every request; the
     # user lookup first, as routes are matched in order
     reads = [ReadAccess] if settings.api_keys and settings.api_read_auth else []
-    for read in (users.router, ranking.router, model.router):
+    for read in (users.router, ranking.router, model.router, segments.router):
         app.include_router(read, dependencies=reads)
     app.include_router(api_metrics.router)
     app.include_router(events.router)

@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 from core import segments
-from core.features import DAY_MS, Aggregates, UserState
+from core.features import DAY_MS, Aggregates
 from core.settings import Settings
 from core.value import ValueInputs, user_value, value_inputs
+from state.codec import decode_score, newest_ms, value_field
 from state.value_store import ValueFit, ValueStore
 
 
@@ -29,17 +30,29 @@ class FitCache:
         return self._fit
 
 
-def segment_of(fit: ValueFit, state: UserState, v: ValueInputs | None, now_ms: int
+PROSPECT = {"name": segments.PROSPECT, "r": None, "f": None, "m": None}
+
+
+def segment_of(fit: ValueFit, days: set[int], mean_spend: float, now_ms: int
                ) -> dict[str, Any]:
-    """The user's persona and R/F/M scores at ``now_ms`` under the fit's cut points."""
-    if v is None:
-        return {"name": segments.PROSPECT, "r": None, "f": None, "m": None}
+    """Persona and R/F/M scores at ``now_ms`` of a user with these purchase days."""
+    if not days:
+        return PROSPECT
     today = now_ms // DAY_MS
     w = fit.frequency_days
-    freq = len(state.purchase_days) if w == 0 else sum(
-        1 for d in state.purchase_days if today - w < d <= today)
-    r, f, m = segments.scores(fit.cuts, today - max(state.purchase_days), freq, v.mean_spend)
+    freq = len(days) if w == 0 else sum(1 for d in days if today - w < d <= today)
+    r, f, m = segments.scores(fit.cuts, today - max(days), freq, mean_spend)
     return {"name": segments.persona(r, f), "r": r, "f": f, "m": m}
+
+
+def segment_of_fields(fit: ValueFit, v: bytes | None, m: bytes | None, s: bytes | None
+                      ) -> dict[str, Any]:
+    """:func:`segment_of` from raw hash fields, at the stored score's reference time."""
+    if v is None or m is None:
+        return PROSPECT
+    days, n, spend = value_field(v)
+    now = decode_score(s).as_of_ms if s is not None else newest_ms(m)
+    return segment_of(fit, days, spend / n if n else 0.0, now)
 
 
 def value_of(fit: ValueFit | None, agg: Aggregates, settings: Settings

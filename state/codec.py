@@ -135,10 +135,21 @@ def _day(v: bytes) -> DayBucket:
 _VALUE = struct.Struct("<iIId")  # base day, purchase days, days with known spend, spend
 
 
-def _bitmap_days(value: bytes) -> set[int]:
+def newest_ms(meta: bytes) -> int:
+    """The user's newest event time from field ``m``."""
+    return int(_META.unpack(meta)[1])
+
+
+def value_field(value: bytes) -> tuple[set[int], int, float]:
+    """(purchase days, purchase days with known spend, their spend) of field ``v``."""
+    _, _, n, spend = _VALUE.unpack_from(value)
+    return purchase_days_of(value), n, spend
+
+
+def purchase_days_of(value: bytes) -> set[int]:
     """Purchase days of field ``v``: bit i of bitmap byte k (LSB first) = base + 8k + i.
 
-    >>> sorted(_bitmap_days(_VALUE.pack(16, 3, 0, 0.0) + bytes([0b101, 0, 0b10000000])))
+    >>> sorted(purchase_days_of(_VALUE.pack(16, 3, 0, 0.0) + bytes([0b101, 0, 0b10000000])))
     [16, 18, 39]
     """
     base = _VALUE.unpack_from(value)[0]
@@ -163,7 +174,7 @@ def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
     value = h.get(b"v")
     if value is not None:
         _, _, st.value_n, st.value_sum = _VALUE.unpack_from(value)
-        st.purchase_days = _bitmap_days(value)
+        st.purchase_days = purchase_days_of(value)
     days = st.days
     for field, value in h.items():
         if len(field) == 3 and field[0] == 100:  # b"d" + uint16 day

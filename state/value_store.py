@@ -9,6 +9,7 @@ under a temporary key and renamed into place, so readers never see half an index
 from __future__ import annotations
 
 import json
+import math
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -22,6 +23,16 @@ from state.keys import Keys
 SUMMARY = np.dtype([("x", "<i4"), ("t_x", "<i4"), ("T", "<i4"), ("n", "<u4"),
                     ("spend", "<f8"), ("recency", "<i4"), ("frequency", "<i4")])
 _SCAN = resources.files("state").joinpath("lua", "value_scan.lua").read_text()
+
+
+class RowInfo(NamedTuple):
+    user_id: str
+    clv: float | None
+    risk: float | None
+    rank: int | None
+    v: bytes | None
+    m: bytes | None
+    s: bytes | None
 
 
 class Summaries(NamedTuple):
@@ -106,6 +117,34 @@ class ValueStore:
     async def version(self) -> int:
         raw = await self.r.hget(self.meta_key, "version")
         return int(raw) if raw is not None else 0
+
+    async def desc(self, key: str, start: int, count: int) -> list[tuple[str, float]]:
+        rows = await self.r.zrevrange(key, start, start + count - 1, withscores=True)
+        return [(u.decode(), float(sc)) for u, sc in rows]
+
+    async def threshold(self, quantile: float) -> float | None:
+        """The smallest CLV among the top (1 - quantile) share of the index (the value
+        quantile); None for an empty index."""
+        n = int(await self.r.zcard(self.index_key))
+        if n == 0:
+            return None
+        pos = max(0, math.ceil((1 - quantile) * n) - 1)
+        rows = await self.r.zrevrange(self.index_key, pos, pos, withscores=True)
+        return float(rows[0][1])
+
+    async def rows(self, user_ids: list[str]) -> list[RowInfo]:
+        """Per user, in one pipeline: CLV in the index, 0-based risk rank, risk, and the
+        hash fields a segment needs."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zmscore(self.index_key, user_ids)
+        pipe.zmscore(self.keys.rank, user_ids)
+        for u in user_ids:
+            pipe.zrevrank(self.keys.rank, u)
+            pipe.hmget(self.keys.user(u), "v", "m", "s")
+        res = await pipe.execute()
+        clv, risk = res[0], res[1]
+        return [RowInfo(u, clv[i], risk[i], res[2 + 2 * i], *res[3 + 2 * i])
+                for i, u in enumerate(user_ids)]
 
     async def write_index(self, ids: list[str], clv: np.ndarray, chunk: int = 5000) -> None:
         """Replace the value index with ``ids`` -> ``clv`` in one RENAME."""

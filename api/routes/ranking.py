@@ -13,16 +13,19 @@ import math
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SettingsDep, StoreDep
 from api.responses import FastJSON
+from api.value_rank import Sort, row_json, value_page
+from core.segments import SEGMENTS
 from core.tiers import CHURNED, TIERS, TierPolicy, raw_tier
 
 router = APIRouter(prefix="/v1", tags=["ranking"])
 MAX_PAGE = 10_000
+SEGMENT_PATTERN = f"^({'|'.join(SEGMENTS)})$"
 
 
 class Ranked(BaseModel):
@@ -31,6 +34,9 @@ class Ranked(BaseModel):
     risk: float
     percentile: float
     tier: str
+    clv: float | None = Field(None, description="CLV at the last value fit (value queries)")
+    expected_saved_value: float | None = Field(None, description="risk x clv")
+    segment: str | None = Field(None, description="RFM persona now (value queries)")
 
 
 class TopPage(BaseModel):
@@ -42,6 +48,9 @@ class TopPage(BaseModel):
     ranked: int
     offset: int
     items: list[Ranked]
+    sort: str = "risk"
+    min_clv: float | None = Field(None, description="CLV threshold of min_value_quantile")
+    value_fit_version: int | None = None
 
 
 class TierInfo(BaseModel):
@@ -111,7 +120,7 @@ async def _csv(store: StoreDep, first: int, count: int, n: int, policy: TierPoli
 
 @router.get("/top", response_model=None,
             responses={200: {"model": TopPage, "content": {"text/csv": {}}}})
-async def top(store: StoreDep, settings: SettingsDep,
+async def top(request: Request, store: StoreDep, settings: SettingsDep,
               k: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
               percent: Annotated[float | None, Query(gt=0, le=100)] = None,
               offset: Annotated[int, Query(ge=0)] = 0,
@@ -119,9 +128,19 @@ async def top(store: StoreDep, settings: SettingsDep,
               format: Annotated[Literal["json", "csv"], Query(
                   description="csv: streamed, the whole selection when k is not given "
                               "(user_id, risk, tier, percentile, top_reason)")] = "json",
+              sort: Annotated[Sort, Query(
+                  description="risk; value: CLV at the last value fit; saved_value: "
+                              "expected saved value = risk x CLV")] = "risk",
+              min_value_quantile: Annotated[float | None, Query(
+                  ge=0, lt=1, description="only users whose CLV is in the top (1 - q) "
+                                          "share, e.g. 0.75: the top value quartile")] = None,
+              segment: Annotated[str | None, Query(
+                  pattern=SEGMENT_PATTERN, description="only this RFM persona")] = None,
               ) -> FastJSON | StreamingResponse:
     """The riskiest users: ``k`` of them, or the top ``percent`` %, from ``offset``;
-    within ``tier`` when given (then ``offset`` counts from the tier's first rank)."""
+    within ``tier`` when given (then ``offset`` counts from the tier's first rank).
+    With ``sort``, ``min_value_quantile`` or ``segment``: value-aware targeting
+    (``api/value_rank.py``); ``offset`` then counts within the selection."""
     if k is not None and percent is not None:
         raise HTTPException(422, detail={"error": "give k or percent, not both"})
     n = await store.count_ranked()
@@ -131,6 +150,10 @@ async def top(store: StoreDep, settings: SettingsDep,
     if percent is not None:
         end = min(end, start + math.ceil(percent / 100 * n))
     policy = settings.tier_policy()
+    if sort != "risk" or min_value_quantile is not None or segment is not None:
+        return await _value_top(request, n, (start, end), tier is not None, offset,
+                                k if k is not None else (end - start if percent else MAX_PAGE),
+                                sort, min_value_quantile, segment, format)
     if format == "csv":
         count = end - start - offset if k is None else min(end - start - offset, k)
         return StreamingResponse(_csv(store, start + offset, max(0, count), n, policy),
@@ -145,6 +168,34 @@ async def top(store: StoreDep, settings: SettingsDep,
         items.append({"user_id": uid, "rank": r0 + 1, "risk": risk, "percentile": pct,
                       "tier": t})
     return FastJSON({"ranked": n, "offset": offset, "items": items})
+
+
+async def _value_top(request: Request, n: int, tier_range: tuple[int, int], in_tier: bool,
+                     offset: int, k: int, sort: Sort, min_value_quantile: float | None,
+                     segment: str | None, format: str) -> FastJSON | StreamingResponse:
+    app = request.app
+    fit = await app.state.value_fits.get()
+    policy = app.state.tier_policy
+    k = max(0, min(k, MAX_PAGE))
+    rows, min_clv = await value_page(app.state.value_fits.store, fit, sort, offset, k,
+                                     min_value_quantile, segment,
+                                     tier_range if in_tier else None)
+    items = [row_json(r, fit, n, lambda r0, nn, risk: position(r0, nn, policy, risk))
+             for r in rows]
+    if format == "csv":
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\n")
+        out.writerow(["rank", "user_id", "risk", "tier", "percentile", "clv",
+                      "expected_saved_value", "segment"])
+        for it in items:
+            out.writerow([it["rank"], it["user_id"], repr(it["risk"]), it["tier"],
+                          repr(it["percentile"]), it["clv"], it["expected_saved_value"],
+                          it["segment"]])
+        return StreamingResponse(iter([buf.getvalue().encode()]), media_type="text/csv",
+                                 headers={"Content-Disposition": "attachment; filename=top.csv"})
+    return FastJSON({"ranked": n, "offset": offset, "items": items, "sort": sort,
+                     "min_clv": min_clv,
+                     "value_fit_version": fit.params.version if fit is not None else None})
 
 
 @router.get("/tiers", response_model=Tiers)

@@ -56,7 +56,8 @@ async def get_user(request: Request) -> FastJSON:
     feats = compute_features(agg)
     fit = await request.app.state.value_fits.get()
     value, summary = value_of(fit, agg, settings)
-    segment = segment_of(fit, state, summary, now) if fit is not None else None
+    segment = segment_of(fit, state.purchase_days, summary.mean_spend if summary else 0.0,
+                         now) if fit is not None else None
     version, why = 0, []
     if score is not None and score.as_of_ms == now:
         risk, scorer, scored_at = score.risk, score.scorer, score.as_of_ms

@@ -119,22 +119,30 @@ def test_every_feature_of_every_user(baseline, log) -> None:  # type: ignore[no-
             assert not mismatches(body["features"], ref.features(uid, later)), uid
 
 
-def test_value_and_segment_of_every_user(baseline, log) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def fitted(baseline):  # type: ignore[no-untyped-def]
+    """`churnstream fit-value` run once on the replayed log."""
+    from state.value_store import ValueFit
+
+    ns, _ = baseline
+    fitter = ns.spawn("fit-value")
+    assert fitter.wait(120) == 0, ns.logs[-1].read_text()
+    time.sleep(2.2)  # the API re-reads the fit at most every 2 s
+    return ValueFit.from_json(ns.redis().hget(f"t{ns.name}:value:meta", "fit"))
+
+
+def test_value_and_segment_of_every_user(baseline, log, fitted) -> None:  # type: ignore[no-untyped-def]
     """After `churnstream fit-value`: each user's value block and RFM segment equal the
     formulas applied to the reference's purchase summary, under the stored fit."""
     from core import segments
     from core.settings import Settings
     from core.value import ValueInputs, user_value
-    from state.value_store import ValueFit
 
     ns, _ = baseline
     _, _, ref = log
-    fitter = ns.spawn("fit-value")
-    assert fitter.wait(120) == 0, ns.logs[-1].read_text()
-    fit = ValueFit.from_json(ns.redis().hget(f"t{ns.name}:value:meta", "fit"))
+    fit = fitted
     assert fit.params.customers == sum(1 for u in ref.users.values() if u.purchase_days) > 100
     d = Settings()
-    time.sleep(2.2)  # the API re-reads the fit at most every 2 s
     customers = 0
     for uid in ref.users:
         code, body = http_json(f"{ns.api_url}/v1/users/{urllib.parse.quote(uid)}")
@@ -160,6 +168,42 @@ def test_value_and_segment_of_every_user(baseline, log) -> None:  # type: ignore
         r, f, m = segments.scores(fit.cuts, today - max(days), freq, spend / n if n else 0.0)
         assert body["segment"] == {"name": segments.persona(r, f), "r": r, "f": f, "m": m}
     assert customers == fit.params.customers
+
+
+def test_value_targeting_equals_brute_force(baseline, fitted) -> None:  # type: ignore[no-untyped-def]
+    """/v1/top by CLV, by risk x CLV (threshold algorithm), within the top value quartile
+    and within a segment, against sorts over the whole rank and value indexes."""
+    ns, _ = baseline
+    r = ns.redis()
+    order = [u.decode() for u in r.zrevrange(f"t{ns.name}:rank", 0, -1)]
+    risk = {u.decode(): s for u, s in r.zrange(f"t{ns.name}:rank", 0, -1, withscores=True)}
+    clv = {u.decode(): s for u, s in r.zrange(f"t{ns.name}:value", 0, -1, withscores=True)}
+    assert len(clv) == fitted.params.customers
+
+    def top(query: str) -> list[str]:
+        code, body = http_json(f"{ns.api_url}/v1/top?{query}")
+        assert code == 200, body
+        TopPage.model_validate(body)
+        assert body["value_fit_version"] == fitted.params.version
+        return [it["user_id"] for it in body["items"]]
+
+    saved = sorted((u for u in risk if u in clv), key=lambda u: (-risk[u] * clv[u], u))
+    assert top("sort=saved_value&k=40") == saved[:40]
+    assert top("sort=saved_value&k=10&offset=15") == saved[15:25]
+    by_value = [u.decode() for u in r.zrevrange(f"t{ns.name}:value", 0, -1)]
+    assert top("sort=value&k=30") == [u for u in by_value if u in risk][:30]
+    cut = sorted(clv.values(), reverse=True)[math.ceil(0.25 * len(clv)) - 1]
+    assert top("min_value_quantile=0.75&k=30") == [u for u in order if clv.get(u, -1) >= cut][:30]
+    # a segment: every user listed has it, and no riskier ranked user does
+    code, seg = http_json(f"{ns.api_url}/v1/segments")
+    assert code == 200 and seg["fit_version"] == fitted.params.version
+    name = max((s for s in seg["segments"] if s != "prospect"), key=seg["segments"].get)
+    got = top(f"segment={name}&k=15")
+    assert len(got) == 15
+    upto = order.index(got[-1])
+    want = [u for u in order[:upto + 1]
+            if http_json(f"{ns.api_url}/v1/users/{u}")[1]["segment"]["name"] == name]
+    assert got == want
 
 
 def test_unknown_user_and_bad_as_of(baseline, log) -> None:  # type: ignore[no-untyped-def]
