@@ -49,6 +49,9 @@ def loglik(m: BGNBD, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> np.ndarray:
 
 
 START = BGNBD(1.0, 1.0, 1.0, 1.0)
+# parameters stay within e^-10 .. e^10: when customers hardly ever drop out the likelihood
+# keeps rising as a and b grow together, and unbounded (a, b) ~ 1e200 overflow eq. 10
+LOG_BOUND = 10.0
 
 
 def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None,
@@ -59,10 +62,12 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = 
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
 
     def nll(theta: np.ndarray) -> float:
-        m = BGNBD(*np.exp(theta))
-        return -float(np.dot(w, loglik(m, x, t_x, T))) / float(w.sum())
+        with np.errstate(over="ignore", invalid="ignore"):
+            val = -float(np.dot(w, loglik(BGNBD(*np.exp(theta)), x, t_x, T))) / float(w.sum())
+        return val if np.isfinite(val) else 1e300
 
-    res = minimize(nll, np.log(np.array(start)), method="Nelder-Mead",
+    x0 = np.clip(np.log(np.array(start)), -LOG_BOUND + 1e-9, LOG_BOUND - 1e-9)
+    res = minimize(nll, x0, method="Nelder-Mead", bounds=[(-LOG_BOUND, LOG_BOUND)] * 4,
                    options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": 4000})
     return BGNBD(*(float(v) for v in np.exp(res.x)))
 

@@ -67,7 +67,7 @@ def fit(n: ArrayLike, m: ArrayLike, weights: ArrayLike | None = None,
         val = -float(np.dot(w, loglik(GammaGamma(*np.exp(theta)), n, m)))
         return val if np.isfinite(val) else 1e300
 
-    res = minimize(nll, x0, method="Nelder-Mead",
+    res = minimize(nll, x0, method="Nelder-Mead", bounds=[(-15.0, 15.0)] * 3,
                    options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000, "maxfev": 8000})
     return GammaGamma(*(float(v) for v in np.exp(res.x)))
 

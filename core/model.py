@@ -45,6 +45,10 @@ def model_inputs(f: Mapping[str, float]) -> dict[str, float]:
         x[name] = f[name]
     typical_gap = 30.0 / max(1.0, f["active_days_30d"])
     x["recency_vs_gap"] = math.log1p(f["days_since_last_event"] / typical_gap)
+    if "bg_p_alive" in f:  # optional BG/NBD inputs (stream/eval_value.py)
+        x["bg_customer"] = f["bg_customer"]
+        x["bg_p_alive"] = f["bg_p_alive"]
+        x["bg_log_expected_purchases"] = math.log1p(max(0.0, f["bg_expected_purchases"]))
     return x
 
 

@@ -154,9 +154,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             ks=tuple(float(k) / 100 for k in args.k.split(",")),
             pipelines=tuple(p for p in args.pipelines.split(",") if p),
             model_lr=settings.model_lr, min_labels=given(args.min_labels, settings.min_labels),
-            hgb=not args.no_hgb)
+            hgb=not args.no_hgb, bgnbd=not args.no_bgnbd)
         for name in cfg.pipelines:  # an unknown pipeline fails now, not at the first anchor
-            make_pipeline(name)
+            make_pipeline(name.removesuffix("+value"))
     except (ValueError, ImportError, AttributeError) as exc:
         raise SystemExit(f"churnstream evaluate: {exc}") from None
     if not Path(args.file).is_file():
@@ -300,9 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="days without training snapshots (default: CHURN_LABEL_WARMUP_DAYS)")
     p.add_argument("--k", default="5,10,20", help="Top-K shares in percent")
     p.add_argument("--pipelines", default="logreg",
-                   help="online pipelines, comma-separated (logreg, arf, module:factory)")
+                   help="online pipelines, comma-separated (logreg, arf, module:factory); "
+                        "a +value suffix adds BG/NBD inputs (e.g. logreg,logreg+value)")
     p.add_argument("--min-labels", type=int, help="default: CHURN_MIN_LABELS")
     p.add_argument("--no-hgb", action="store_true", help="skip the gradient-boosting baseline")
+    p.add_argument("--no-bgnbd", action="store_true",
+                   help="skip the BG/NBD expected-purchases baseline")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("demo", help="embedded services + worker + api + simulated traffic")

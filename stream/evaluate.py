@@ -40,9 +40,10 @@ from core.metrics import Prequential
 from core.model import make_pipeline
 from core.scoring import RuleScorer, make_scorer
 from core.timefmt import rfc3339
+from stream.eval_value import SUFFIX, ValueTrack, value_scores
 from stream.learner import LearnerState
 
-NOT_PROBABILITIES = frozenset({"recency"})
+NOT_PROBABILITIES = frozenset({"recency", "bgnbd"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class EvalConfig:
     model_lr: float = 0.005
     min_labels: int = 1000
     hgb: bool = True
+    bgnbd: bool = True  # the BG/NBD expected-purchases baseline (stream/eval_value.py)
     hgb_max_examples: int = 300_000
     calibration_bins: int = 10
 
@@ -104,12 +106,17 @@ class Evaluator:
         self.book = LabelBook(cfg.horizon_days)
         self.models: dict[str, LearnerState] = {}
         for name in cfg.pipelines:
-            params: dict[str, Any] = {"lr": cfg.model_lr} if name == "logreg" else {}
-            self.models[name] = LearnerState(make_pipeline(name, **params), Prequential(),
+            base = name.removesuffix(SUFFIX)  # <pipeline>+value: with BG/NBD inputs
+            params: dict[str, Any] = {"lr": cfg.model_lr} if base == "logreg" else {}
+            self.models[name] = LearnerState(make_pipeline(base, **params), Prequential(),
                                              rule_metrics=Prequential(),
                                              horizon_days=cfg.horizon_days)
         self.hgb = BatchBaseline(cfg.hgb_max_examples) if cfg.hgb and hgb_available() else None
         self.rule = RuleScorer(cfg.horizon_days)
+        self.with_value = [n for n in cfg.pipelines if n.endswith(SUFFIX)]
+        self.value = ValueTrack(cfg.horizon_days, cfg.every_days) \
+            if cfg.bgnbd or self.with_value else None
+        self.extras: dict[tuple[str, int], dict[str, float]] = {}  # snapshot -> BG/NBD inputs
         self.on_anchor = on_anchor
         self.on_release = on_release  # every training example, as the learner gets it
         self.clock: int | None = None  # the watermark
@@ -174,17 +181,26 @@ class Evaluator:
             if self.on_release is not None:
                 self.on_release(ex)
             feats = dict(ex.features)
-            for model in self.models.values():
-                model.learn_example(feats, ex.label)
+            extra = self.extras.pop((ex.user_id, ex.t_ms), None)
+            for name, model in self.models.items():
+                model.learn_example({**feats, **extra} if extra and name in self.with_value
+                                    else feats, ex.label)
             if self.hgb is not None:
                 self.hgb.add(feats, ex.label)
             self.released += 1
         active = self.active(anchor_ms)
         rate = self.cfg.sample_rate
         warm = anchor_ms >= self.start + self.cfg.warmup_days * DAY_MS
+        if self.value is not None:
+            self.value.maybe_fit(self.users, anchor_ms)
+        taken = []
         for uid in active if warm else ():
             if sampled(uid, anchor_ms, rate):
                 self.book.snapshot(uid, anchor_ms, features_at(self.users[uid].state, anchor_ms))
+                taken.append(uid)
+        if self.with_value and taken and self.value is not None:
+            extras = self.value.extras([self.users[u] for u in taken], anchor_ms)
+            self.extras.update(((u, anchor_ms), e) for u, e in zip(taken, extras, strict=True))
         if self.next_eval is not None and anchor_ms >= self.next_eval:
             self.next_eval = anchor_ms + self.cfg.every_days * DAY_MS
             self._evaluate(anchor_ms, active)
@@ -194,7 +210,17 @@ class Evaluator:
             return
         feats = [features_at(self.users[u].state, anchor_ms) for u in active]
         scores: dict[str, np.ndarray] = {}
+        states = [self.users[u] for u in active]
+        if self.value is not None:
+            expected = self.value.expected(states, anchor_ms)
+            if expected is not None and self.cfg.bgnbd:
+                scores["bgnbd"] = -expected  # fewer expected purchases = riskier
+        extras = self.value.extras(states, anchor_ms) \
+            if self.value is not None and self.with_value else []
         for name, m in self.models.items():
+            if name in self.with_value:
+                scores[f"live:{name}"] = value_scores(m, feats, extras, self.cfg)
+                continue
             scorer = make_scorer(m.pipeline, name, m.examples, m.examples,
                                  self.cfg.min_labels, self.cfg.horizon_days,
                                  ready=m.ready(self.cfg.min_labels))

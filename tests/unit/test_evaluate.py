@@ -100,7 +100,8 @@ def _same(a: AnchorRows, b: AnchorRows) -> None:
 
 
 def test_nothing_after_an_anchor_changes_it(lines: list[bytes]) -> None:
-    cfg = EvalConfig(**{**CFG.__dict__, "hgb": True})
+    cfg = EvalConfig(**{**CFG.__dict__, "hgb": True, "bgnbd": True,
+                        "pipelines": ("logreg", "logreg+value")})
     full = _rows(lines, cfg)
     anchors = sorted(full)
     assert len(anchors) >= 10
@@ -116,7 +117,8 @@ def test_nothing_after_an_anchor_changes_it(lines: list[bytes]) -> None:
         shuffled = after[:]
         random.Random(t).shuffle(shuffled)
         _same(full[t], _rows(before + shuffled, cfg)[t])
-    assert "hgb" in full[anchors[6]].scores  # the baseline took part
+    for name in ("hgb", "bgnbd", "live:logreg+value"):  # the baselines and variant took part
+        assert name in full[anchors[6]].scores, name
 
 
 def test_bad_rows_are_counted_and_bad_settings_fail_early(
