@@ -5,7 +5,9 @@ against one evaluation of the log-likelihood in the same run.
 
 Summaries are drawn from known parameters with ages of 1-180 whole days and recency
 in whole days (as the worker keeps them, DESIGN time rules), then fitted on every
-row and on the distinct (x, t_x, T) rows with counts as weights.
+row and on the distinct (x, t_x, T) rows with counts as weights. Last, the whole value
+job of the learner (``stream.value_job.fit_summaries``: distinct-row BG/NBD, Gamma-Gamma
+on every customer's spend, CLV of every customer, RFM cut points and segment counts).
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core import gammagamma
 from core.bgnbd import BGNBD, fit, loglik, simulate
+from core.settings import Settings
+from state.value_store import SUMMARY
+from stream.value_job import fit_summaries
 
 
 def main() -> None:
@@ -46,6 +52,18 @@ def main() -> None:
         print(f"fit on {name}: {took:6.1f}s ({took / one:,.0f}x one likelihood pass of "
               f"{one * 1000:.0f} ms); r={got.r:.3f} alpha={got.alpha:.3f} a={got.a:.3f} "
               f"b={got.b:.3f} (truth {truth})")
+    s = np.zeros(args.customers, SUMMARY)
+    s["x"], s["t_x"], s["T"], s["n"] = x, t_x, T, x + 1
+    s["spend"] = gammagamma.simulate(gammagamma.GammaGamma(4.0, 5.0, 60.0), x + 1, rng) * (x + 1)
+    s["recency"], s["frequency"] = T - t_x, np.minimum(x + 1, 365)
+    t = time.perf_counter()
+    value, clv = fit_summaries(s, 0, Settings())
+    took = time.perf_counter() - t
+    print(f"value job (BG/NBD + Gamma-Gamma + CLV + RFM) on {args.customers:,} customers: "
+          f"{took:6.1f}s ({took / one:,.0f}x one likelihood pass); gamma-gamma "
+          f"p={value.params.gg.p:.2f} q={value.params.gg.q:.2f} "
+          f"gamma={value.params.gg.gamma:.1f} (truth 4.0/5.0/60.0); "
+          f"mean CLV {clv.mean():.1f}")
 
 
 if __name__ == "__main__":

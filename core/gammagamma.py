@@ -63,12 +63,15 @@ def fit(n: ArrayLike, m: ArrayLike, weights: ArrayLike | None = None,
     scale = float(np.average(m, weights=w))
     x0 = np.log([start.p, start.q, start.gamma * scale])
 
-    def nll(theta: np.ndarray) -> float:
-        val = -float(np.dot(w, loglik(GammaGamma(*np.exp(theta)), n, m)))
+    total = float(w.sum())
+
+    def nll(theta: np.ndarray) -> float:  # the mean, so that fatol means the same at any size
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            val = -float(np.dot(w, loglik(GammaGamma(*np.exp(theta)), n, m))) / total
         return val if np.isfinite(val) else 1e300
 
     res = minimize(nll, x0, method="Nelder-Mead", bounds=[(-15.0, 15.0)] * 3,
-                   options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000, "maxfev": 8000})
+                   options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": 4000})
     return GammaGamma(*(float(v) for v in np.exp(res.x)))
 
 
