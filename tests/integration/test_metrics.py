@@ -41,6 +41,7 @@ def test_metrics_of_every_process(namespace: Namespace, tmp_path: Path) -> None:
     ns.extra_env.update(CHURN_WORKER_METRICS_PORT=str(worker_port),
                         CHURN_LEARNER_METRICS_PORT=str(learner_port),
                         CHURN_LABEL_SAMPLE_RATE="0.3",
+                        CHURN_VALUE_FIT_SECONDS="1", CHURN_VALUE_MIN_CUSTOMERS="10",
                         CHURN_LABEL_WARMUP_DAYS="0")  # a short log: snapshots from day 1
     rows = generate(users=400, days=50, seed=4)
     path = tmp_path / "events.csv"
@@ -108,6 +109,19 @@ def test_metrics_of_every_process(namespace: Namespace, tmp_path: Path) -> None:
     meta = {k.decode(): v.decode() for k, v in r.hgetall(f"t{ns.name}:model:meta").items()}
     assert total(ln["churn_model_version"]) == int(meta["version"])
     assert 0 < total(ln["churn_model_rocauc"]) <= 1
+
+    # learner: the customer-value fit (every second here) covers every user
+    users = len(ns.user_hashes())
+
+    def value_fitted() -> bool:
+        m = scrape(f"http://127.0.0.1:{learner_port}/metrics")
+        version = r.hget(f"t{ns.name}:value:meta", "version")
+        return (total(m["churn_segment_users"]) == users and version is not None
+                and total(m["churn_value_version"]) >= int(version) - 1
+                and total(m["churn_value_fits_total"], outcome="fitted") >= 1
+                and 0 < total(m["churn_value_customers"]) <= users)
+
+    wait_until(value_fitted, 30, "value fit metrics")
 
     # api: requests by route template
     assert total(a["churn_api_request_seconds_count"], route="/v1/users/{user_id}",
