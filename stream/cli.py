@@ -188,6 +188,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         env = dict(os.environ, **svc.env, CHURN_KAFKA_SESSION_TIMEOUT="3")
         # a small demo population: snapshot more users so the model takes over sooner
         env.setdefault("CHURN_LABEL_SAMPLE_RATE", "0.2")
+        env.setdefault("CHURN_VALUE_FIT_SECONDS", "30")  # customer value within a minute
         ensure_topics(svc.settings())
         exe = [sys.executable, "-m", "stream.cli"]
         procs.append(subprocess.Popen([*exe, "worker"], env=env))
@@ -204,6 +205,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"  pipeline:   curl -s {api}/v1/status\n"
               f"  one user:   curl -s {api}/v1/users/{user}\n"
               f"  riskiest:   curl -s '{api}/v1/top?k=10'\n"
+              f"  value:      curl -s '{api}/v1/top?sort=saved_value&k=10'   "
+              f"curl -s {api}/v1/segments   (after the first value fit, 30 s)\n"
               f"  model:      curl -s {api}/v1/model   (the rule scores until "
               f"CHURN_MIN_LABELS examples are learned)\n"
               f"  metrics:    {api}/metrics  http://127.0.0.1:9101/metrics (worker)  "
