@@ -37,6 +37,8 @@ def benches(quick: bool) -> list[tuple[str, list[str]]]:
           "--rounds", "2" if quick else "3", "--seconds", "4" if quick else "8"]),
         ("customer value: BG/NBD fit of 1M summaries",
          ["bgnbd_fit.py", "--customers", "100000" if quick else "1000000"]),
+        ("customer value: summaries scan and CLV index on Redis vs redis-py",
+         ["value_fit_redis.py", "--users", "50000" if quick else "200000"]),
         ("evaluation: 10k -> 100k users over 180 days",
          ["eval_scaling.py", "--users", "2000,10000" if quick else "10000,100000"]),
     ]

@@ -9,6 +9,7 @@ Gamma-Gamma uses at most GG_SAMPLE customers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -68,7 +69,8 @@ async def run_fit(store: ValueStore, settings: Settings) -> ValueFit | None:
     if len(s) < settings.value_min_customers:
         log.info("value fit skipped: %d customers (< %d)", len(s), settings.value_min_customers)
         return None
-    fit, clv = fit_summaries(s, as_of, settings, await store.current())
+    # in a thread: the learner's event loop keeps learning while numpy and scipy work
+    fit, clv = await asyncio.to_thread(fit_summaries, s, as_of, settings, await store.current())
     fit.segments[segments.PROSPECT] = prospects
     version = await store.save(fit)
     await store.write_index(ids, clv)
