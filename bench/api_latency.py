@@ -35,12 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sweep_throughput import fill  # noqa: E402
+from sweep_throughput import T0, fill  # noqa: E402
 
+from core.features import DAY_MS  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
 from state.server import RedisServer, free_port, stop_process, wait_port  # noqa: E402
+from state.value_store import ValueStore  # noqa: E402
 from stream.live import Live  # noqa: E402
+from stream.value_job import run_fit  # noqa: E402
 
 
 async def get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
@@ -153,6 +156,10 @@ async def main() -> None:
         t = time.perf_counter()
         await fill(store, Live.from_settings(store, nowhere, Settings()), args.users, 3)  # type: ignore[arg-type]
         print(f"{args.users} users scored in {time.perf_counter() - t:.0f}s")
+        # a customer-value fit, so that lookups of customers compute their value block
+        await store.r.hset("bench:watermark", 0, T0 + 20 * DAY_MS)  # fill() writes no commits
+        fit = await run_fit(ValueStore(store.r, "bench"), Settings(value_min_customers=10))
+        print(f"value fit: {fit.params.customers if fit else 0} customers")
         api_port, bare_port = free_port(), free_port()
         env = dict(os.environ, CHURN_REDIS_URL=server.url, CHURN_REDIS_PREFIX="bench",
                    CHURN_ENV_FILE="/nonexistent", CHURN_KAFKA_BOOTSTRAP="127.0.0.1:1")
