@@ -104,6 +104,19 @@ class ValueArrays(NamedTuple):
     clv: np.ndarray
 
 
+def discounted_purchases(m: BGNBD, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                         clv_days: int, discount: float) -> np.ndarray:
+    """Expected purchase days of each 30-day period of the CLV horizon, discounted per
+    period and summed: CLV = this x the spend per purchase day."""
+    total = np.zeros(np.shape(x))
+    prev = np.zeros(np.shape(x))
+    for k in range(1, max(1, clv_days // PERIOD_DAYS) + 1):
+        cum = bgnbd.expected_purchases(m, k * PERIOD_DAYS, x, t_x, T)
+        total += (cum - prev) / (1.0 + discount) ** k
+        prev = cum
+    return total
+
+
 def value_arrays(params: ValueParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
                  n: np.ndarray, spend: np.ndarray, horizon_days: float, clv_days: int,
                  discount: float) -> ValueArrays:
@@ -112,12 +125,7 @@ def value_arrays(params: ValueParams, x: np.ndarray, t_x: np.ndarray, T: np.ndar
     n = np.asarray(n, float)
     mean = np.divide(spend, n, out=np.zeros_like(n), where=n > 0)
     per = gammagamma.expected_spend(params.gg, n, mean)
-    clv = np.zeros_like(n)
-    prev = np.zeros_like(n)
-    for k in range(1, max(1, clv_days // PERIOD_DAYS) + 1):
-        cum = bgnbd.expected_purchases(m, k * PERIOD_DAYS, x, t_x, T)
-        clv += (cum - prev) / (1.0 + discount) ** k
-        prev = cum
+    clv = discounted_purchases(m, x, t_x, T, clv_days, discount)
     return ValueArrays(bgnbd.p_alive(m, x, t_x, T),
                        bgnbd.expected_purchases(m, horizon_days, x, t_x, T),
                        bgnbd.p_no_purchase(m, horizon_days, x, t_x, T), per, clv * per)

@@ -22,7 +22,8 @@ from state.keys import Keys
 
 SUMMARY = np.dtype([("x", "<i4"), ("t_x", "<i4"), ("T", "<i4"), ("n", "<u4"),
                     ("spend", "<f8"), ("recency", "<i4"), ("frequency", "<i4")])
-_SCAN = resources.files("state").joinpath("lua", "value_scan.lua").read_text()
+_SCAN = "".join(resources.files("state").joinpath("lua", name).read_text()
+                for name in ("aggregates.lua", "value_scan.lua"))  # value_of() is shared
 
 
 class RowInfo(NamedTuple):

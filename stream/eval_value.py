@@ -27,8 +27,10 @@ SUFFIX = "+value"
 EXTRA_NAMES = ("bg_customer", "bg_p_alive", "bg_expected_purchases")
 
 
-def summaries(users: Sequence[MemoryUser], anchor_ms: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+Summaries = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def summaries(users: Sequence[MemoryUser], anchor_ms: int) -> Summaries:
     """(customer flag, x, t_x, T) in whole days at ``anchor_ms`` for each user."""
     today = anchor_ms // DAY_MS
     n = len(users)
@@ -67,16 +69,17 @@ class ValueTrack:
         self.fitted_at = anchor_ms
         self.fits += 1
 
-    def expected(self, users: Sequence[MemoryUser], anchor_ms: int) -> np.ndarray | None:
-        """E[purchase days in the next H days] per user (None before the first fit)."""
+    def expected(self, sums: Summaries) -> np.ndarray | None:
+        """E[purchase days in the next H days] per user of :func:`summaries` (None before
+        the first fit)."""
         if self.params is None:
             return None
-        _, x, t_x, T = summaries(users, anchor_ms)
+        _, x, t_x, T = sums
         return np.asarray(bgnbd.expected_purchases(self.params, self.horizon, x, t_x, T))
 
-    def extras(self, users: Sequence[MemoryUser], anchor_ms: int) -> list[dict[str, float]]:
+    def extras(self, sums: Summaries) -> list[dict[str, float]]:
         """The model's BG/NBD inputs per user (neutral before the first fit)."""
-        cust, x, t_x, T = summaries(users, anchor_ms)
+        cust, x, t_x, T = sums
         if self.params is None:
             return [{"bg_customer": float(c), "bg_p_alive": 1.0, "bg_expected_purchases": 0.0}
                     for c in cust]

@@ -40,7 +40,7 @@ from core.metrics import Prequential
 from core.model import make_pipeline
 from core.scoring import RuleScorer, make_scorer
 from core.timefmt import rfc3339
-from stream.eval_value import SUFFIX, ValueTrack, value_scores
+from stream.eval_value import SUFFIX, ValueTrack, summaries, value_scores
 from stream.learner import LearnerState
 
 NOT_PROBABILITIES = frozenset({"recency", "bgnbd"})
@@ -199,7 +199,7 @@ class Evaluator:
                 self.book.snapshot(uid, anchor_ms, features_at(self.users[uid].state, anchor_ms))
                 taken.append(uid)
         if self.with_value and taken and self.value is not None:
-            extras = self.value.extras([self.users[u] for u in taken], anchor_ms)
+            extras = self.value.extras(summaries([self.users[u] for u in taken], anchor_ms))
             self.extras.update(((u, anchor_ms), e) for u, e in zip(taken, extras, strict=True))
         if self.next_eval is not None and anchor_ms >= self.next_eval:
             self.next_eval = anchor_ms + self.cfg.every_days * DAY_MS
@@ -210,13 +210,14 @@ class Evaluator:
             return
         feats = [features_at(self.users[u].state, anchor_ms) for u in active]
         scores: dict[str, np.ndarray] = {}
-        states = [self.users[u] for u in active]
+        extras: list[dict[str, float]] = []
         if self.value is not None:
-            expected = self.value.expected(states, anchor_ms)
+            sums = summaries([self.users[u] for u in active], anchor_ms)
+            expected = self.value.expected(sums)
             if expected is not None and self.cfg.bgnbd:
                 scores["bgnbd"] = -expected  # fewer expected purchases = riskier
-        extras = self.value.extras(states, anchor_ms) \
-            if self.value is not None and self.with_value else []
+            if self.with_value:
+                extras = self.value.extras(sums)
         for name, m in self.models.items():
             if name in self.with_value:
                 scores[f"live:{name}"] = value_scores(m, feats, extras, self.cfg)

@@ -19,7 +19,7 @@ import numpy as np
 from core import bgnbd, gammagamma, segments
 from core.features import DAY_MS
 from core.settings import Settings
-from core.value import PERIOD_DAYS, ValueParams
+from core.value import ValueParams, discounted_purchases
 from state.value_store import ValueFit, ValueStore
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,8 @@ def fit_summaries(s: np.ndarray, as_of_ms: int, settings: Settings,
     gg = gammagamma.fit(n[valued], mean[valued])
     # CLV = spend per purchase day x discounted purchases per 30-day period: the latter
     # depends on (x, t_x, T) only, so it is computed once per distinct row
-    per_row = np.zeros(len(uniq))
-    prev = np.zeros(len(uniq))
-    for k in range(1, max(1, settings.value_clv_days // PERIOD_DAYS) + 1):
-        cum = bgnbd.expected_purchases(bg, k * PERIOD_DAYS, x, t_x, T)
-        per_row += (cum - prev) / (1.0 + settings.value_discount) ** k
-        prev = cum
+    per_row = discounted_purchases(bg, x, t_x, T, settings.value_clv_days,
+                                   settings.value_discount)
     clv = per_row[inverse] * gammagamma.expected_spend(gg, n, mean)
     cuts = segments.fit_cuts(s["recency"].astype(float), s["frequency"].astype(float), mean)
     counts = segments.counts(cuts, s["recency"], s["frequency"], mean)

@@ -19,6 +19,20 @@ local function day_of_field(f)
   return nil
 end
 
+-- field 'v' (customer value, see apply_event.lua): base day, purchase days, purchase days
+-- with known spend, their spend, and the first purchase day (the lowest set bit; -1: none)
+local function value_of(v)
+  local base, npd, vn, vs = struct.unpack('<iIId', v)
+  local k = string.find(v, '[^%z]', 21)
+  if not k then return base, npd, vn, vs, -1 end
+  local byte, b = string.byte(v, k), 0
+  while byte % 2 == 0 do
+    byte = byte / 2
+    b = b + 1
+  end
+  return base, npd, vn, vs, base + 8 * (k - 21) + b
+end
+
 -- now (default): the user's newest event, or the time of the stored score ('s', as_of at
 -- byte 9) when a sweep has already scored the user later: a score never moves back.
 -- Sums over the 7/15/30-day windows ending on day(now): the same
@@ -54,17 +68,8 @@ local function aggregates(key, now)
   local brands, btot, bmax, active = {}, 0, 0, {}
   local npd, fpd, vn, vs = 0, -1, 0, 0.0
   if value then
-    local base
-    base, npd, vn, vs = struct.unpack('<iIId', value)
-    local k = string.find(value, '[^%z]', 21)
-    if k then
-      local byte, b = string.byte(value, k), 0
-      while byte % 2 == 0 do
-        byte = byte / 2
-        b = b + 1
-      end
-      fpd = base + 8 * (k - 21) + b
-    end
+    local _
+    _, npd, vn, vs, fpd = value_of(value)
   end
   for _, dd in ipairs(days) do
     if dd >= today - 29 and dd <= today then

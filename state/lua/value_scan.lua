@@ -1,3 +1,4 @@
+-- (state/lua/aggregates.lua is prepended: value_of, DAY)
 -- One step of a SCAN over the user hashes: the value summary of each customer (a user
 -- with at least one purchase day; field 'v', see apply_event.lua). Read-only.
 -- ARGV[1] cursor   ARGV[2] MATCH pattern   ARGV[3] COUNT
@@ -27,22 +28,13 @@ for _, k in ipairs(res[2]) do
   local h = redis.call('HMGET', k, 'v', 'm', 'o')
   local v = h[1]
   if v and h[2] then
-    local base, npd, vn, vs = struct.unpack('<iIId', v)
+    local base, npd, vn, vs, first = value_of(v)
     local _, _, lastp = struct.unpack('<ddd', h[2])
-    local lastd = math.floor(lastp / 86400000)
+    local lastd = math.floor(lastp / DAY)
     local today = maxday
     if h[3] then today = today_of[struct.unpack('<H', h[3])] or maxday end
     if today < lastd then today = lastd end
-    local first = lastd
-    local kf = string.find(v, '[^%z]', 21)
-    if kf then
-      local byte, b = string.byte(v, kf), 0
-      while byte % 2 == 0 do
-        byte = byte / 2
-        b = b + 1
-      end
-      first = base + 8 * (kf - 21) + b
-    end
+    if first < 0 then first = lastd end
     local f = npd
     if W > 0 then
       local lo = today - W + 1
