@@ -25,8 +25,8 @@ from state.value_store import ValueFit, ValueStore
 log = logging.getLogger(__name__)
 # Gamma-Gamma has no compressible summary (log(gamma + n m) mixes the parameter with each
 # customer's spend), so above this many valued customers it is fit on a fixed random
-# subsample: at 1M customers the full fit takes 17 s, 200k take 2.3 s and land within
-# 0.5 % of it (bench/bgnbd_fit.py)
+# subsample: at 1M customers the full fit took 12.9 s, 200k took 2.6 s and landed within
+# 0.25 % of it (bench/bgnbd_fit.py, 2026-11-22)
 GG_SAMPLE = 200_000
 
 
