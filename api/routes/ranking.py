@@ -25,6 +25,7 @@ from core.tiers import CHURNED, TIERS, TierPolicy, raw_tier
 
 router = APIRouter(prefix="/v1", tags=["ranking"])
 MAX_PAGE = 10_000
+VALUE_MAX_DEPTH = 100_000  # offset + k of a value-aware query
 SEGMENT_PATTERN = f"^({'|'.join(SEGMENTS)})$"
 
 
@@ -173,10 +174,13 @@ async def top(request: Request, store: StoreDep, settings: SettingsDep,
 async def _value_top(request: Request, n: int, tier_range: tuple[int, int], in_tier: bool,
                      offset: int, k: int, sort: Sort, min_value_quantile: float | None,
                      segment: str | None, format: str) -> FastJSON | StreamingResponse:
+    k = max(0, min(k, MAX_PAGE))
+    if offset + k > VALUE_MAX_DEPTH:  # each row walked past is a Redis lookup
+        raise HTTPException(422, detail={"error": "value_query_too_deep",
+                                         "max_offset_plus_k": VALUE_MAX_DEPTH})
     app = request.app
     fit = await app.state.value_fits.get()
     policy = app.state.tier_policy
-    k = max(0, min(k, MAX_PAGE))
     rows, min_clv = await value_page(app.state.value_fits.store, fit, sort, offset, k,
                                      min_value_quantile, segment,
                                      tier_range if in_tier else None)

@@ -204,6 +204,14 @@ def test_value_targeting_equals_brute_force(baseline, fitted) -> None:  # type: 
     want = [u for u in order[:upto + 1]
             if http_json(f"{ns.api_url}/v1/users/{u}")[1]["segment"]["name"] == name]
     assert got == want
+    # bad value queries: a clear 422 each
+    for query, error in (("sort=value&offset=100000&k=1", "value_query_too_deep"),
+                         ("sort=clv", None), ("segment=whales", None),
+                         ("min_value_quantile=1", None), ("min_value_quantile=-0.1", None)):
+        code, body = http_json(f"{ns.api_url}/v1/top?{query}")
+        assert code == 422, query
+        if error is not None:
+            assert body["detail"]["error"] == error
 
 
 def test_unknown_user_and_bad_as_of(baseline, log) -> None:  # type: ignore[no-untyped-def]
