@@ -65,6 +65,8 @@ def cmd_fit_value(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
+    from redis.exceptions import RedisError
+
     from state.redis_store import connect
     from state.value_store import ValueStore
     from stream.value_job import describe, run_fit
@@ -84,7 +86,10 @@ def cmd_fit_value(args: argparse.Namespace) -> int:
         print(json.dumps(describe(fit), indent=2))
         return 0
 
-    return asyncio.run(once())
+    try:
+        return asyncio.run(once())
+    except (OSError, RedisError) as exc:
+        raise SystemExit(f"churnstream fit-value: Redis at {settings.redis_url}: {exc}") from None
 
 
 def cmd_api(args: argparse.Namespace) -> int:
