@@ -128,6 +128,9 @@ class ModelInfo(BaseModel):
     examples: int = Field(description="Examples learned")
     min_labels: int
     labels: dict[str, int] = Field(description="Examples learned per label")
+    value_inputs: bool = Field(
+        False, description="The model also learns from the BG/NBD inputs (customer or not, "
+                           "P(alive), expected purchase days): CHURN_MODEL_VALUE_INPUTS")
     metrics: dict[str, float | None] = Field(
         description="Prequential (predict, then learn) metrics over the last `window` "
                     "examples: rocauc, logloss, precision/recall/lift at 5/10/20 %")

@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 from core import segments
-from core.features import DAY_MS, Aggregates
+from core.features import DAY_MS, FEATURE_NAMES, Aggregates
+from core.model import VALUE_INPUT_NAMES
 from core.settings import Settings
-from core.value import ValueInputs, user_value, value_inputs
+from core.value import ValueInputs, bgnbd_inputs, summary_arrays, user_value, value_inputs
 from state.codec import decode_score, newest_ms, value_field
 from state.value_store import ValueFit, ValueStore
 
@@ -72,3 +73,15 @@ def value_of(fit: ValueFit | None, agg: Aggregates, settings: Settings
                         settings.value_discount)
         out.update(uv._asdict(), fit_version=fit.params.version)
     return out, v
+
+
+def with_value_inputs(feats: dict[str, float], reasons: tuple[tuple[int, float], ...],
+                      fit: ValueFit | None, agg: Aggregates, horizon_days: int
+                      ) -> dict[str, float]:
+    """The features plus the user's BG/NBD inputs under the current fit, when a stored
+    reason names one of them (a model with ``CHURN_MODEL_VALUE_INPUTS`` scored it)."""
+    if all(i < len(FEATURE_NAMES) for i, _ in reasons):
+        return feats
+    row = bgnbd_inputs(fit.params.bgnbd if fit is not None else None, horizon_days,
+                       *summary_arrays([agg]))[0]
+    return {**feats, **dict(zip(VALUE_INPUT_NAMES, row.tolist(), strict=True))}

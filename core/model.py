@@ -35,6 +35,11 @@ LOG_FEATURES = ("n_events_7d", "n_events_15d", "n_events_30d", "active_days_30d"
                 "brand_switch_count_30d")
 RATIO_FEATURES = ("purchase_ratio", "activity_ratio_15d", "activity_trend", "visit_regularity",
                   "brand_concentration_ratio", "cart_abandon_ratio")
+# optional BG/NBD inputs (CHURN_MODEL_VALUE_INPUTS; computed by core.value.bgnbd_inputs):
+# customer or not, P(alive), E[purchase days in the next H days]
+VALUE_INPUT_NAMES = ("bg_customer", "bg_p_alive", "bg_expected_purchases")
+# what a reason may name: a stored reason is an index into this tuple
+REASON_NAMES = (*FEATURE_NAMES, *VALUE_INPUT_NAMES)
 
 
 def model_inputs(f: Mapping[str, float]) -> dict[str, float]:
@@ -45,7 +50,7 @@ def model_inputs(f: Mapping[str, float]) -> dict[str, float]:
         x[name] = f[name]
     typical_gap = 30.0 / max(1.0, f["active_days_30d"])
     x["recency_vs_gap"] = math.log1p(f["days_since_last_event"] / typical_gap)
-    if "bg_p_alive" in f:  # optional BG/NBD inputs (stream/eval_value.py)
+    if "bg_p_alive" in f:  # optional BG/NBD inputs (VALUE_INPUT_NAMES)
         x["bg_customer"] = f["bg_customer"]
         x["bg_p_alive"] = f["bg_p_alive"]
         x["bg_log_expected_purchases"] = math.log1p(max(0.0, f["bg_expected_purchases"]))
@@ -56,6 +61,8 @@ def _source(input_name: str) -> str:
     """The feature an input is computed from (for reasons in the user's own terms)."""
     if input_name == "recency_vs_gap":
         return "days_since_last_event"
+    if input_name == "bg_log_expected_purchases":
+        return "bg_expected_purchases"
     return input_name.removeprefix("log_")
 
 
@@ -114,11 +121,23 @@ _TEMPLATES = {
     "total_spend_30d": "spent {v:.2f} in the last 30 days; typical: {m:.2f}",
     "activity_trend": "activity trend {v:+.2f} (negative = slowing down); typical: {m:+.2f}",
     "cart_abandon_ratio": "abandons {v:.0%} of carts; typical: {m:.0%}",
+    "bg_p_alive": "still an active buyer with probability {v:.0%} (BG/NBD); typical: {m:.0%}",
+    "bg_expected_purchases": "{v:.2f} purchase days expected within the churn horizon "
+                             "(BG/NBD); typical: {m:.2f}",
 }
 
 
 def sentence(feature: str, value: float, mean: float) -> str:
-    template = _TEMPLATES.get(feature, feature.replace("_", " ") + " {v:.3g}; typical: {m:.3g}")
+    """
+    >>> sentence("bg_customer", 0.0, 0.62)
+    'has never purchased; typical: 62% of users have'
+    """
+    if feature == "bg_customer":
+        template = ("has purchased before" if value else "has never purchased") + \
+            "; typical: {m:.0%} of users have"
+    else:
+        template = _TEMPLATES.get(feature,
+                                  feature.replace("_", " ") + " {v:.3g}; typical: {m:.3g}")
     if math.isnan(mean):  # no population yet (before the first anchor)
         template = template.split("; typical")[0]
     return template.format(v=value, m=mean)
@@ -126,14 +145,16 @@ def sentence(feature: str, value: float, mean: float) -> str:
 
 def reason_rows(reasons: Sequence[tuple[int, float]], features: dict[str, float],
                 means: dict[str, float]) -> list[dict[str, object]]:
-    """Reasons as data and as one sentence each (population mean: latest anchor)."""
+    """Reasons as data and as one sentence each (population mean: latest anchor).
+    ``features`` holds the BG/NBD inputs too when a reason names one of them."""
     out = []
     for idx, contribution in reasons:
-        name = FEATURE_NAMES[idx]
+        name = REASON_NAMES[idx]
         mean = means.get(name, math.nan)
-        out.append({"feature": name, "value": features[name],
+        value = features[name]
+        out.append({"feature": name, "value": value,
                     "population_mean": None if math.isnan(mean) else mean,
-                    "contribution": contribution, "text": sentence(name, features[name], mean)})
+                    "contribution": contribution, "text": sentence(name, value, mean)})
     return out
 
 

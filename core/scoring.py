@@ -25,17 +25,28 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.features import FEATURE_NAMES
-from core.model import LOG_FEATURES, RATIO_FEATURES, _source, model_inputs, reasons
+from core.model import (
+    LOG_FEATURES,
+    RATIO_FEATURES,
+    REASON_NAMES,
+    VALUE_INPUT_NAMES,
+    _source,
+    model_inputs,
+    reasons,
+)
 from core.rules import RULE_NAME, recency_frequency_risk
 
 Reasons = tuple[tuple[int, float], ...]
-_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_INDEX = {name: i for i, name in enumerate(REASON_NAMES)}
 INPUT_NAMES = tuple(model_inputs({n: 1.0 for n in FEATURE_NAMES}))
+# with the optional BG/NBD inputs (CHURN_MODEL_VALUE_INPUTS): three more columns
+VALUE_INPUTS = tuple(model_inputs({n: 1.0 for n in REASON_NAMES}))
 
 
 class Scorer(Protocol):
     name: str
     version: int
+    value_inputs: bool  # whether features must carry VALUE_INPUT_NAMES
 
     def score(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[Reasons]]:
         """Risks and reasons, one per user, in order."""
@@ -51,6 +62,7 @@ class RuleScorer:
 
     name = RULE_NAME
     version = 0
+    value_inputs = False
 
     def __init__(self, horizon_days: int = 30, k: int = 3) -> None:
         self.horizon = horizon_days
@@ -72,21 +84,29 @@ _LOG_COLS = [_INDEX[n] for n in LOG_FEATURES]
 _RATIO_COLS = [_INDEX[n] for n in RATIO_FEATURES]
 
 
-def inputs_matrix(features: Sequence[Mapping[str, float]]) -> np.ndarray:
-    """:func:`core.model.model_inputs` for many users at once, columns in INPUT_NAMES order.
+def inputs_matrix(features: Sequence[Mapping[str, float]], value: bool = False) -> np.ndarray:
+    """:func:`core.model.model_inputs` for many users at once, columns in INPUT_NAMES
+    order (VALUE_INPUTS with ``value``: the features carry VALUE_INPUT_NAMES too).
 
-    >>> f = {n: 2.0 for n in FEATURE_NAMES}
-    >>> bool(np.allclose(inputs_matrix([f])[0], list(model_inputs(f).values()), rtol=1e-15))
+    >>> f = {n: 2.0 for n in REASON_NAMES}
+    >>> bool(np.allclose(inputs_matrix([f], value=True)[0], list(model_inputs(f).values()),
+    ...                  rtol=1e-15))
     True
     """
-    names = FEATURE_NAMES
+    names = REASON_NAMES if value else FEATURE_NAMES
     m = np.array([[f[n] for n in names] for f in features], dtype=float)
-    out = np.empty((len(features), len(INPUT_NAMES)))
+    out = np.empty((len(features), len(VALUE_INPUTS if value else INPUT_NAMES)))
     nl = len(_LOG_COLS)
     out[:, :nl] = np.log1p(np.maximum(m[:, _LOG_COLS], 0.0))
     out[:, nl:nl + len(_RATIO_COLS)] = m[:, _RATIO_COLS]
     gap = 30.0 / np.maximum(1.0, m[:, _INDEX["active_days_30d"]])
-    out[:, -1] = np.log1p(m[:, _INDEX["days_since_last_event"]] / gap)
+    base = len(INPUT_NAMES)
+    out[:, base - 1] = np.log1p(m[:, _INDEX["days_since_last_event"]] / gap)
+    if value:
+        customer, alive, expected = (_INDEX[n] for n in VALUE_INPUT_NAMES)
+        out[:, base] = m[:, customer]
+        out[:, base + 1] = m[:, alive]
+        out[:, base + 2] = np.log1p(np.maximum(m[:, expected], 0.0))
     return out
 
 
@@ -104,25 +124,28 @@ class LinearScorer:
     z = (x - mean) / std (0 where the variance is 0), contributions w * z per input,
     summed per source feature."""
 
-    def __init__(self, pipeline: Any, name: str, version: int, k: int = 3) -> None:
+    def __init__(self, pipeline: Any, name: str, version: int, k: int = 3,
+                 value_inputs: bool = False) -> None:
         parts = _linear_parts(pipeline)
         if parts is None:
             raise ValueError("not a StandardScaler | LogisticRegression pipeline")
         scaler, model = parts
         self.name, self.version, self.k = name, version, k
-        self.mean = np.array([scaler.means.get(n, 0.0) for n in INPUT_NAMES])
-        var = np.array([scaler.vars.get(n, 0.0) for n in INPUT_NAMES])
+        self.value_inputs = value_inputs
+        names = VALUE_INPUTS if value_inputs else INPUT_NAMES
+        self.mean = np.array([scaler.means.get(n, 0.0) for n in names])
+        var = np.array([scaler.vars.get(n, 0.0) for n in names])
         self.inv_std = np.where(var > 0, 1.0 / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
-        self.w = np.array([model.weights.get(n, 0.0) for n in INPUT_NAMES])
+        self.w = np.array([model.weights.get(n, 0.0) for n in names])
         self.b = float(model.intercept)
-        self.to_feature = np.zeros((len(INPUT_NAMES), len(FEATURE_NAMES)))
-        for i, n in enumerate(INPUT_NAMES):
+        self.to_feature = np.zeros((len(names), len(REASON_NAMES)))
+        for i, n in enumerate(names):
             self.to_feature[i, _INDEX[_source(n)]] = 1.0
 
     def score(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[Reasons]]:
         if not features:
             return [], []
-        x = inputs_matrix(features)
+        x = inputs_matrix(features, self.value_inputs)
         z = (x - self.mean) * self.inv_std
         wz = z * self.w
         logit = wz.sum(axis=1) + self.b
@@ -140,8 +163,10 @@ class LinearScorer:
 class PipelineScorer:
     """Any River classifier pipeline, one user at a time (reasons: core.model fallback)."""
 
-    def __init__(self, pipeline: Any, name: str, version: int, k: int = 3) -> None:
+    def __init__(self, pipeline: Any, name: str, version: int, k: int = 3,
+                 value_inputs: bool = False) -> None:
         self.pipeline, self.name, self.version, self.k = pipeline, name, version, k
+        self.value_inputs = value_inputs
 
     def score(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[Reasons]]:
         risks, why = [], []
@@ -173,13 +198,15 @@ def model_speaks(examples: int, min_labels: int, model_rocauc: float | None,
 
 
 def make_scorer(pipeline: Any | None, pipeline_name: str, version: int, examples: int,
-                min_labels: int, horizon_days: int, ready: bool = True) -> Scorer:
+                min_labels: int, horizon_days: int, ready: bool = True,
+                value_inputs: bool = False) -> Scorer:
     """The scorer that speaks: the rule until the model has ``min_labels`` examples and
     is ``ready`` (the learner's judgement: it ranks recent examples at least as well as
-    the rule, see ``stream.learner.LearnerState.ready``)."""
+    the rule, see ``stream.learner.LearnerState.ready``). ``value_inputs``: the model
+    learned from the BG/NBD inputs too, so they must be in the features it scores."""
     if pipeline is None or examples < min_labels or not ready:
         return RuleScorer(horizon_days)
     name = f"model:{pipeline_name}"
     if _linear_parts(pipeline) is not None:
-        return LinearScorer(pipeline, name, version)
-    return PipelineScorer(pipeline, name, version)
+        return LinearScorer(pipeline, name, version, value_inputs=value_inputs)
+    return PipelineScorer(pipeline, name, version, value_inputs=value_inputs)

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     min_labels: int = Field(1000, ge=0)
     # compare: the model speaks once it also ranks as well as the rule; count: min_labels
     model_handoff: Literal["compare", "count"] = "compare"
+    # the learner also feeds the model the BG/NBD inputs of the snapshots (customer or
+    # not, P(alive), log1p E[purchase days in H]); workers follow the loaded model
+    model_value_inputs: bool = False
     metrics_window: int = Field(10_000, ge=10)
     learner_checkpoint_every: int = Field(5000, ge=1)
     learner_checkpoint_seconds: float = Field(5.0, gt=0)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -35,6 +36,7 @@ from core import bgnbd, gammagamma
 from core.bgnbd import BGNBD
 from core.features import DAY_MS, Aggregates
 from core.gammagamma import GammaGamma
+from core.model import VALUE_INPUT_NAMES
 
 PERIOD_DAYS = 30
 
@@ -170,3 +172,46 @@ def user_value(params: ValueParams, v: ValueInputs, horizon_days: float, clv_day
     p, q, gamma = params.gg
     per = (gamma + v.spend) * p / (p * v.n + q - 1)
     return UserValue(alive, expected, no_buy, per, purchases * per)
+
+
+def summary_arrays(aggs: Sequence[Aggregates]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(customer flag, x, t_x, T) at each ``agg.now_ms``. A user who has not purchased
+    counts as a customer born at the first event with no purchase (x = t_x = 0, T = days
+    since the first event), so every user gets BG/NBD inputs; the flag tells which."""
+    n = len(aggs)
+    cust, x, t_x, T = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    for i, agg in enumerate(aggs):
+        today = agg.now_ms // DAY_MS
+        if agg.purchase_days:
+            first = agg.first_purchase_day
+            cust[i], x[i] = 1.0, agg.purchase_days - 1
+            t_x[i], T[i] = agg.last_purchase_ms // DAY_MS - first, today - first
+        else:
+            T[i] = today - agg.first_ms // DAY_MS
+    return cust, x, t_x, T
+
+
+def bgnbd_inputs(m: BGNBD | None, horizon_days: float, cust: np.ndarray, x: np.ndarray,
+                 t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """The online model's optional BG/NBD inputs, one row per user, columns in
+    ``VALUE_INPUT_NAMES`` order: customer flag, P(alive), E[purchase days in the next
+    ``horizon_days``]. Before the first fit (``m`` None): P(alive) 1, E 0.
+
+    >>> m = BGNBD(0.243, 4.414, 0.793, 2.426)
+    >>> bgnbd_inputs(m, 39, np.array([1.0]), np.array([2.0]), np.array([30.0]),
+    ...              np.array([38.0])).round(3).tolist()
+    [[1.0, 0.73, 1.253]]
+    >>> bgnbd_inputs(None, 30, *(np.zeros(1),) * 4).tolist()
+    [[0.0, 1.0, 0.0]]
+    """
+    out = np.empty((len(cust), len(VALUE_INPUT_NAMES)))
+    out[:, 0] = cust
+    if m is None:
+        out[:, 1], out[:, 2] = 1.0, 0.0
+        return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        out[:, 1] = bgnbd.p_alive(m, x, t_x, T)
+        e = bgnbd.expected_purchases(m, horizon_days, x, t_x, T)
+    out[:, 2] = np.where(np.isfinite(e), e, 0.0)
+    return out

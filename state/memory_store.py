@@ -7,9 +7,19 @@ from collections.abc import Sequence
 
 from core.apply import DUPLICATE, REDELIVERED, STATUS_NAMES, MemoryUser, apply_event
 from core.features import FEATURE_NAMES, HORIZON_DAYS, Aggregates, UserState, window_aggregates
+from core.model import REASON_NAMES
 from core.tiers import ALL_TIERS, CHURNED, TierRecord
 from state.codec import Score
-from state.store import Applied, Commit, Item, Placed, ScoreWrite, TierChange, UserView
+from state.store import (
+    Applied,
+    Commit,
+    Item,
+    Placed,
+    ScoreWrite,
+    TierChange,
+    UserView,
+    population_means,
+)
 
 
 class MemoryFeatureStore:
@@ -120,7 +130,7 @@ class MemoryFeatureStore:
     async def put_snapshots(self, partition: int, anchor_ms: int,
                             rows: Sequence[tuple[str, Sequence[float]]]) -> None:
         book = self.pending.setdefault((partition, anchor_ms), {})
-        sums = [0.0] * len(FEATURE_NAMES)
+        sums = [0.0] * (len(rows[0][1]) if rows else len(FEATURE_NAMES))
         for uid, feats in rows:
             book[uid] = list(feats)
             sums = [s + f for s, f in zip(sums, feats, strict=True)]
@@ -137,9 +147,7 @@ class MemoryFeatureStore:
             self._count(name, inc)
 
     async def population(self) -> tuple[int, dict[str, float]]:
-        n = sum(p[1] for p in self.pop.values())
-        sums = [sum(p[2][i] for p in self.pop.values()) for i in range(len(FEATURE_NAMES))]
-        return n, ({f: s / n for f, s in zip(FEATURE_NAMES, sums, strict=True)} if n else {})
+        return population_means((n, sums) for _, n, sums in self.pop.values())
 
     async def tier_of(self, user_id: str) -> TierRecord | None:
         return self.tiers.get(user_id)
@@ -198,7 +206,7 @@ class MemoryFeatureStore:
         out = []
         for u in user_ids:
             why = self.scores[u].reasons if u in self.scores else ()
-            out.append(FEATURE_NAMES[why[0][0]] if why else "")
+            out.append(REASON_NAMES[why[0][0]] if why else "")
         return out
 
     async def count_at_least(self, risk: float) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -27,10 +27,9 @@ from state.codec import (
 from state.keys import Keys
 from state.mux import MuxConnection
 from state.resp import ReplyError, RespConnection, pack
-from state.store import Placed, ScoreWrite, TierChange, UserView
+from state.store import Placed, ScoreWrite, TierChange, UserView, population_means
 
-FEATURES = struct.Struct(f"<{len(FEATURE_NAMES)}d")
-POPULATION = struct.Struct(f"<qI{len(FEATURE_NAMES)}d")  # anchor, users, feature sums
+POP_HEAD = struct.Struct("<qI")  # anchor, users; then the column sums (doubles)
 
 
 class RedisLiveOps:
@@ -147,21 +146,24 @@ class RedisLiveOps:
 
     async def put_snapshots(self, partition: int, anchor_ms: int,
                             rows: Sequence[tuple[str, Sequence[float]]]) -> None:
-        sums = [0.0] * len(FEATURE_NAMES)
+        width = len(rows[0][1]) if rows else len(FEATURE_NAMES)  # 17, or 20 with BG/NBD
+        row = struct.Struct(f"<{width}d")
+        sums = [0.0] * width
         mapping = {}
         for uid, feats in rows:
-            mapping[uid] = FEATURES.pack(*feats)
+            mapping[uid] = row.pack(*feats)
             sums = [s + f for s, f in zip(sums, feats, strict=True)]
         pipe = self.r.pipeline(transaction=True)
         if mapping:
             pipe.hset(self.keys.pending(partition, anchor_ms), mapping=mapping)
         pipe.hset(self.keys.population, str(partition),
-                  POPULATION.pack(anchor_ms, len(rows), *sums))
+                  POP_HEAD.pack(anchor_ms, len(rows)) + row.pack(*sums))
         await pipe.execute()
 
     async def snapshots(self, partition: int, anchor_ms: int) -> list[tuple[str, list[float]]]:
         raw = await self.r.hgetall(self.keys.pending(partition, anchor_ms))
-        return sorted((u.decode(), list(FEATURES.unpack(v))) for u, v in raw.items())
+        return sorted((u.decode(), list(struct.unpack(f"<{len(v) // 8}d", v)))
+                      for u, v in raw.items())
 
     async def finish_anchor(self, partition: int, anchor_ms: int, released_anchor_ms: int,
                             counters: dict[str, int]) -> None:
@@ -200,12 +202,13 @@ class RedisLiveOps:
 
     @staticmethod
     def _population(parts: dict[bytes, bytes]) -> tuple[int, dict[str, float]]:
-        n, sums = 0, [0.0] * len(FEATURE_NAMES)
-        for raw in parts.values():
-            _, users, *part = POPULATION.unpack(raw)
-            n += users
-            sums = [a + b for a, b in zip(sums, part, strict=True)]
-        return n, ({f: s / n for f, s in zip(FEATURE_NAMES, sums, strict=True)} if n else {})
+        def rows() -> Iterator[tuple[int, tuple[float, ...]]]:
+            for raw in parts.values():
+                _, users = POP_HEAD.unpack_from(raw)
+                k = (len(raw) - POP_HEAD.size) // 8
+                yield users, struct.unpack_from(f"<{k}d", raw, POP_HEAD.size)
+
+        return population_means(rows())
 
     async def tier_of(self, user_id: str) -> TierRecord | None:
         raw = await self.r.hget(self.keys.user(user_id), "t")

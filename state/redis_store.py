@@ -13,7 +13,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from core.events import fingerprint
-from core.features import FEATURE_NAMES, HORIZON_DAYS, UserState
+from core.features import HORIZON_DAYS, UserState
+from core.model import REASON_NAMES
 from state.codec import Score, decode_aggregates, decode_score, decode_state
 from state.keys import Keys
 from state.mux import MuxConnection
@@ -189,7 +190,7 @@ class RedisFeatureStore(RedisLiveOps):
         out = []
         for raw in await pipe.execute():
             why = decode_score(raw).reasons if raw is not None else ()
-            out.append(FEATURE_NAMES[why[0][0]] if why else "")
+            out.append(REASON_NAMES[why[0][0]] if why else "")
         return out
 
     async def count_at_least(self, risk: float) -> int:

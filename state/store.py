@@ -12,13 +12,35 @@ with it either all happen or none do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple, Protocol
 
 from core.events import Event
 from core.features import Aggregates, UserState
+from core.model import REASON_NAMES
 from core.tiers import TierRecord
 from state.codec import Score
+
+
+def population_means(parts: Iterable[tuple[int, Sequence[float]]]
+                     ) -> tuple[int, dict[str, float]]:
+    """(users, means) from each partition's (snapshot users, column sums). Columns are
+    REASON_NAMES in order: the 17 features, then the BG/NBD inputs where the snapshots
+    carried them; a column's mean is over the partitions that have it.
+
+    >>> population_means([(2, [4.0] * 17), (2, [0.0] * 17 + [1.0, 1.5, 0.5])])[1]["n_events_7d"]
+    1.0
+    >>> population_means([(2, [4.0] * 17), (2, [0.0] * 17 + [1.0, 1.5, 0.5])])[1]["bg_p_alive"]
+    0.75
+    """
+    users, sums, counts = 0, [0.0] * len(REASON_NAMES), [0] * len(REASON_NAMES)
+    for n, part in parts:
+        users += n
+        for i, v in enumerate(part[:len(REASON_NAMES)]):
+            sums[i] += v
+            counts[i] += n
+    return users, {name: s / c for name, s, c in zip(REASON_NAMES, sums, counts, strict=True)
+                   if c}
 
 
 class Item(NamedTuple):
@@ -119,8 +141,9 @@ class FeatureStore(Protocol):
 
     async def put_snapshots(self, partition: int, anchor_ms: int,
                             rows: Sequence[tuple[str, Sequence[float]]]) -> None:
-        """Pending label snapshots taken at an anchor (features in FEATURE_NAMES order),
-        and the partition's population feature sums at that anchor."""
+        """Pending label snapshots taken at an anchor (features in REASON_NAMES order: the
+        17 features, optionally followed by the BG/NBD inputs), and the partition's
+        population sums of those columns at that anchor."""
 
     async def snapshots(self, partition: int, anchor_ms: int) -> list[tuple[str, list[float]]]:
         """Pending snapshots of one anchor, ordered by user id."""

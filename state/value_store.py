@@ -15,9 +15,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from core.features import DAY_MS
+from core.bgnbd import BGNBD
+from core.features import DAY_MS, Aggregates
 from core.segments import RFMCuts
-from core.value import ValueParams
+from core.value import ValueParams, bgnbd_inputs, summary_arrays
 from state.keys import Keys
 
 SUMMARY = np.dtype([("x", "<i4"), ("t_x", "<i4"), ("T", "<i4"), ("n", "<u4"),
@@ -158,3 +159,27 @@ class ValueStore:
             await self.r.rename(tmp, self.index_key)
         else:
             await self.r.delete(self.index_key)
+
+
+class ValueModel:
+    """The newest BG/NBD fit as the online model's optional inputs (one per worker; the
+    anchors and the scorer share it). :meth:`refresh` reads the fit only when its
+    version changed; ``store`` None: fixed ``params`` (tests, what-if runs)."""
+
+    def __init__(self, store: ValueStore | None, horizon_days: int,
+                 params: BGNBD | None = None) -> None:
+        self.store, self.horizon = store, horizon_days
+        self.params, self.version = params, 0
+
+    async def refresh(self) -> None:
+        if self.store is None:
+            return
+        version = await self.store.version()
+        if version != self.version:
+            fit = await self.store.current()
+            self.params = fit.params.bgnbd if fit is not None else None
+            self.version = version
+
+    def inputs(self, aggs: list[Aggregates]) -> np.ndarray:
+        """One row of VALUE_INPUT_NAMES per user, at each aggregate's reference time."""
+        return bgnbd_inputs(self.params, self.horizon, *summary_arrays(aggs))

@@ -1,18 +1,17 @@
 """Customer value inside ``churnstream evaluate``: a BG/NBD refit on the users' purchase
 summaries as of an anchor, the BG/NBD expected-purchases baseline, and BG/NBD inputs for
-the ``<pipeline>+value`` variants of the online model.
+the ``<pipeline>+value`` variants of the online model (``CHURN_MODEL_VALUE_INPUTS``).
 
 Summaries use only purchase days at or before the anchor's day (the state holds nothing
 later: the evaluator applies the log in order). A user who has not purchased counts as
 a customer born at the first event with no purchase (x = 0, t_x = 0, T = days since the
-first event), so every active user gets a number; ``bg_customer`` tells the model which.
+first event), so every active user gets a number; ``bg_customer`` tells the model which
+(as :func:`core.value.summary_arrays` does for the live path).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -20,11 +19,10 @@ from core import bgnbd
 from core.apply import MemoryUser
 from core.bgnbd import BGNBD
 from core.features import DAY_MS
-from core.model import model_inputs
-from core.rules import recency_frequency_risk
+from core.model import VALUE_INPUT_NAMES
+from core.value import bgnbd_inputs
 
 SUFFIX = "+value"
-EXTRA_NAMES = ("bg_customer", "bg_p_alive", "bg_expected_purchases")
 
 
 Summaries = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -46,17 +44,21 @@ def summaries(users: Sequence[MemoryUser], anchor_ms: int) -> Summaries:
 
 
 class ValueTrack:
-    """BG/NBD parameters refit every ``every_days`` on all users (compressed rows)."""
+    """BG/NBD parameters refit every ``every_days`` on all users (compressed rows), or
+    ``fixed`` ones that never change (what-if runs; the live/offline parity test)."""
 
-    def __init__(self, horizon_days: int, every_days: int = 7) -> None:
+    def __init__(self, horizon_days: int, every_days: int = 7, fixed: BGNBD | None = None
+                 ) -> None:
         self.horizon = horizon_days
         self.every_ms = every_days * DAY_MS
-        self.params: BGNBD | None = None
+        self.params: BGNBD | None = fixed
+        self.fixed = fixed is not None
         self.fitted_at = -1
         self.fits = 0
 
     def maybe_fit(self, users: dict[str, MemoryUser], anchor_ms: int) -> None:
-        if self.params is not None and anchor_ms - self.fitted_at < self.every_ms:
+        if self.fixed or (self.params is not None
+                          and anchor_ms - self.fitted_at < self.every_ms):
             return
         cust, x, t_x, T = summaries(list(users.values()), anchor_ms)
         keep = cust > 0
@@ -78,24 +80,7 @@ class ValueTrack:
         return np.asarray(bgnbd.expected_purchases(self.params, self.horizon, x, t_x, T))
 
     def extras(self, sums: Summaries) -> list[dict[str, float]]:
-        """The model's BG/NBD inputs per user (neutral before the first fit)."""
-        cust, x, t_x, T = sums
-        if self.params is None:
-            return [{"bg_customer": float(c), "bg_p_alive": 1.0, "bg_expected_purchases": 0.0}
-                    for c in cust]
-        alive = bgnbd.p_alive(self.params, x, t_x, T)
-        exp = bgnbd.expected_purchases(self.params, self.horizon, x, t_x, T)
-        return [{"bg_customer": float(c), "bg_p_alive": float(a),
-                 "bg_expected_purchases": float(e) if math.isfinite(e) else 0.0}
-                for c, a, e in zip(cust, alive, exp, strict=True)]
-
-
-def value_scores(state: Any, feats: Sequence[dict[str, float]],
-                 extras: Sequence[dict[str, float]], cfg: Any) -> np.ndarray:
-    """What a ``+value`` variant would serve: the rule until the model may speak (the
-    same handoff as the live scorer), then the pipeline on features + BG/NBD inputs."""
-    if not (state.examples >= cfg.min_labels and state.ready(cfg.min_labels)):
-        return np.array([recency_frequency_risk(f, cfg.horizon_days) for f in feats])
-    pipe = state.pipeline
-    return np.array([pipe.predict_proba_one(model_inputs({**f, **e})).get(True, 0.0)
-                     for f, e in zip(feats, extras, strict=True)])
+        """The model's BG/NBD inputs per user (neutral before the first fit): the live
+        path's :func:`core.value.bgnbd_inputs`."""
+        rows = bgnbd_inputs(self.params, self.horizon, *sums).tolist()
+        return [dict(zip(VALUE_INPUT_NAMES, row, strict=True)) for row in rows]

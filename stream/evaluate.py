@@ -32,15 +32,16 @@ import numpy as np
 
 from core.apply import DUPLICATE, REDELIVERED, MemoryUser, apply_event
 from core.baselines import BatchBaseline, feature_matrix, hgb_available, recency_scores
+from core.bgnbd import BGNBD
 from core.evaluation import KS, calibration, pooled_metrics, ranking_metrics
 from core.events import Event, Rejected
-from core.features import features_at
+from core.features import FEATURE_NAMES, features_at
 from core.labels import DAY_MS, Example, LabelBook, anchors_crossed, sampled
 from core.metrics import Prequential
 from core.model import make_pipeline
 from core.scoring import RuleScorer, make_scorer
 from core.timefmt import rfc3339
-from stream.eval_value import SUFFIX, ValueTrack, summaries, value_scores
+from stream.eval_value import SUFFIX, ValueTrack, summaries
 from stream.learner import LearnerState
 
 NOT_PROBABILITIES = frozenset({"recency", "bgnbd"})
@@ -59,6 +60,7 @@ class EvalConfig:
     min_labels: int = 1000
     hgb: bool = True
     bgnbd: bool = True  # the BG/NBD expected-purchases baseline (stream/eval_value.py)
+    value_params: BGNBD | None = None  # fixed BG/NBD parameters instead of weekly refits
     hgb_max_examples: int = 300_000
     calibration_bins: int = 10
 
@@ -110,13 +112,13 @@ class Evaluator:
             params: dict[str, Any] = {"lr": cfg.model_lr} if base == "logreg" else {}
             self.models[name] = LearnerState(make_pipeline(base, **params), Prequential(),
                                              rule_metrics=Prequential(),
-                                             horizon_days=cfg.horizon_days)
+                                             horizon_days=cfg.horizon_days,
+                                             value_inputs=name.endswith(SUFFIX))
         self.hgb = BatchBaseline(cfg.hgb_max_examples) if cfg.hgb and hgb_available() else None
         self.rule = RuleScorer(cfg.horizon_days)
         self.with_value = [n for n in cfg.pipelines if n.endswith(SUFFIX)]
-        self.value = ValueTrack(cfg.horizon_days, cfg.every_days) \
+        self.value = ValueTrack(cfg.horizon_days, cfg.every_days, cfg.value_params) \
             if cfg.bgnbd or self.with_value else None
-        self.extras: dict[tuple[str, int], dict[str, float]] = {}  # snapshot -> BG/NBD inputs
         self.on_anchor = on_anchor
         self.on_release = on_release  # every training example, as the learner gets it
         self.clock: int | None = None  # the watermark
@@ -180,27 +182,25 @@ class Evaluator:
         for ex in sorted(self.book.release(anchor_ms), key=lambda e: (e.t_ms, e.user_id)):
             if self.on_release is not None:
                 self.on_release(ex)
-            feats = dict(ex.features)
-            extra = self.extras.pop((ex.user_id, ex.t_ms), None)
-            for name, model in self.models.items():
-                model.learn_example({**feats, **extra} if extra and name in self.with_value
-                                    else feats, ex.label)
+            feats = dict(ex.features)  # with the BG/NBD inputs when a +value model runs
+            base = {n: feats[n] for n in FEATURE_NAMES}
+            for model in self.models.values():
+                model.learn_example(feats if model.value_inputs else base, ex.label)
             if self.hgb is not None:
-                self.hgb.add(feats, ex.label)
+                self.hgb.add(base, ex.label)
             self.released += 1
         active = self.active(anchor_ms)
         rate = self.cfg.sample_rate
         warm = anchor_ms >= self.start + self.cfg.warmup_days * DAY_MS
         if self.value is not None:
             self.value.maybe_fit(self.users, anchor_ms)
-        taken = []
-        for uid in active if warm else ():
-            if sampled(uid, anchor_ms, rate):
-                self.book.snapshot(uid, anchor_ms, features_at(self.users[uid].state, anchor_ms))
-                taken.append(uid)
-        if self.with_value and taken and self.value is not None:
+        taken = [u for u in active if sampled(u, anchor_ms, rate)] if warm else []
+        snaps = [features_at(self.users[u].state, anchor_ms) for u in taken]
+        if self.with_value and taken and self.value is not None:  # as the live anchors
             extras = self.value.extras(summaries([self.users[u] for u in taken], anchor_ms))
-            self.extras.update(((u, anchor_ms), e) for u, e in zip(taken, extras, strict=True))
+            snaps = [{**f, **e} for f, e in zip(snaps, extras, strict=True)]
+        for uid, f in zip(taken, snaps, strict=True):
+            self.book.snapshot(uid, anchor_ms, f)
         if self.next_eval is not None and anchor_ms >= self.next_eval:
             self.next_eval = anchor_ms + self.cfg.every_days * DAY_MS
             self._evaluate(anchor_ms, active)
@@ -218,14 +218,13 @@ class Evaluator:
                 scores["bgnbd"] = -expected  # fewer expected purchases = riskier
             if self.with_value:
                 extras = self.value.extras(sums)
+        with_extras = [{**f, **e} for f, e in zip(feats, extras, strict=True)] if extras else []
         for name, m in self.models.items():
-            if name in self.with_value:
-                scores[f"live:{name}"] = value_scores(m, feats, extras, self.cfg)
-                continue
             scorer = make_scorer(m.pipeline, name, m.examples, m.examples,
                                  self.cfg.min_labels, self.cfg.horizon_days,
-                                 ready=m.ready(self.cfg.min_labels))
-            scores[f"live:{name}"] = np.asarray(scorer.score(feats)[0], dtype=np.float64)
+                                 ready=m.ready(self.cfg.min_labels), value_inputs=m.value_inputs)
+            scored = scorer.score(with_extras if m.value_inputs else feats)[0]
+            scores[f"live:{name}"] = np.asarray(scored, dtype=np.float64)
         scores["rule"] = np.asarray(self.rule.score(feats)[0], dtype=np.float64)
         scores["recency"] = recency_scores(feats)
         matrix = feature_matrix(feats)

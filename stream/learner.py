@@ -10,7 +10,8 @@ example is learned twice or lost across crashes.
 
 Message format (JSON, written by :mod:`stream.anchors`): ``{"user_id",
 "partition", "t": anchor ms, "i": index in that anchor's release, "n": its size,
-"features": {17 features}, "label": 0|1, "release": ms}``. Releases of one partition
+"features": {17 features}, "value": {BG/NBD inputs} (absent from workers before them),
+"label": 0|1, "release": ms}``. Releases of one partition
 come in anchor order and are repeated whole after a worker crash, so an example
 whose ``(t, i)`` is not after the last one learned from its partition is a repeat:
 it is counted and skipped.
@@ -29,7 +30,7 @@ from typing import Any
 
 from core.features import FEATURE_NAMES
 from core.metrics import Prequential
-from core.model import make_pipeline, model_inputs
+from core.model import VALUE_INPUT_NAMES, make_pipeline, model_inputs
 from core.rules import recency_frequency_risk
 from core.scoring import model_speaks
 from core.settings import Settings
@@ -55,6 +56,9 @@ class LearnerState:
     # ranks them at least as well (``ready``)
     rule_metrics: Prequential = field(default_factory=Prequential)
     horizon_days: int = 30
+    # CHURN_MODEL_VALUE_INPUTS: learn from the snapshots' BG/NBD inputs too; workers
+    # read this from the checkpoint to score with the inputs the model knows
+    value_inputs: bool = False
 
     def learn(self, raw: bytes, offset: int) -> float | None:
         """Predict, then learn one example (a ``training.examples`` message); returns the
@@ -63,6 +67,8 @@ class LearnerState:
         try:
             body = json.loads(raw)
             features = {name: float(body["features"][name]) for name in FEATURE_NAMES}
+            if self.value_inputs:
+                features.update(_value_inputs(body.get("value"), features))
             label = body["label"]
             where = (int(body.get("partition", -1)), int(body.get("t", -1)),
                      int(body.get("i", -1)))
@@ -108,10 +114,20 @@ class LearnerState:
         rule = getattr(self, "rule_metrics", None)
         if rule is not None:
             out["rule_rocauc"] = rule.rocauc()
-        out.update(examples=float(self.examples), label_0=float(self.labels[0]),
+        out.update(value_inputs=float(getattr(self, "value_inputs", False)),
+                   examples=float(self.examples), label_0=float(self.labels[0]),
                    label_1=float(self.labels[1]), invalid=float(self.invalid),
                    repeats=float(self.repeats))
         return out
+
+
+def _value_inputs(value: Any, features: dict[str, float]) -> dict[str, float]:
+    """The message's BG/NBD inputs; neutral ones (P(alive) 1, no expected purchase) for a
+    message from a worker that did not write them."""
+    if value is None:
+        return {"bg_customer": float(features["days_since_last_purchase"] < 365.0),
+                "bg_p_alive": 1.0, "bg_expected_purchases": 0.0}
+    return {name: float(value[name]) for name in VALUE_INPUT_NAMES}
 
 
 def new_state(settings: Settings) -> LearnerState:
@@ -121,7 +137,8 @@ def new_state(settings: Settings) -> LearnerState:
     return LearnerState(make_pipeline(settings.model_pipeline, **params),
                         Prequential(settings.metrics_window),
                         rule_metrics=Prequential(settings.metrics_window),
-                        horizon_days=settings.churn_horizon_days)
+                        horizon_days=settings.churn_horizon_days,
+                        value_inputs=settings.model_value_inputs)
 
 
 class Learner:
@@ -140,6 +157,12 @@ class Learner:
         if ckpt is not None:
             self.state, self.version = ckpt.state, ckpt.version
             self._saved_offset = self.state.offset
+            if getattr(self.state, "value_inputs", False) != self.settings.model_value_inputs:
+                # the setting wins; River's models take new inputs at weight 0 and
+                # workers follow the next checkpoint
+                log.warning("CHURN_MODEL_VALUE_INPUTS changed to %s since checkpoint v%d",
+                            self.settings.model_value_inputs, ckpt.version)
+                self.state.value_inputs = self.settings.model_value_inputs
             self.metrics.checkpoint(ckpt.version, self.settings.model_pipeline, ckpt.metrics)
             log.info("resumed model v%d at offset %d (%d examples)", ckpt.version,
                      self.state.offset, self.state.examples)

@@ -16,13 +16,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from core.features import Aggregates, compute_features
-from core.model import reason_rows
+from core.model import VALUE_INPUT_NAMES, reason_rows
 from core.scoring import RuleScorer, Scorer
 from core.settings import Settings
 from core.tiers import ALL_TIERS, DAY_MS, AlertGate, TierPolicy, decide
 from core.timefmt import rfc3339
 from state.codec import Score
 from state.store import FeatureStore, Placed, ScoreWrite, TierChange
+from state.value_store import ValueModel
 
 AlertSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # (user id, JSON)
 
@@ -42,7 +43,8 @@ class Live:
 
     def __init__(self, store: FeatureStore, alerts: AlertSink, policy: TierPolicy,
                  gate: AlertGate, horizon_days: int = 30, scorer: Scorer | None = None,
-                 on_rescored: Callable[[RescoreStats], None] | None = None) -> None:
+                 on_rescored: Callable[[RescoreStats], None] | None = None,
+                 value: ValueModel | None = None) -> None:
         self.store = store
         self.alerts = alerts
         self.policy = policy
@@ -52,6 +54,8 @@ class Live:
         self.loaded_version = 0
         self.means: dict[str, float] = {}
         self.on_rescored = on_rescored  # metrics
+        # the BG/NBD fit, for a model that learned from the value inputs
+        self.value = value or ValueModel(None, horizon_days)
 
     @classmethod
     def from_settings(cls, store: FeatureStore, alerts: AlertSink, settings: Settings) -> Live:
@@ -75,6 +79,10 @@ class Live:
         if not feats:
             return [], []
         scorer = self.scorer
+        if scorer.value_inputs:
+            extra = self.value.inputs([agg for _, _, agg in users]).tolist()
+            for f, row in zip(feats, extra, strict=True):
+                f.update(zip(VALUE_INPUT_NAMES, row, strict=True))
         risks, why = scorer.score(feats)
         h_ms = self.horizon * DAY_MS
         writes = [ScoreWrite(uid, p, Score(risk, agg.now_ms, scorer.name, scorer.version, rs),

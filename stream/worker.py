@@ -19,6 +19,7 @@ from core.settings import Settings
 from core.tiers import ALL_TIERS
 from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
+from state.value_store import ValueModel, ValueStore
 from stream.anchors import Anchors
 from stream.live import Live, RescoreStats
 from stream.processor import TRANSIENT_ERRORS, BatchProcessor, BatchStats, DeadLetter, Record
@@ -94,9 +95,13 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
 
     live = Live.from_settings(store, send_alerts, settings)
     live.on_rescored = on_rescored
+    # the BG/NBD fit: snapshots always carry its inputs (the learner decides whether to
+    # use them, CHURN_MODEL_VALUE_INPUTS), the scorer needs them when the model does
+    live.value = ValueModel(ValueStore(client, settings.redis_prefix),
+                            settings.churn_horizon_days)
     anchors = Anchors(store, send_training, settings.churn_horizon_days,
                       settings.label_sample_rate, settings.sweep_chunk,
-                      settings.label_warmup_days)
+                      settings.label_warmup_days, live.value)
     proc = BatchProcessor(store, send_dead_letters, settings.allowed_types(),
                           settings.churn_horizon_days, live, anchors, on_batch)
     sweeper = Sweeper(store, live, proc.lock, settings.churn_horizon_days, settings.sweep_chunk,
@@ -220,6 +225,7 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
 
 async def refresh_model(live: Live, models: ModelStore, settings: Settings) -> None:
     live.means = (await live.store.population())[1]
+    await live.value.refresh()
     version = await models.version()
     if version == live.loaded_version:
         return
@@ -230,7 +236,8 @@ async def refresh_model(live: Live, models: ModelStore, settings: Settings) -> N
     live.scorer = make_scorer(state.pipeline, settings.model_pipeline, ckpt.version,
                               state.examples, settings.min_labels, settings.churn_horizon_days,
                               ready=state.ready(settings.min_labels,
-                                                settings.model_handoff == "compare"))
+                                                settings.model_handoff == "compare"),
+                              value_inputs=getattr(state, "value_inputs", False))
     live.loaded_version = ckpt.version
     log.info("model v%d loaded (%d examples); scorer %s", ckpt.version, state.examples,
              live.scorer.name)

@@ -22,6 +22,7 @@ async def model(models: ModelsDep, settings: SettingsDep) -> ModelInfo:
     metrics: dict[str, float | None] = dict(meta.get("metrics", {}))
     examples = int(meta.get("examples", 0))
     labels = {str(y): int(metrics.pop(f"label_{y}", 0) or 0) for y in (0, 1)}
+    value_inputs = bool(metrics.pop("value_inputs", 0))
     for name in ("examples", "invalid", "repeats"):
         metrics.pop(name, None)
     speaks = meta.get("version") and model_speaks(
@@ -31,5 +32,5 @@ async def model(models: ModelsDep, settings: SettingsDep) -> ModelInfo:
     updated = meta.get("updated_at")
     return ModelInfo(version=int(meta.get("version", 0)), pipeline=settings.model_pipeline,
                      scorer=scorer, examples=examples, min_labels=settings.min_labels,
-                     labels=labels, metrics=metrics,
+                     labels=labels, metrics=metrics, value_inputs=value_inputs,
                      updated_at=float(updated) if updated is not None else None)

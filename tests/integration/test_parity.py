@@ -1,7 +1,9 @@
 """Parity: for the same log, the in-process evaluation path (``churnstream evaluate``)
 and the live path (Tansu + worker + learner + Redis + API) release the same training
 examples and give the same features and the same scores at the same ``as_of`` for the
-same model version."""
+same model version; with ``CHURN_MODEL_VALUE_INPUTS`` too, given one BG/NBD fit on both
+sides (the training examples then carry the same BG/NBD inputs, and model scores use
+them)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,20 @@ from pathlib import Path
 
 import pytest
 
+from core.bgnbd import BGNBD
 from core.events import parse_event
 from core.features import FEATURE_NAMES, features_at
+from core.gammagamma import GammaGamma
 from core.labels import Example
+from core.model import REASON_NAMES, VALUE_INPUT_NAMES
 from core.scoring import make_scorer
+from core.segments import RFMCuts
+from core.value import ValueParams
 from state.codec import decode_score
 from state.keys import Keys
+from state.redis_store import connect
+from state.value_store import ValueFit, ValueStore
+from stream.eval_value import ValueTrack, summaries
 from stream.evaluate import EvalConfig, Evaluator
 from stream.replay import replay
 from stream.simulate import START_MS, Population
@@ -30,12 +40,34 @@ pytestmark = pytest.mark.integration
 ALLOWED = frozenset({"view", "cart", "remove_from_cart", "purchase"})
 
 
-def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -> None:
+BG = BGNBD(r=0.6, alpha=4.0, a=0.7, b=2.5)  # a fixed fit for the value-input variant
+
+
+def save_fit(ns: Namespace) -> None:
+    """One BG/NBD fit in Redis before any event, through the real ValueStore."""
+    import asyncio
+
+    fit = ValueFit(ValueParams(0, BG, GammaGamma(6.0, 4.0, 15.0)),
+                   RFMCuts((1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3, 4)), {}, 0, 365)
+
+    async def save() -> None:
+        client = connect(ns.settings().redis_url)
+        await ValueStore(client, ns.settings().redis_prefix).save(fit)
+        await client.aclose()
+
+    asyncio.run(save())
+
+
+@pytest.mark.parametrize("value_inputs", [False, True], ids=["features", "value-inputs"])
+def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path,
+                                         value_inputs: bool) -> None:
     ns = namespace
     ns.extra_env.update(CHURN_LABEL_SAMPLE_RATE="0.5", CHURN_MIN_LABELS="300",
                         CHURN_MODEL_HANDOFF="count",  # the model speaks from 300 labels
                         CHURN_LEARNER_CHECKPOINT_EVERY="300",
-                        CHURN_LEARNER_CHECKPOINT_SECONDS="1", CHURN_MODEL_POLL_SECONDS="0.5")
+                        CHURN_LEARNER_CHECKPOINT_SECONDS="1", CHURN_MODEL_POLL_SECONDS="0.5",
+                        CHURN_VALUE_FIT_SECONDS="0",  # no refits: one fixed fit, if any
+                        CHURN_MODEL_VALUE_INPUTS="1" if value_inputs else "0")
     lines = list(Population(users=600, days=100, seed=8).jsonl())
     split = START_MS + 90 * DAY  # the model speaks from about day 85 on this log
     first = [x for x in lines if json.loads(x)["event_time"] < split]
@@ -44,13 +76,17 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -
 
     # --- in process
     released_here: list[Example] = []
-    ev = Evaluator(EvalConfig(horizon_days=30, sample_rate=0.5, min_labels=300, hgb=False),
+    ev = Evaluator(EvalConfig(horizon_days=30, sample_rate=0.5, min_labels=300, hgb=False,
+                              pipelines=("logreg+value",) if value_inputs else ("logreg",),
+                              value_params=BG if value_inputs else None),
                    on_release=released_here.append)
     for line in lines:
         ev.feed(parse_event(line, ALLOWED))  # type: ignore[arg-type]
 
     # --- live
     r = ns.redis()
+    if value_inputs:
+        save_fit(ns)
     ns.start_worker()
     ns.spawn("learner")
     # the learner keeps only its last 3 checkpoints: copy every version as it appears,
@@ -84,13 +120,18 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -
     ns.wait_learned()
 
     # the same training examples (per (t, user): label and features)
-    live = {(t, u): (ex["label"], ex["features"])
+    # (with value inputs: and the same BG/NBD inputs; workers always send them)
+    live = {(t, u): (ex["label"], {**ex["features"], **ex["value"]})
             for (_, t, u), ex in read_examples(ns, stats["released"]).items()}
     mine = {(e.t_ms, e.user_id): (e.label, dict(e.features)) for e in released_here}
     assert live.keys() == mine.keys() and len(live) > 1000
+    names = REASON_NAMES if value_inputs else FEATURE_NAMES
     for key, (label, feats) in live.items():
         assert label == mine[key][0], key
-        assert all(close(feats[n], mine[key][1][n], 1e-12) for n in FEATURE_NAMES), key
+        assert all(close(feats[n], mine[key][1][n], 1e-12) for n in names), key
+    if value_inputs:  # the BG/NBD inputs are not all neutral: customers, P(alive) < 1
+        assert sum(f["bg_customer"] for _, f in live.values()) > 100
+        assert sum(f["bg_p_alive"] < 0.9 for _, f in live.values()) > 50
 
     # the same features and scores at the stored as_of, for the stored model version
     stop.set()
@@ -100,7 +141,8 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -
     keys = Keys(f"t{ns.name}")
     users = sorted(ev.users)
     random.Random(1).shuffle(users)
-    compared = by_model = 0
+    compared = by_model = bg_reasons = 0
+    track = ValueTrack(30, fixed=BG)
     for uid in users[:150]:
         raw = r.hget(keys.user(uid), "s")
         if raw is None:
@@ -110,12 +152,22 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path) -
         assert code == 200
         mine_f = features_at(ev.users[uid].state, score.as_of_ms)
         assert body["features"] == mine_f, uid  # exactly
+        extra = track.extras(summaries([ev.users[uid]], score.as_of_ms))[0]
+        for reason in body["reasons"]:
+            assert reason["feature"] in names, uid
+            if reason["feature"] in VALUE_INPUT_NAMES:
+                bg_reasons += 1
+                assert close(reason["value"], extra[reason["feature"]], 1e-12), uid
         if score.version in ckpts:
             state = ckpts[score.version]
+            assert state.value_inputs == value_inputs
             scorer = make_scorer(state.pipeline, "logreg", score.version, state.examples, 300,
-                                 30, ready=state.ready(300, compare=False))
+                                 30, ready=state.ready(300, compare=False),
+                                 value_inputs=state.value_inputs)
             assert scorer.name == score.scorer, uid
-            assert close(scorer.score([mine_f])[0][0], score.risk, 1e-12), uid
+            assert close(scorer.score([{**mine_f, **extra}])[0][0], score.risk, 1e-12), uid
             by_model += score.scorer.startswith("model:")
         compared += 1
     assert compared >= 100 and by_model >= 30, (compared, by_model)
+    if value_inputs:  # the model uses them: some users' reasons name a BG/NBD input
+        assert bg_reasons > 0
