@@ -196,6 +196,13 @@ def test_snapshots_population_and_clocks(store: FeatureStore) -> None:
     assert run(store.snapshots(2, DAY_MS)) == sorted(rows)
     users, means = run(store.population())
     assert users == 3 and means["n_events_7d"] == (2.0 + 0.5 + 4.0) / 3
+    # snapshots with the BG/NBD inputs (20 columns) next to ones without
+    wide = [("w", [1.0] * n + [1.0, 0.25, 0.5])]
+    run(store.put_snapshots(4, DAY_MS, wide))
+    assert run(store.snapshots(4, DAY_MS)) == wide
+    users, means = run(store.population())
+    assert users == 4 and means["n_events_7d"] == (2.0 + 0.5 + 4.0 + 1.0) / 4
+    assert (means["bg_customer"], means["bg_p_alive"]) == (1.0, 0.25)  # partition 4 only
     run(store.finish_anchor(2, 31 * DAY_MS, DAY_MS, {"released": 2}))
     assert run(store.snapshots(2, DAY_MS)) == [] and run(store.stats()) == {"released": 2}
     run(store.set_clock("s:2", 5))
