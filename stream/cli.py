@@ -194,6 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # a small demo population: snapshot more users so the model takes over sooner
         env.setdefault("CHURN_LABEL_SAMPLE_RATE", "0.2")
         env.setdefault("CHURN_VALUE_FIT_SECONDS", "30")  # customer value within a minute
+        env.setdefault("CHURN_MODEL_VALUE_INPUTS", "1")  # and the model learns from it
         ensure_topics(svc.settings())
         exe = [sys.executable, "-m", "stream.cli"]
         procs.append(subprocess.Popen([*exe, "worker"], env=env))
