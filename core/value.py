@@ -72,6 +72,7 @@ class ValueParams(NamedTuple):
     customers: int = 0  # summaries the BG/NBD fit saw
     valued: int = 0  # customers with a positive mean spend (the Gamma-Gamma fit)
     seconds: float = 0.0
+    retired: int = 0  # customers deleted after the retention period, still in BG/NBD
 
     def to_json(self) -> bytes:
         d = self._asdict()

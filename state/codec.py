@@ -146,6 +146,19 @@ def value_field(value: bytes) -> tuple[set[int], int, float]:
     return purchase_days_of(value), n, spend
 
 
+def retired_key(days: set[int]) -> str | None:
+    """The archive field of a retired customer's summary: "x:t_x:first purchase day"
+    (None for a user who never purchased).
+
+    >>> retired_key({10, 12, 17}), retired_key(set())
+    ('2:7:10', None)
+    """
+    if not days:
+        return None
+    first = min(days)
+    return f"{len(days) - 1}:{max(days) - first}:{first}"
+
+
 def purchase_days_of(value: bytes) -> set[int]:
     """Purchase days of field ``v``: bit i of bitmap byte k (LSB first) = base + 8k + i.
 

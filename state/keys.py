@@ -16,8 +16,8 @@ from __future__ import annotations
 class Keys:
     """All key names, under one configurable prefix."""
 
-    __slots__ = ("_user_prefix", "clock", "offsets", "population", "prefix", "rank", "stats",
-                 "tiers", "watermark")
+    __slots__ = ("_user_prefix", "clock", "offsets", "population", "prefix", "rank", "retired",
+                 "stats", "tiers", "watermark")
 
     def __init__(self, prefix: str = "churn") -> None:
         self.prefix = prefix
@@ -28,6 +28,9 @@ class Keys:
         self.tiers = f"{prefix}:tiers"  # stored tier -> users in it
         self.clock = f"{prefix}:clock"  # a:<p> last anchor done, s:<p> swept until (ms)
         self.population = f"{prefix}:population"  # partition -> feature sums at its anchor
+        # retired customers' BG/NBD summaries, "x:t_x:first purchase day" -> customers (the
+        # value fit's population keeps them; one field per distinct summary)
+        self.retired = f"{prefix}:value:retired"
         self._user_prefix = f"{prefix}:{{u:"
 
     def user(self, user_id: str) -> str:

@@ -9,7 +9,7 @@ from core.apply import DUPLICATE, REDELIVERED, STATUS_NAMES, MemoryUser, apply_e
 from core.features import FEATURE_NAMES, HORIZON_DAYS, Aggregates, UserState, window_aggregates
 from core.model import REASON_NAMES
 from core.tiers import ALL_TIERS, CHURNED, TierRecord
-from state.codec import Score
+from state.codec import Score, retired_key
 from state.store import (
     Applied,
     Commit,
@@ -33,6 +33,7 @@ class MemoryFeatureStore:
         self.gone: dict[int, dict[str, int]] = {}
         self.pending: dict[tuple[int, int], dict[str, list[float]]] = {}
         self.pop: dict[int, tuple[int, int, list[float]]] = {}
+        self.retired: dict[str, int] = {}  # "x:t_x:first day" -> retired customers
         self._offsets: dict[int, int] = {}
         self._stats: dict[str, int] = {}
         self._wm: dict[int, int] = {}
@@ -160,13 +161,19 @@ class MemoryFeatureStore:
         old = [u for u, t in gone.items() if t < silent_before_ms]
         for u in old:
             del gone[u]
-            self.users.pop(u, None)
+            mu = self.users.pop(u, None)
+            field = retired_key(mu.state.purchase_days) if mu is not None else None
+            if field is not None:
+                self.retired[field] = self.retired.get(field, 0) + 1
             self.scores.pop(u, None)
             self.tiers.pop(u, None)
             self._tier_counts[CHURNED] -= 1
         if old:
             self._count("users_retired", len(old))
         return len(old)
+
+    async def retired_customers(self) -> dict[str, int]:
+        return dict(self.retired)
 
     async def user_view(self, user_id: str) -> UserView | None:
         mu = self.users.get(user_id)

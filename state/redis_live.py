@@ -23,6 +23,8 @@ from state.codec import (
     decode_tier,
     encode_score,
     encode_tier,
+    purchase_days_of,
+    retired_key,
 )
 from state.keys import Keys
 from state.mux import MuxConnection
@@ -223,10 +225,25 @@ class RedisLiveOps:
         users = await self.r.zrangebyscore(gone, "-inf", f"({silent_before_ms}")
         if not users:
             return 0
-        pipe = self.r.pipeline(transaction=True)
-        pipe.delete(*[self.keys.user(u.decode()) for u in users])
+        keys = [self.keys.user(u.decode()) for u in users]
+        read = self.r.pipeline(transaction=False)  # the sweeper holds the processor's lock
+        for k in keys:
+            read.hget(k, "v")
+        archive: dict[str, int] = {}
+        for v in await read.execute():
+            field = retired_key(purchase_days_of(v)) if v is not None else None
+            if field is not None:
+                archive[field] = archive.get(field, 0) + 1
+        pipe = self.r.pipeline(transaction=True)  # archived and deleted together
+        for field, n in archive.items():
+            pipe.hincrby(self.keys.retired, field, n)
+        pipe.delete(*keys)
         pipe.zrem(gone, *users)
         pipe.hincrby(self.keys.tiers, CHURNED, -len(users))
         pipe.hincrby(self.keys.stats, "users_retired", len(users))
         await pipe.execute()
         return len(users)
+
+    async def retired_customers(self) -> dict[str, int]:
+        raw = await self.r.hgetall(self.keys.retired)
+        return {k.decode(): int(v) for k, v in raw.items()}

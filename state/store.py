@@ -162,7 +162,12 @@ class FeatureStore(Protocol):
         """Users per stored tier."""
 
     async def retire(self, partition: int, silent_before_ms: int) -> int:
-        """Delete churned users of the partition whose newest event is before the bound."""
+        """Delete churned users of the partition whose newest event is before the bound;
+        the BG/NBD summaries of the customers among them are archived (counted per
+        "x:t_x:first purchase day") so the value fit still sees them."""
+
+    async def retired_customers(self) -> dict[str, int]:
+        """The archive of :meth:`retire`: "x:t_x:first purchase day" -> customers."""
 
     async def user_view(self, user_id: str) -> UserView | None:
         """State, score, stored tier, rank and population means of one user (None:

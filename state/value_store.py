@@ -42,6 +42,9 @@ class Summaries(NamedTuple):
     records: np.ndarray  # SUMMARY
     as_of_ms: int
     prospects: int  # users without a purchase
+    # retired customers (deleted after CHURN_RETENTION_DAYS): rows of x, t_x, T at
+    # ``as_of_ms``, customers
+    retired: np.ndarray = np.zeros((0, 4), np.int64)
 
 
 class ValueFit(NamedTuple):
@@ -96,8 +99,17 @@ class ValueStore:
             ids.extend(self.keys.user_id_of(k.decode()) for k in res[3:])
             if int(cursor) == 0:
                 break
-        return Summaries(ids, np.frombuffer(b"".join(blobs), dtype=SUMMARY),
-                         max(marks.values()), prospects)
+        as_of = max(marks.values())
+        return Summaries(ids, np.frombuffer(b"".join(blobs), dtype=SUMMARY), as_of, prospects,
+                         await self.retired(as_of // DAY_MS))
+
+    async def retired(self, today: int) -> np.ndarray:
+        """The retired customers' archive as rows (x, t_x, T on ``today``, customers)."""
+        raw = await self.r.hgetall(self.keys.retired)
+        rows = [[*map(int, k.split(b":")), int(n)] for k, n in raw.items()]
+        out = np.array(rows, dtype=np.int64).reshape(-1, 4)
+        out[:, 2] = today - out[:, 2]
+        return out
 
     async def save(self, fit: ValueFit) -> int:
         """Store a fit as a new version (atomically with the meta); returns the version."""

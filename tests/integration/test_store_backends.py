@@ -208,3 +208,25 @@ def test_snapshots_population_and_clocks(store: FeatureStore) -> None:
     run(store.set_clock("s:2", 5))
     run(store.set_clock("s:2", 4))  # clocks only move forwards
     assert run(store.clock()) == {"a:2": 31 * DAY_MS, "s:2": 5}
+
+
+def test_retired_customers_are_archived_for_the_value_fit(store: FeatureStore) -> None:
+    """p bought on days 0, 2 and 7; q and s once on day 1 (the same summary); r never.
+    Retiring all four deletes them and leaves the three customers' BG/NBD summaries."""
+    d0 = T0 // DAY_MS
+    log = [("p", 0, "purchase"), ("q", 1, "purchase"), ("s", 1, "purchase"), ("p", 2, "purchase"),
+           ("r", 3, "view"), ("p", 7, "purchase"), ("p", 8, "view")]
+    run(store.apply([Item(ev(i, T0 + d * DAY_MS, user=u, event_type=kind, price=5.0), 2, i)
+                     for i, (u, d, kind) in enumerate(log)]))
+    users = sorted({u for u, _, _ in log})
+    last = {"p": 8, "q": 1, "r": 3, "s": 1}
+    run(store.write_scores([ScoreWrite(u, 2, Score(0.5, T0 + last[u] * DAY_MS, "rule"),
+                                       T0 + last[u] * DAY_MS) for u in users]))
+    churned = ALL_TIERS.index("churned")
+    run(store.write_tiers([TierChange(u, 2, None, TierRecord(churned, T0, 0, 0),
+                                      T0 + last[u] * DAY_MS) for u in users], {}))
+    assert run(store.retired_customers()) == {}
+    assert run(store.retire(2, T0 + 2 * DAY_MS)) == 2  # q and s
+    assert run(store.retire(2, T0 + 9 * DAY_MS)) == 2  # p and r
+    assert run(store.retired_customers()) == {f"0:0:{d0 + 1}": 2, f"2:7:{d0}": 1}
+    assert all(run(store.user(u)) == (None, None) for u in users)

@@ -119,3 +119,62 @@ def test_too_few_customers_keeps_the_old_fit(loaded) -> None:  # type: ignore[no
     vs = ValueStore(client, f"{prefix}x")  # an empty namespace
     assert run(run_fit(vs, Settings(value_min_customers=10))) is None
     assert run(vs.current()) is None
+
+
+def test_retired_customers_stay_in_the_bgnbd_fit(services: EmbeddedServices) -> None:
+    """Half of the users churn and are deleted (retention): the archive gives the scan
+    their summaries at the watermark, and the BG/NBD fit equals a fit on every customer's
+    reference summary, living and retired."""
+    from collections import Counter
+
+    from core import bgnbd
+    from core.tiers import ALL_TIERS, TierRecord
+    from state.codec import Score
+    from state.store import ScoreWrite, TierChange
+
+    client = connect(services.redis.url)
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    store = RedisFeatureStore(client, prefix=prefix)
+    items = _stream(5, users=80, n=3000)
+    marks: dict[int, int] = {}
+    for p in range(3):
+        mine = [it for it in items if it.partition == p]
+        marks[p] = max(it.event.time_ms for it in mine)
+    run(store.apply(items, [Commit(p, max(it.offset for it in items if it.partition == p),
+                                   marks[p], {}) for p in range(3)]))
+    ref = Reference()
+    for it in items:
+        e = it.event
+        ref.add(RefEvent(e.event_id, e.user_id, e.event_type, e.time_ms, e.price, e.brand))
+    gone = sorted(u for u in ref.users if int(u[1:]) % 2 == 0)
+    churned = ALL_TIERS.index("churned")
+    for u in gone:
+        p, last = int(u[1:]) % 3, ref.users[u].newest
+        run(store.write_scores([ScoreWrite(u, p, Score(0.5, last, "rule"), last)]))
+        run(store.write_tiers([TierChange(u, p, None, TierRecord(churned, last, 0, 0), last)],
+                              {}))
+    assert sum(run(store.retire(p, T0 + 10_000 * DAY)) for p in range(3)) == len(gone)
+
+    vs = ValueStore(client, prefix)
+    s = run(vs.summaries(0))
+    as_of = max(marks.values())
+    buyers = {u for u, st in ref.users.items() if st.purchase_days}
+    assert sorted(s.ids) == sorted(buyers - set(gone))
+    want = Counter(ref.value_summary(u, as_of)[:3] for u in buyers & set(gone))
+    assert {tuple(r[:3]): r[3] for r in s.retired.tolist()} == want and sum(want.values()) > 10
+
+    settings = Settings(value_min_customers=10)
+    fit, _ = fit_summaries(s.records, s.as_of_ms, settings, None, s.retired)
+    assert fit.params.retired == sum(want.values())
+    assert fit.params.customers == len(s.ids)
+    # the same likelihood, written out row by row from the reference
+    every = [ref.value_summary(u, as_of if u in gone else marks[int(u[1:]) % 3])[:3]
+             for u in sorted(buyers)]
+    x, t_x, T = (np.array(c, dtype=float) for c in zip(*every, strict=True))
+    direct = bgnbd.fit(x, t_x, T)
+    assert np.allclose(fit.params.bgnbd, direct, rtol=2e-3), (fit.params.bgnbd, direct)
+    # the dead count: without them the population looks more alive
+    alone, _ = fit_summaries(s.records, s.as_of_ms, settings)
+    m_all, m_alone = fit.params.bgnbd, alone.params.bgnbd
+    probe = (np.array([2.0]), np.array([10.0]), np.array([150.0]))
+    assert bgnbd.p_alive(m_all, *probe)[0] < bgnbd.p_alive(m_alone, *probe)[0]
