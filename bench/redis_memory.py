@@ -24,6 +24,7 @@ from core.events import Event, Rejected, parse_event  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
 from state.server import RedisServer  # noqa: E402
+from state.value_store import ValueModel  # noqa: E402
 from stream import simulate  # noqa: E402
 from stream.anchors import Anchors  # noqa: E402
 from stream.live import Live  # noqa: E402
@@ -68,7 +69,9 @@ async def measure(name: str, events: list[Event], url: str) -> None:
     live = Live.from_settings(store, nowhere, settings)
     proc = BatchProcessor(store, nowhere, live=live,
                           anchors=Anchors(store, nowhere, settings.churn_horizon_days,
-                                          settings.label_sample_rate))
+                                          settings.label_sample_rate,
+                                          # as the worker: snapshots carry the BG/NBD inputs
+                                          value=ValueModel(None, settings.churn_horizon_days)))
     for k in range(0, len(events), 1000):
         await proc.process([Record(0, k + i, None, e.to_json())
                             for i, e in enumerate(events[k:k + 1000])])
