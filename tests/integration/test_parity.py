@@ -112,6 +112,7 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path,
     ns.wait_learned("phase 1 learned")
     wait_until(lambda: http_json(f"{api}/v1/model")[1]["scorer"] == "model:logreg", 30,
                "the model speaks")
+    assert http_json(f"{api}/v1/model")[1]["value_inputs"] is value_inputs
     time.sleep(1.5)  # workers poll the model version every 0.5 s
     replay(tmp_path / "p2.jsonl", ns.settings(), progress=False)
     ns.wait_consumed(len(lines))

@@ -184,3 +184,19 @@ def test_anchor_snapshots_carry_the_inputs_of_the_fit_current_at_the_anchor() ->
         assert all(close(got[uid]["value"][n], want[n], 1e-12) for n in VALUE_INPUT_NAMES)
     # the population means of the latest snapshots (day 4: c and p) include the inputs
     assert means_at_5["bg_customer"] == 0.5 and 0 < means_at_5["bg_p_alive"] <= 1
+
+
+def test_the_setting_wins_over_a_checkpoint_on_resume() -> None:
+    from state.models import Checkpoint
+    from stream.learner import Learner
+
+    saved = new_state(Settings())  # learned without the value inputs
+
+    class Store:
+        async def load(self) -> Checkpoint:
+            return Checkpoint(3, 10, 0, saved, {})
+
+    learner = Learner(Settings(model_value_inputs=True), Store())  # type: ignore[arg-type]
+    asyncio.run(learner.resume())
+    assert learner.version == 3 and learner.state.value_inputs
+    assert learner.state.summary()["value_inputs"] == 1.0
