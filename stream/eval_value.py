@@ -29,7 +29,10 @@ Summaries = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def summaries(users: Sequence[MemoryUser], anchor_ms: int) -> Summaries:
-    """(customer flag, x, t_x, T) in whole days at ``anchor_ms`` for each user."""
+    """(customer flag, x, t_x, T) in whole days at ``anchor_ms`` for each user: what
+    :func:`core.value.summary_arrays` gives from window aggregates (a unit test holds
+    them equal), read straight from the states, because the weekly refit covers every
+    user and window aggregates would compute 30-day windows it does not need."""
     today = anchor_ms // DAY_MS
     n = len(users)
     cust, x, t_x, T = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)

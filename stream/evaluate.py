@@ -35,13 +35,14 @@ from core.baselines import BatchBaseline, feature_matrix, hgb_available, recency
 from core.bgnbd import BGNBD
 from core.evaluation import KS, calibration, pooled_metrics, ranking_metrics
 from core.events import Event, Rejected
-from core.features import FEATURE_NAMES, features_at
+from core.features import FEATURE_NAMES, compute_features, window_aggregates
 from core.labels import DAY_MS, Example, LabelBook, anchors_crossed, sampled
 from core.metrics import Prequential
 from core.model import make_pipeline
 from core.scoring import RuleScorer, make_scorer
 from core.timefmt import rfc3339
-from stream.eval_value import SUFFIX, ValueTrack, summaries
+from core.value import summary_arrays
+from stream.eval_value import SUFFIX, ValueTrack
 from stream.learner import LearnerState
 
 NOT_PROBABILITIES = frozenset({"recency", "bgnbd"})
@@ -183,7 +184,7 @@ class Evaluator:
             if self.on_release is not None:
                 self.on_release(ex)
             feats = dict(ex.features)  # with the BG/NBD inputs when a +value model runs
-            base = {n: feats[n] for n in FEATURE_NAMES}
+            base = {n: feats[n] for n in FEATURE_NAMES} if self.with_value else feats
             for model in self.models.values():
                 model.learn_example(feats if model.value_inputs else base, ex.label)
             if self.hgb is not None:
@@ -195,9 +196,10 @@ class Evaluator:
         if self.value is not None:
             self.value.maybe_fit(self.users, anchor_ms)
         taken = [u for u in active if sampled(u, anchor_ms, rate)] if warm else []
-        snaps = [features_at(self.users[u].state, anchor_ms) for u in taken]
+        aggs = [window_aggregates(self.users[u].state, anchor_ms) for u in taken]
+        snaps = [compute_features(a) for a in aggs]
         if self.with_value and taken and self.value is not None:  # as the live anchors
-            extras = self.value.extras(summaries([self.users[u] for u in taken], anchor_ms))
+            extras = self.value.extras(summary_arrays(aggs))
             snaps = [{**f, **e} for f, e in zip(snaps, extras, strict=True)]
         for uid, f in zip(taken, snaps, strict=True):
             self.book.snapshot(uid, anchor_ms, f)
@@ -208,11 +210,12 @@ class Evaluator:
     def _evaluate(self, anchor_ms: int, active: list[str]) -> None:
         if not active:
             return
-        feats = [features_at(self.users[u].state, anchor_ms) for u in active]
+        aggs = [window_aggregates(self.users[u].state, anchor_ms) for u in active]
+        feats = [compute_features(a) for a in aggs]
         scores: dict[str, np.ndarray] = {}
         extras: list[dict[str, float]] = []
         if self.value is not None:
-            sums = summaries([self.users[u] for u in active], anchor_ms)
+            sums = summary_arrays(aggs)  # the live path's summaries
             expected = self.value.expected(sums)
             if expected is not None and self.cfg.bgnbd:
                 scores["bgnbd"] = -expected  # fewer expected purchases = riskier
