@@ -200,3 +200,17 @@ def test_the_setting_wins_over_a_checkpoint_on_resume() -> None:
     asyncio.run(learner.resume())
     assert learner.version == 3 and learner.state.value_inputs
     assert learner.state.summary()["value_inputs"] == 1.0
+
+
+def test_a_bad_value_object_is_counted_invalid_and_learns_nothing() -> None:
+    state = new_state(Settings(model_value_inputs=True))
+    base = {"partition": 0, "t": 5, "label": 0, "features": {n: 1.0 for n in FEATURE_NAMES}}
+    bad = [{"bg_customer": 1.0}, "abc", [1, 2], {"bg_customer": 1.0, "bg_p_alive": "x",
+                                                 "bg_expected_purchases": 0.0},
+           {"bg_customer": 1.0, "bg_p_alive": float("nan"), "bg_expected_purchases": 0.0}]
+    for i, value in enumerate(bad):
+        raw = json.dumps({**base, "i": i, "value": value}).encode()
+        assert state.learn(raw, i) is None
+    assert (state.invalid, state.examples) == (len(bad), 0)
+    good = json.dumps({**base, "i": 9, "value": dict.fromkeys(VALUE_INPUT_NAMES, 0.5)})
+    assert state.learn(good.encode(), 9) is not None and state.examples == 1
