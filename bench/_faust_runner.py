@@ -63,7 +63,7 @@ def main() -> None:
                 if state["n"] == n_expected:
                     done()
     else:
-        app, proc = build_app(settings)
+        app, proc, _ = build_app(settings)
         inner = proc.process
 
         async def counting(records):  # type: ignore[no-untyped-def]

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     event_types: Annotated[list[str], NoDecode] = ["view", "cart", "remove_from_cart",
                                                    "purchase"]
     churn_horizon_days: int = Field(30, ge=1)
+    # a stop (SIGTERM, a crashed agent) that takes longer than this exits anyway
+    shutdown_timeout: float = Field(8.0, gt=0)
 
     # model and learner
     training_topic: str = "training.examples"

@@ -50,8 +50,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from stream.worker import run_worker
 
     sys.argv = [sys.argv[0]]  # faust's Worker parses argv
-    run_worker(Settings.load())
-    return 0
+    return run_worker(Settings.load())
 
 
 def cmd_learner(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ class Record(NamedTuple):
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (a Kafka record with a null value)
 
 
 class DeadLetter(NamedTuple):
@@ -52,13 +52,18 @@ class DeadLetter(NamedTuple):
         body: dict[str, object] = {"reason": self.reason, "topic": topic,
                                    "partition": self.record.partition,
                                    "offset": self.record.offset, "at": time.time()}
-        try:
-            body["raw"] = self.record.value.decode("utf-8")
-        except UnicodeDecodeError:
-            body["raw_b64"] = base64.b64encode(self.record.value).decode()
+        for name, raw in (("raw", self.record.value), ("key", self.record.key)):
+            if raw is None:
+                body[name] = None
+                continue
+            try:
+                body[name] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                body[name + "_b64"] = base64.b64encode(raw).decode()
         return json.dumps(body, ensure_ascii=False).encode()
 
 
+TOMBSTONE = Rejected("payload:tombstone")
 DeadLetterSink = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError, OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError)
@@ -178,7 +183,7 @@ class BatchProcessor:
         seg = _Segment()
         for rec in records:
             p = rec.partition
-            ev = parse_event(rec.value, allowed)
+            ev = parse_event(rec.value, allowed) if rec.value is not None else TOMBSTONE
             fresh = rec.offset > applied.get(p, -1)
             if not fresh:
                 stats.skipped += 1  # re-read after a crash or rebalance

@@ -21,6 +21,7 @@ from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
 from state.value_store import ValueModel, ValueStore
 from stream.anchors import Anchors
+from stream.lifecycle import Lifecycle, Worker, run
 from stream.live import Live, RescoreStats
 from stream.processor import TRANSIENT_ERRORS, BatchProcessor, BatchStats, DeadLetter, Record
 from stream.sweeper import Sweeper
@@ -53,8 +54,9 @@ def log_retry(exc: BaseException, delay: float) -> None:
     log.warning("batch not applied (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
 
 
-def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
+def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Lifecycle]:
     app = faust.App(settings.app_id, **faust_settings(settings))
+    lifecycle = Lifecycle(app, settings.shutdown_timeout)
     events = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw",
                        partitions=settings.partitions)
@@ -216,11 +218,15 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
                 if inflight is not None:
                     await inflight
                 inflight = asyncio.ensure_future(apply_then_ack(batch))
+                inflight.add_done_callback(lifecycle.watch)
+        except Exception as exc:  # anything not retried: end the process, see lifecycle
+            lifecycle.crash(exc, "apply_events")
+            raise
         finally:
             if inflight is not None:
                 await inflight
 
-    return app, proc
+    return app, proc, lifecycle
 
 
 async def refresh_model(live: Live, models: ModelStore, settings: Settings) -> None:
@@ -243,12 +249,12 @@ async def refresh_model(live: Live, models: ModelStore, settings: Settings) -> N
              live.scorer.name)
 
 
-def run_worker(settings: Settings) -> None:
-    """Run one worker until SIGINT/SIGTERM (several may share the consumer group)."""
+def run_worker(settings: Settings) -> int:
+    """Run one worker until SIGINT/SIGTERM (several may share the consumer group); the
+    exit status (70 after a crash, see :mod:`stream.lifecycle`)."""
     from stream.topics import ensure_topics
 
     ensure_topics(settings)
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
-    app, _ = build_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    app, _, lifecycle = build_app(settings)
+    return run(Worker(app, lifecycle, loglevel=settings.log_level, redirect_stdouts=False))

@@ -46,6 +46,21 @@ def test_batch_counts_dead_letters_and_scores() -> None:
     assert store.scores["u1"].as_of_ms == 1_600_000_000_000
 
 
+def test_tombstones_and_odd_keys_are_dead_letters() -> None:
+    proc, store, dead = make()
+    recs = [Record(0, 0, b"u1", None), Record(0, 1, None, None), Record(0, 2, b"\xff", b"{"),
+            Record(0, 3, b"u1", ev(3))]
+    stats = asyncio.run(proc.process(recs))
+    assert stats.rejected == 3 and stats.statuses == {0: 1}
+    assert [d.reason for d in dead] == ["payload:tombstone", "payload:tombstone",
+                                        "payload:invalid_json"]
+    letters = [json.loads(d.to_json("events")) for d in dead]
+    assert letters[0]["raw"] is None and letters[0]["key"] == "u1"
+    assert letters[1]["key"] is None
+    assert letters[2]["key_b64"] == "/w==" and letters[2]["raw"] == "{"
+    assert asyncio.run(store.applied_offsets()) == {0: 3}
+
+
 def test_redelivery_after_restart_changes_nothing_but_rescores() -> None:
     proc, store, dead = make()
     recs = [Record(0, i, b"u1", ev(i, t=1_600_000_000_000 + i)) for i in range(5)]
