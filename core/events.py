@@ -15,6 +15,8 @@ Rejected(reason='event_id:missing')
 Rejected(reason='payload:invalid_utf8')
 >>> parse_event(b'{"event_id":"e","user_id":"u","event_type":"view","event_time":1,"price":-2}')
 Rejected(reason='price:negative')
+>>> parse_event(b'{"event_id":"e","user_id":"u","event_type":"view","event_time":9}', latest_ms=8)
+Rejected(reason='event_time:future')
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple
 
@@ -160,11 +163,13 @@ def _reason(exc: ValidationError) -> str:
 
 
 def parse_event(raw: bytes, allowed_types: frozenset[str] = DEFAULT_EVENT_TYPES,
-                derive_id: bool = False) -> Event | Rejected:
+                derive_id: bool = False, latest_ms: int | None = None) -> Event | Rejected:
     """Validate raw JSON bytes against the event contract.
 
     With ``derive_id`` a missing ``event_id`` is derived from the raw bytes
-    (:func:`derive_event_id`), as for rows of a source file.
+    (:func:`derive_event_id`), as for rows of a source file. An event later than
+    ``latest_ms`` (the wall clock plus ``CHURN_MAX_FUTURE_SECONDS``, see
+    :func:`latest_allowed_ms`) is ``event_time:future``.
     """
     if len(raw) > MAX_PAYLOAD_BYTES:
         return Rejected("payload:too_large")
@@ -175,11 +180,32 @@ def parse_event(raw: bytes, allowed_types: frozenset[str] = DEFAULT_EVENT_TYPES,
         if reason == "payload:invalid_json" and not _is_utf8(raw):
             return Rejected("payload:invalid_utf8")
         if reason == "event_id:missing" and derive_id:
-            return _parse_with_derived_id(raw, allowed_types)
+            derived = _parse_with_derived_id(raw, allowed_types)
+            if isinstance(derived, Event) and latest_ms is not None \
+                    and derived.time_ms > latest_ms:
+                return FUTURE
+            return derived
         return Rejected(reason)
     if event.event_type not in allowed_types:
         return Rejected("event_type:unknown")
+    if latest_ms is not None and event.time_ms > latest_ms:
+        return FUTURE
     return event
+
+
+FUTURE = Rejected("event_time:future")
+
+
+def latest_allowed_ms(max_future_seconds: float, wall_s: float | None = None) -> int | None:
+    """The latest event time accepted now: the wall clock plus the tolerance (None: no
+    bound, a negative tolerance).
+
+    >>> latest_allowed_ms(86_400, wall_s=1.0)
+    86401000
+    """
+    if max_future_seconds < 0:
+        return None
+    return int(((time.time() if wall_s is None else wall_s) + max_future_seconds) * 1000)
 
 
 def _is_utf8(raw: bytes) -> bool:

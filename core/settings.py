@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     event_types: Annotated[list[str], NoDecode] = ["view", "cart", "remove_from_cart",
                                                    "purchase"]
     churn_horizon_days: int = Field(30, ge=1)
+    # event time is input: later than the wall clock plus this is event_time:future
+    # (negative: no bound, e.g. to replay a log generated into the future)
+    max_future_seconds: float = 86_400.0
+    # a record more than this ahead of its partition's clock moves it only once events of
+    # clock_confirm_users distinct users within this span confirm the jump (core.clock)
+    clock_max_step_hours: float = Field(24.0, gt=0)
+    clock_confirm_users: int = Field(2, ge=1)
     # a stop (SIGTERM, a crashed agent) that takes longer than this exits anyway
     shutdown_timeout: float = Field(8.0, gt=0)
 

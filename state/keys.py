@@ -17,13 +17,15 @@ class Keys:
     """All key names, under one configurable prefix."""
 
     __slots__ = ("_user_prefix", "clock", "offsets", "population", "prefix", "rank", "retired",
-                 "stats", "tiers", "watermark")
+                 "stats", "tiers", "unconfirmed", "watermark")
 
     def __init__(self, prefix: str = "churn") -> None:
         self.prefix = prefix
         self.offsets = f"{prefix}:offsets"  # partition -> last applied offset
         self.stats = f"{prefix}:stats"  # counter name -> count
-        self.watermark = f"{prefix}:watermark"  # partition -> largest event time (ms)
+        self.watermark = f"{prefix}:watermark"  # partition -> its clock (confirmed, ms)
+        # partition -> records too far ahead of its clock, not yet confirmed (core.clock)
+        self.unconfirmed = f"{prefix}:unconfirmed"
         self.rank = f"{prefix}:rank"  # sorted set: user id -> current risk (the Top-K index)
         self.tiers = f"{prefix}:tiers"  # stored tier -> users in it
         self.clock = f"{prefix}:clock"  # a:<p> last anchor done, s:<p> swept until (ms)

@@ -37,6 +37,7 @@ class MemoryFeatureStore:
         self._offsets: dict[int, int] = {}
         self._stats: dict[str, int] = {}
         self._wm: dict[int, int] = {}
+        self._unconfirmed: dict[int, str] = {}
         self._clock: dict[str, int] = {}
         self._tier_counts: dict[str, int] = {}
 
@@ -69,6 +70,8 @@ class MemoryFeatureStore:
                 self._count(name, inc)
             if c.watermark_ms > self._wm.get(c.partition, -1):
                 self._wm[c.partition] = c.watermark_ms
+            if c.unconfirmed is not None:
+                self._unconfirmed[c.partition] = c.unconfirmed
         return out
 
     async def write_scores(self, writes: Sequence[ScoreWrite]) -> list[Placed]:
@@ -190,6 +193,9 @@ class MemoryFeatureStore:
 
     async def stats(self) -> dict[str, int]:
         return dict(self._stats)
+
+    async def unconfirmed(self) -> dict[int, str]:
+        return dict(self._unconfirmed)
 
     async def watermarks(self) -> dict[int, int]:
         return dict(self._wm)

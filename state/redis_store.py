@@ -144,11 +144,12 @@ class RedisFeatureStore(RedisLiveOps):
                           codes.get(ev.event_type, 0), want, nan if price is None else price)
             add(fmt % (len(k), k, args, len(brand), brand, len(tname), tname))
         for c in commits:
-            cargs: list[object] = [c.partition, c.last_offset, c.watermark_ms]
+            cargs: list[object] = [c.partition, c.last_offset, c.watermark_ms,
+                                   "-" if c.unconfirmed is None else c.unconfirmed]
             for name, inc in c.counters.items():
                 cargs += [name, inc]
-            add(pack(b"EVALSHA", commit_sha, b"3", keys.offsets, keys.stats,
-                     keys.watermark, *cargs))
+            add(pack(b"EVALSHA", commit_sha, b"4", keys.offsets, keys.stats,
+                     keys.watermark, keys.unconfirmed, *cargs))
         return await self.hot.transaction(cmds)
 
     async def user(self, user_id: str) -> tuple[UserState | None, Score | None]:
@@ -161,6 +162,10 @@ class RedisFeatureStore(RedisLiveOps):
     async def stats(self) -> dict[str, int]:
         raw = await self.r.hgetall(self.keys.stats)
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def unconfirmed(self) -> dict[int, str]:
+        raw = await self.r.hgetall(self.keys.unconfirmed)
+        return {int(k): v.decode() for k, v in raw.items()}
 
     async def watermarks(self) -> dict[int, int]:
         raw = await self.r.hgetall(self.keys.watermark)

@@ -53,12 +53,15 @@ class Item(NamedTuple):
 
 
 class Commit(NamedTuple):
-    """Counters of one batch of one partition, counted once (guarded by ``last_offset``)."""
+    """Counters of one batch of one partition, counted once (guarded by ``last_offset``),
+    and the partition's clock: its confirmed watermark and, when they changed, its
+    unconfirmed records (:meth:`core.clock.ClockGuard.dumps`)."""
 
     partition: int
     last_offset: int
     watermark_ms: int
     counters: dict[str, int]
+    unconfirmed: str | None = None
 
 
 class Applied(NamedTuple):
@@ -180,7 +183,10 @@ class FeatureStore(Protocol):
         """All counters."""
 
     async def watermarks(self) -> dict[int, int]:
-        """Largest event time seen per partition (ms)."""
+        """Each partition's clock: the largest confirmed event time (ms, core.clock)."""
+
+    async def unconfirmed(self) -> dict[int, str]:
+        """Each partition's unconfirmed records, as stored by :class:`Commit`."""
 
     async def count_users(self) -> int:
         """Number of users with state."""

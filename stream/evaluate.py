@@ -33,6 +33,7 @@ import numpy as np
 from core.apply import DUPLICATE, REDELIVERED, MemoryUser, apply_event
 from core.baselines import BatchBaseline, feature_matrix, hgb_available, recency_scores
 from core.bgnbd import BGNBD
+from core.clock import ClockGuard
 from core.evaluation import KS, calibration, pooled_metrics, ranking_metrics
 from core.events import Event, Rejected
 from core.features import FEATURE_NAMES, compute_features, window_aggregates
@@ -64,6 +65,10 @@ class EvalConfig:
     value_params: BGNBD | None = None  # fixed BG/NBD parameters instead of weekly refits
     hgb_max_examples: int = 300_000
     calibration_bins: int = 10
+    # the event-time clock, as the worker's (core.clock): a record more than a step ahead
+    # moves it only once events of clock_users users confirm the jump
+    clock_step_ms: int = DAY_MS
+    clock_users: int = 2
 
     def __post_init__(self) -> None:
         """Bad settings fail here, with the setting's name, not minutes into a run."""
@@ -123,6 +128,7 @@ class Evaluator:
         self.on_anchor = on_anchor
         self.on_release = on_release  # every training example, as the learner gets it
         self.clock: int | None = None  # the watermark
+        self.guard = ClockGuard(cfg.clock_step_ms, cfg.clock_users)
         self.done = self.start = 0  # the last anchor run; the clock's first midnight
         self.next_eval: int | None = None
         self.pending: list[AnchorRows] = []
@@ -133,7 +139,7 @@ class Evaluator:
 
     # --- the stream -------------------------------------------------------------
     def feed(self, ev: Event) -> None:
-        t = ev.time_ms
+        t = self.guard.observe(ev.time_ms, ev.user_id)  # the clock after this event
         if self.clock is None:
             self.done = self.start = t - t % DAY_MS  # the first anchor: the next midnight
             start = self.cfg.first_day if self.cfg.first_day is not None else \
@@ -156,6 +162,7 @@ class Evaluator:
             if old_day is not None:
                 self.by_day[old_day].discard(ev.user_id)
             self.by_day[new_day].add(ev.user_id)
+        t = ev.time_ms
         self.book.observe(ev.user_id, t)
         for rows in self.pending:
             if rows.anchor_ms < t <= rows.anchor_ms + self.h_ms:

@@ -28,7 +28,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.apply import DUPLICATE
-from core.events import DEFAULT_EVENT_TYPES, Rejected, parse_event
+from core.clock import ClockGuard
+from core.events import DEFAULT_EVENT_TYPES, Rejected, latest_allowed_ms, parse_event
 from core.labels import DAY_MS, anchors_crossed
 from core.tiers import AlertGate, TierPolicy
 from state.store import Commit, FeatureStore, Item
@@ -89,18 +90,23 @@ class BatchStats:
 class _Segment:
     """Records up to an anchor crossing: applied (and committed) together."""
 
-    __slots__ = ("items", "last_of_user", "last_off", "rejected", "wm")
+    __slots__ = ("items", "last_of_user", "last_off", "rejected", "unconfirmed", "wm")
 
     def __init__(self) -> None:
         self.items: list[Item] = []
         self.last_off: dict[int, int] = {}
         self.wm: dict[int, int] = {}
-        self.rejected: dict[int, dict[str, int]] = {}
+        self.rejected: dict[int, dict[str, int]] = {}  # counters, by partition
         self.last_of_user: dict[str, int] = {}
+        self.unconfirmed: dict[int, str] = {}  # partitions whose unconfirmed records changed
+
+    def count(self, p: int, name: str) -> None:
+        cnt = self.rejected.setdefault(p, {})
+        cnt[name] = cnt.get(name, 0) + 1
 
     def commits(self) -> list[Commit]:
-        return [Commit(p, off, self.wm.get(p, -1), self.rejected.get(p, {}))
-                for p, off in self.last_off.items()]
+        return [Commit(p, off, self.wm.get(p, -1), self.rejected.get(p, {}),
+                       self.unconfirmed.get(p)) for p, off in self.last_off.items()]
 
 
 class BatchProcessor:
@@ -108,7 +114,9 @@ class BatchProcessor:
                  allowed_types: frozenset[str] = DEFAULT_EVENT_TYPES,
                  churn_horizon_days: int = 30, live: Live | None = None,
                  anchors: Anchors | None = None,
-                 on_batch: Callable[[BatchStats], None] | None = None) -> None:
+                 on_batch: Callable[[BatchStats], None] | None = None,
+                 max_future_seconds: float = -1, clock_step_ms: int = DAY_MS,
+                 clock_users: int = 1) -> None:
         self.store = store
         self.dead_letters = dead_letters
         self.allowed_types = allowed_types
@@ -118,8 +126,11 @@ class BatchProcessor:
         self.anchors = anchors
         self.on_batch = on_batch  # metrics
         self.lock = asyncio.Lock()  # batches and sweep chunks never overlap
+        self.max_future = max_future_seconds  # < 0: no bound (tests, replays of the future)
+        self.clock_step, self.clock_users = clock_step_ms, clock_users
         self._applied: dict[int, int] | None = None
         self._anchor: dict[int, int] | None = None
+        self._guards: dict[int, ClockGuard] = {}  # each partition's clock (core.clock)
         # the anchor each partition's sweeper has reached (shared with the Sweeper), and
         # who rescores a user whose newest event is before it (``Sweeper.catch_up``)
         self.swept: dict[int, int] = {}
@@ -129,6 +140,7 @@ class BatchProcessor:
         """Forget cached offsets and clocks: another worker may have moved them."""
         self._applied = None
         self._anchor = None
+        self._guards = {}
         self.swept.clear()
 
     async def process_until_done(self, records: Sequence[Record],
@@ -156,9 +168,14 @@ class BatchProcessor:
         if self._anchor is None:
             clock = await self.store.clock()
             anchor = {int(k[2:]): v for k, v in clock.items() if k.startswith("a:")}
-            for p, wm in (await self.store.watermarks()).items():
+            wms = await self.store.watermarks()
+            for p, wm in wms.items():
                 anchor.setdefault(p, wm - wm % DAY_MS)  # state from before anchors existed
             self._anchor = anchor
+            held = await self.store.unconfirmed()
+            self._guards = {p: ClockGuard(self.clock_step, self.clock_users, wms.get(p),
+                                          ClockGuard.loads(held.get(p)))
+                            for p in set(wms) | set(held)}
             for k, v in clock.items():
                 if k.startswith("s:"):
                     p = int(k[2:])
@@ -177,13 +194,16 @@ class BatchProcessor:
     async def _process(self, records: Sequence[Record]) -> BatchStats:
         applied, anchor = await self._load()
         allowed = self.allowed_types
+        guards = self._guards
+        latest = latest_allowed_ms(self.max_future)
         stats = BatchStats(records=len(records))
         dead: list[DeadLetter] = []
         segments: list[tuple[_Segment, list[tuple[int, int]]]] = []
         seg = _Segment()
         for rec in records:
             p = rec.partition
-            ev = parse_event(rec.value, allowed) if rec.value is not None else TOMBSTONE
+            ev = parse_event(rec.value, allowed, latest_ms=latest) \
+                if rec.value is not None else TOMBSTONE
             fresh = rec.offset > applied.get(p, -1)
             if not fresh:
                 stats.skipped += 1  # re-read after a crash or rebalance
@@ -192,12 +212,18 @@ class BatchProcessor:
                     seg.last_off[p] = rec.offset
                     dead.append(DeadLetter(rec, ev.reason))
                     stats.reasons[ev.reason] = stats.reasons.get(ev.reason, 0) + 1
-                    cnt = seg.rejected.setdefault(p, {})
-                    cnt["rejected"] = cnt.get("rejected", 0) + 1
-                    key = "rejected:" + ev.reason
-                    cnt[key] = cnt.get(key, 0) + 1
+                    seg.count(p, "rejected")
+                    seg.count(p, "rejected:" + ev.reason)
                 continue
-            t = ev.time_ms
+            g = guards.get(p)
+            if g is None:
+                g = guards[p] = ClockGuard(self.clock_step, self.clock_users)
+            changes = g.changes
+            t = g.observe(ev.time_ms, ev.user_id)  # the partition's clock after this event
+            if g.changes != changes:  # records held ahead of the clock: kept with the state
+                seg.unconfirmed[p] = g.dumps()
+            if fresh and ev.time_ms - t > g.step:
+                seg.count(p, "clock:unconfirmed")
             a = anchor.get(p)
             if a is None:  # the partition's first event: its clock starts that day
                 anchor[p] = a = t - t % DAY_MS

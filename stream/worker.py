@@ -105,7 +105,10 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Lifecycle]
                       settings.label_sample_rate, settings.sweep_chunk,
                       settings.label_warmup_days, live.value)
     proc = BatchProcessor(store, send_dead_letters, settings.allowed_types(),
-                          settings.churn_horizon_days, live, anchors, on_batch)
+                          settings.churn_horizon_days, live, anchors, on_batch,
+                          max_future_seconds=settings.max_future_seconds,
+                          clock_step_ms=int(settings.clock_max_step_hours * 3_600_000),
+                          clock_users=settings.clock_confirm_users)
     sweeper = Sweeper(store, live, proc.lock, settings.churn_horizon_days, settings.sweep_chunk,
                       settings.retention_days, swept=proc.swept)
     proc.catch_up = sweeper.catch_up

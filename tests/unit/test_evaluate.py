@@ -100,7 +100,10 @@ def _same(a: AnchorRows, b: AnchorRows) -> None:
 
 
 def test_nothing_after_an_anchor_changes_it(lines: list[bytes]) -> None:
-    cfg = EvalConfig(**{**CFG.__dict__, "hgb": True, "bgnbd": True,
+    # every record trusted (clock_users=1): with the clock guard (core.clock) a record
+    # far ahead is applied to its user before the anchors its confirmation passes, so a
+    # future shuffled into any order may change those users' rows at those anchors
+    cfg = EvalConfig(**{**CFG.__dict__, "hgb": True, "bgnbd": True, "clock_users": 1,
                         "pipelines": ("logreg", "logreg+value")})
     full = _rows(lines, cfg)
     anchors = sorted(full)
@@ -145,3 +148,19 @@ def test_bad_rows_are_counted_and_bad_settings_fail_early(
         main(["evaluate", str(tmp_path / "missing.jsonl")])
     with pytest.raises(SystemExit):
         main(["simulate", "--users", "0", "--out", str(tmp_path / "s.jsonl")])
+
+
+def test_an_event_years_ahead_changes_no_anchor(lines: list[bytes]) -> None:
+    """One record of a wrong-clock user three years ahead, in the middle of the log: every
+    anchor (users, features, labels, scores) is as without it; the clock never jumps."""
+    times = [json.loads(x)["event_time"] for x in lines]
+    liar = json.dumps({"event_id": "liar", "user_id": "liar", "event_type": "view",
+                       "event_time": max(times) + 3 * 365 * DAY}).encode()
+    mid = len(lines) // 2
+    full = _rows(lines)
+    got = _rows([*lines[:mid], liar, *lines[mid:]])
+    assert got.keys() == full.keys() and len(full) >= 10
+    for t in full:
+        _same(full[t], got[t])
+        if full[t].returned is not None:
+            assert np.array_equal(full[t].returned, got[t].returned)
