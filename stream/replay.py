@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from core.events import Event, Rejected, derive_event_id, parse_event
+from core.events import Event, Rejected, derive_event_id, latest_allowed_ms, parse_event
 from core.settings import Settings
 
 CSV_COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code",
@@ -105,8 +105,9 @@ def read_rows(path: Path) -> Iterator[tuple[bytes, bytes | None, str | None]]:
             fh.close()
 
 
-def validate_row(payload: bytes, allowed: frozenset[str]) -> Event | Rejected:
-    return parse_event(payload, allowed, derive_id=True)
+def validate_row(payload: bytes, allowed: frozenset[str],
+                 latest_ms: int | None = None) -> Event | Rejected:
+    return parse_event(payload, allowed, derive_id=True, latest_ms=latest_ms)
 
 
 def replay(path: Path, settings: Settings, rate: float | None = None,
@@ -135,7 +136,8 @@ def replay_rows(rows: Iterator[tuple[bytes, bytes | None, str | None]], settings
         for line, payload, reason in rows:
             report.rows += 1
             if payload is not None:
-                ev = validate_row(payload, allowed)
+                ev = validate_row(payload, allowed,
+                                  latest_allowed_ms(settings.max_future_seconds))
                 if isinstance(ev, Rejected):
                     reason = ev.reason
                 else:

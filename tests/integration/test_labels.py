@@ -95,6 +95,8 @@ def test_adversarial_labels_step_by_step(namespace: Namespace) -> None:
     namespace.extra_env.update(CHURN_PARTITIONS="1", CHURN_LABEL_WARMUP_DAYS="0",
                                CHURN_CHURN_HORIZON_DAYS="2",
                                CHURN_LABEL_SAMPLE_RATE="1.0", CHURN_RETENTION_DAYS="0")
+    # one event of one user steps the clock by days here: trust every record (core.clock)
+    namespace.extra_env["CHURN_CLOCK_CONFIRM_USERS"] = "1"
     ensure_topics(namespace.settings())  # one partition (a produce would create four)
     namespace.start_worker()
     t0 = 18_300 * DAY
