@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from core.tiers import ALL_TIERS, CHURNED
 from state.codec import decode_state, decode_tier
 from stream.replay import replay
 from stream.simulate import START_MS, Population
@@ -32,11 +33,11 @@ ENV = {"CHURN_RETENTION_DAYS": "60", "CHURN_LABEL_WARMUP_DAYS": "0",
 
 
 def _outcome(ns: Namespace) -> dict[str, tuple[object, ...]]:
-    out = {}
-    for uid, h in ns.user_hashes().items():
-        tier = decode_tier(h[b"t"]).tier if b"t" in h else None
-        out[uid.decode()] = (decode_state(h), tier)
-    return out
+    """State and churned-or-not of every user (the other stored tiers depend on how
+    batches and sweeps interleave: rank positions, see README "Known gaps")."""
+    churned = ALL_TIERS.index(CHURNED)
+    return {uid.decode(): (decode_state(h), b"t" in h and decode_tier(h[b"t"]).tier == churned)
+            for uid, h in ns.user_hashes().items()}
 
 
 def _clocks(ns: Namespace) -> dict[str, int]:
@@ -84,7 +85,7 @@ def test_outlying_event_times_move_no_clock(services, tmp_path: Path) -> None:  
         assert bad.redis().hgetall(f"t{bad.name}:watermark") == \
             clean.redis().hgetall(f"t{clean.name}:watermark")
         want, got = _outcome(clean), _outcome(bad)
-        assert sum(1 for _, tier in want.values() if tier == 5) > 0  # some churned ...
+        assert sum(1 for _, gone in want.values() if gone) > 0  # some churned ...
         assert len(want) < 250  # ... and some deleted in the clean run
         assert got.keys() == want.keys() | {"liar"}
         for uid in want:
