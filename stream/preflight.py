@@ -39,6 +39,9 @@ class StartupError(SystemExit):
         super().__init__(code)
         self.line = line
 
+    def __str__(self) -> str:
+        return self.line
+
 
 def known_names() -> set[str]:
     return set(Settings.env_names()) | set(EXTRA_ENV)
