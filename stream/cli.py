@@ -337,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "simulate" and args.out:
         needs = ()  # a file: no services
     elif args.cmd == "simulate" and args.format == "csv":
-        parser.error("--format csv is for files (--out); Kafka gets JSON")
+        print("churnstream simulate: --format csv is for files (--out); Kafka gets JSON",
+              file=sys.stderr)
+        return 2
     overrides = {k: v for k, v in (("api_port", getattr(args, "port", None)),
                                    ("api_host", getattr(args, "host", None)))
                  if v and args.cmd == "api"}
