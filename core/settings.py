@@ -15,13 +15,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.tiers import AlertGate, TierPolicy
 
 DEFAULT_ENV_FILE = ".churnstream/services.env"
+ENV_PREFIX = "CHURN_"
+
+# CHURN_* variables read outside Settings: the services file, and the binaries of the
+# embedded services (state/server.py, stream/broker.py). Known, so not reported as typos.
+EXTRA_ENV = {
+    "CHURN_ENV_FILE": "the services file (default .churnstream/services.env)",
+    "CHURN_REDIS_SERVER": "redis-server binary for the embedded Redis",
+    "CHURN_TANSU_BIN": "Tansu binary for the embedded broker",
+}
+# old name -> documented name; still read, with a warning at start-up
+DEPRECATED_ENV = {"CHURN_CHURN_HORIZON_DAYS": "CHURN_HORIZON_DAYS"}
 
 
 def _csv(value: str) -> list[str]:
@@ -30,13 +42,19 @@ def _csv(value: str) -> list[str]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore")
+    # extra="ignore": unknown CHURN_* names are reported by stream.preflight (with the
+    # closest valid name) before any command starts; validate_by_name keeps
+    # Settings(churn_horizon_days=...) working next to the env alias
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore",
+                                      validate_by_name=True, validate_by_alias=True)
 
     # services
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "churn"
     state_dir: Path = Path(".churnstream")
+    # start-up waits: every command gives up on an unreachable Kafka or Redis after this
+    connect_timeout: float = Field(3.0, gt=0, le=600)
 
     # topics and consumer group
     events_topic: str = "events"
@@ -51,7 +69,10 @@ class Settings(BaseSettings):
     batch_within: float = Field(0.1, gt=0)
     event_types: Annotated[list[str], NoDecode] = ["view", "cart", "remove_from_cart",
                                                    "purchase"]
-    churn_horizon_days: int = Field(30, ge=1)
+    # H: env CHURN_HORIZON_DAYS (DESIGN section 5); validation_alias replaces the
+    # prefixed name, so the deprecated CHURN_CHURN_HORIZON_DAYS is listed explicitly
+    churn_horizon_days: int = Field(30, ge=1, validation_alias=AliasChoices(
+        "CHURN_HORIZON_DAYS", "CHURN_CHURN_HORIZON_DAYS"))
     # event time is input: later than the wall clock plus this is event_time:future
     # (negative: no bound, e.g. to replay a log generated into the future)
     max_future_seconds: float = 86_400.0
@@ -108,7 +129,7 @@ class Settings(BaseSettings):
 
     # api
     api_host: str = "127.0.0.1"
-    api_port: int = 8000
+    api_port: int = Field(8000, ge=0, le=65535)
     # API keys (comma-separated): when set, POST /v1/events needs one in X-API-Key, and
     # so do the read endpoints with api_read_auth
     api_keys: Annotated[list[str], NoDecode] = []
@@ -124,6 +145,29 @@ class Settings(BaseSettings):
     learner_metrics_port: int = Field(9102, ge=0, le=65535)
 
     log_level: str = "warn"
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        url = urlsplit(value)
+        try:
+            port = url.port
+        except ValueError:
+            port = -1
+        if url.scheme not in ("redis", "rediss", "unix") or port == -1 or (
+                url.scheme != "unix" and not url.hostname) or (url.scheme == "unix"
+                                                                 and not url.path):
+            raise ValueError(f"expected redis://host:port/db, got {value!r}")
+        return value
 
     @field_validator("event_types", "api_keys", "cors_origins", mode="before")
     @classmethod
@@ -154,7 +198,7 @@ class Settings(BaseSettings):
     def _check_retention(cls, value: int, info: Any) -> int:
         horizon = info.data.get("churn_horizon_days", 30)
         if value and value < 2 * horizon:
-            raise ValueError("retention_days must be 0 (never) or at least 2 x churn_horizon_days")
+            raise ValueError("must be 0 (never) or at least 2 x CHURN_HORIZON_DAYS")
         return value
 
     def tier_policy(self) -> TierPolicy:
@@ -170,9 +214,33 @@ class Settings(BaseSettings):
         return frozenset(self.event_types)
 
     @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Every environment name a field is read from -> the field name."""
+        names: dict[str, str] = {}
+        for field_name, info in cls.model_fields.items():
+            alias = info.validation_alias
+            if isinstance(alias, AliasChoices):
+                names.update((str(a), field_name) for a in alias.choices)
+            elif isinstance(alias, str):
+                names[alias] = field_name
+            else:
+                names[ENV_PREFIX + field_name.upper()] = field_name
+        return names
+
+    @classmethod
+    def env_name(cls, field_name: str) -> str:
+        """The documented environment name of a field."""
+        return next(n for n, f in cls.env_names().items()
+                    if f == field_name and n not in DEPRECATED_ENV)
+
+    @staticmethod
+    def env_file() -> str | None:
+        """The services file Settings.load reads, if it exists."""
+        env_file = os.environ.get("CHURN_ENV_FILE", DEFAULT_ENV_FILE)
+        return env_file if Path(env_file).is_file() else None
+
+    @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Settings from the environment and the services file of ``churnstream up``."""
-        env_file = os.environ.get("CHURN_ENV_FILE", DEFAULT_ENV_FILE)
-        return cls(_env_file=env_file if Path(env_file).exists() else None,  # type: ignore[call-arg]
-                   **overrides)
+        return cls(_env_file=cls.env_file(), **overrides)  # type: ignore[call-arg]
 

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from core.events import Event, Rejected
-from core.settings import Settings
+from stream import preflight
+
+# services each command needs before it starts (stream/preflight.py checks them;
+# redis-tcp: the hot path's plain-TCP Redis connection, so redis:// only)
+NEEDS = {"worker": ("kafka", "redis-tcp"), "learner": ("kafka", "redis"),
+         "fit-value": ("redis",), "api": ("redis-tcp", "listen"), "replay": ("kafka",),
+         "simulate": ("kafka",)}
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -23,7 +29,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     svc = EmbeddedServices(args.kafka_port, args.redis_port).start()
     try:
         env_file = svc.write_env_file()
-        ensure_topics(svc.settings(partitions=Settings.load().partitions))
+        ensure_topics(svc.settings(partitions=args.settings.partitions))
         print(f"kafka bootstrap: {svc.broker.bootstrap}\nredis url:       {svc.redis.url}\n"
               f"written to {env_file} (worker/api/replay read it by default)\n"
               "Ctrl-C stops both.", flush=True)
@@ -50,13 +56,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from stream.worker import run_worker
 
     sys.argv = [sys.argv[0]]  # faust's Worker parses argv
-    return run_worker(Settings.load())
+    return run_worker(args.settings)
 
 
 def cmd_learner(args: argparse.Namespace) -> int:
     from stream.learner import run_learner
 
-    run_learner(Settings.load())
+    run_learner(args.settings)
     return 0
 
 
@@ -70,7 +76,7 @@ def cmd_fit_value(args: argparse.Namespace) -> int:
     from state.value_store import ValueStore
     from stream.value_job import describe, run_fit
 
-    settings = Settings.load()
+    settings = args.settings
 
     async def once() -> int:
         client = connect(settings.redis_url)
@@ -79,8 +85,8 @@ def cmd_fit_value(args: argparse.Namespace) -> int:
         finally:
             await client.aclose()
         if fit is None:
-            print(f"fewer than {settings.value_min_customers} customers: nothing fitted",
-                  file=sys.stderr)
+            print(f"churnstream fit-value: fewer than {settings.value_min_customers} "
+                  "customers: nothing fitted", file=sys.stderr)
             return 1
         print(json.dumps(describe(fit), indent=2))
         return 0
@@ -94,20 +100,20 @@ def cmd_fit_value(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     from api.main import run_api
 
-    overrides: dict[str, object] = {}
-    if args.port:
-        overrides["api_port"] = args.port
-    if args.host:
-        overrides["api_host"] = args.host
-    run_api(Settings.load(**overrides))
+    run_api(args.settings)
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from stream.replay import replay
 
-    report = replay(Path(args.file), Settings.load(), rate=args.rate,
-                    progress=not args.quiet)
+    if args.file != "-" and not Path(args.file).is_file():
+        raise SystemExit(f"churnstream replay: no such file: {args.file}")
+    try:
+        report = replay(Path(args.file), args.settings, rate=args.rate,
+                        progress=not args.quiet)
+    except ValueError as exc:  # e.g. a CSV header without the required columns
+        raise SystemExit(f"churnstream replay: {args.file}: {exc}") from None
     print(report.summary())
     return 0
 
@@ -127,11 +133,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 0
     from stream.replay import replay_rows
 
-    if args.format == "csv":
-        raise SystemExit("--format csv is for files (--out); Kafka gets JSON")
     stream = pop.jsonl() if args.speedup is None else paced(pop, args.speedup)
     rows = ((line, line, None) for line in stream)
-    report = replay_rows(rows, Settings.load(), rate=args.rate, progress=not args.quiet,
+    report = replay_rows(rows, args.settings, rate=args.rate, progress=not args.quiet,
                          source="simulate")
     print(report.summary())
     return 0
@@ -143,7 +147,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from stream.evaluate import EvalConfig, run
     from stream.replay import read_rows, validate_row
 
-    settings = Settings.load()
+    settings = args.settings
     allowed = settings.allowed_types()
 
     def given(value: Any, default: Any) -> Any:
@@ -202,7 +206,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sim = subprocess.Popen([*exe, "simulate", "--users", str(args.users), "--days",
                                 str(args.days), "--rate", str(args.rate), "--quiet"], env=env)
         procs.append(sim)
-        user = _first_user(svc.redis.url)
+        user = _first_user(svc.redis.url, args.settings.redis_prefix)
         api = f"http://127.0.0.1:{args.port}"
         print(f"\nchurnstream demo is running\n"
               f"  kafka {svc.broker.bootstrap}   redis {svc.redis.url}\n"
@@ -233,13 +237,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _first_user(redis_url: str, timeout: float = 60.0) -> str:
+def _first_user(redis_url: str, redis_prefix: str, timeout: float = 60.0) -> str:
     """Some user the worker has already seen (for the demo's sample curl)."""
     import redis
 
     client = redis.Redis.from_url(redis_url, protocol=2)
     deadline = time.monotonic() + timeout
-    prefix = f"{Settings.load().redis_prefix}:{{u:"
+    prefix = f"{redis_prefix}:{{u:"
     while time.monotonic() < deadline:
         for key in client.scan_iter(match=prefix + "*", count=100):
             return str(key.decode()[len(prefix):-1])
@@ -326,7 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    needs = NEEDS.get(args.cmd, ())
+    if args.cmd == "simulate" and args.out:
+        needs = ()  # a file: no services
+    elif args.cmd == "simulate" and args.format == "csv":
+        print("churnstream simulate: --format csv is for files (--out); Kafka gets JSON",
+              file=sys.stderr)
+        return 2
+    overrides = {k: v for k, v in (("api_port", getattr(args, "port", None)),
+                                   ("api_host", getattr(args, "host", None)))
+                 if v and args.cmd == "api"}
+    args.settings = preflight.run(args.cmd, needs, **overrides)
     return int(args.func(args))
 
 

@@ -93,7 +93,7 @@ def test_adversarial_labels_step_by_step(namespace: Namespace) -> None:
     in time, and its late event from inside the horizon arrives after the release.
     """
     namespace.extra_env.update(CHURN_PARTITIONS="1", CHURN_LABEL_WARMUP_DAYS="0",
-                               CHURN_CHURN_HORIZON_DAYS="2",
+                               CHURN_HORIZON_DAYS="2",
                                CHURN_LABEL_SAMPLE_RATE="1.0", CHURN_RETENTION_DAYS="0")
     # one event of one user steps the clock by days here: trust every record (core.clock)
     namespace.extra_env["CHURN_CLOCK_CONFIRM_USERS"] = "1"
