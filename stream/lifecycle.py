@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -45,6 +46,8 @@ class Lifecycle:
         self.crashed: BaseException | None = None
         self.worker: faust.Worker | None = None
         self._watchdog: threading.Timer | None = None
+        # told of a crash before the stop (the worker's heartbeat says "crashed")
+        self.on_crash: Callable[[BaseException], Awaitable[None]] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -65,7 +68,13 @@ class Lifecycle:
                      where, type(exc).__name__, exc, EX_SOFTWARE)
         # the crashed batch is never acknowledged: don't wait for it on the way out
         self.app.conf.stream_wait_empty = False
-        self.stop()
+        self.arm()
+        if self.on_crash is not None:
+            report = asyncio.ensure_future(asyncio.wait_for(self.on_crash(exc), 2.0))
+            report.add_done_callback(lambda f: f.cancelled() or f.exception() or None)
+            report.add_done_callback(lambda _: self.stop())
+        else:
+            self.stop()
 
     def stop(self) -> None:
         """Start the graceful shutdown, bounded by the watchdog."""

@@ -20,6 +20,7 @@ from core.tiers import ALL_TIERS
 from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
 from state.value_store import ValueModel, ValueStore
+from state.workers import WorkerRegistry
 from stream.anchors import Anchors
 from stream.lifecycle import Lifecycle, Worker, run
 from stream.live import Live, RescoreStats
@@ -139,6 +140,22 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Lifecycle]
             else:
                 log.info("metrics on http://%s:%d/metrics", settings.metrics_host,
                          settings.worker_metrics_port)
+
+    registry = WorkerRegistry(client, settings.redis_prefix)
+
+    async def report_crash(exc: BaseException) -> None:
+        await registry.beat("crashed", sorted(owned), f"{type(exc).__name__}: {exc}")
+
+    lifecycle.on_crash = report_crash
+
+    @app.timer(interval=5.0)
+    async def heartbeat() -> None:
+        """This worker is alive (the API's /readyz and /v1/status read the beats)."""
+        if lifecycle.crashed is None:
+            try:
+                await registry.beat("running", sorted(owned))
+            except TRANSIENT_ERRORS as exc:
+                log.warning("heartbeat not written (%s)", exc)
 
     @app.timer(interval=5.0)
     async def shared_gauges() -> None:
