@@ -31,10 +31,11 @@ TIME_STRING: dict[str, Any] = {
 EPOCH_MS: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": _MAX_MS - 1,
                             "description": "Epoch milliseconds"}
 
-_NUMBER = {"type": "number"}  # numbers are taken as their decimal text
-_ID = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN,
-                  "pattern": r"[^\s\ufeff]"}, _NUMBER]}
-_TEXT = {"anyOf": [{"type": "string", "maxLength": MAX_TEXT_LEN}, _NUMBER, {"type": "null"}],
+# not blank: pydantic-core's \S (Unicode White_Space) spelled out, as ECMA's \s differs
+# (U+FEFF is blank there, U+0085 is not)
+_NOT_BLANK = "[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": _NOT_BLANK}
+_TEXT = {"anyOf": [{"type": "string", "maxLength": MAX_TEXT_LEN}, {"type": "null"}],
          "description": "Optional; empty means absent"}
 _PRICE = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"},
                     {"type": "string", "pattern":
