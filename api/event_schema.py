@@ -5,7 +5,10 @@ worker's parser, not by FastAPI, so their schemas are written here to say the sa
 a request the schema allows is accepted, one it forbids is refused (schemathesis
 checks both directions in tests/integration/test_schemathesis.py).
 
-Two simplifications, both on the refusing side of the parser's range: a time
+The API takes the text fields (ids, brand, ...) as JSON strings only
+(``api/routes/events.py``): the parser would take a number as its decimal text,
+whose length no schema can bound. Two simplifications remain, both on the refusing
+side of the parser's range: a time
 string must lie in the years 1971-2198 (the parser takes 1970-2199 with any zone
 offset; epoch milliseconds cover the whole range exactly), and a numeric ``price``
 string is plain digits (Python's ``float`` also takes ``1_0`` or surrounding blanks).
