@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from api import errors, openapi
 from api import metrics as api_metrics
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import events, model, ranking, segments, status, users
 from api.routes.events import Producer
-from api.security import ReadAccess
+from api.security import ReadAccess, WriteAccess
 from api.value import FitCache
 from core.process import tune_gc
 from core.settings import Settings
@@ -20,15 +21,23 @@ from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
 from state.value_store import ValueStore
 
+# Bounded waits on Redis: a request during an outage fails within about this long (503
+# redis_unavailable) instead of hanging; API commands are small, a healthy Redis answers
+# them in milliseconds
+REDIS_CONNECT_TIMEOUT = 1.0
+REDIS_TIMEOUT = 1.5
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = connect(settings.redis_url)
+        client = connect(settings.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+                         socket_timeout=REDIS_TIMEOUT)
         app.state.settings = settings
         app.state.store = store = RedisFeatureStore(client, settings.redis_prefix)
+        store.hot.timeout = store.mux.timeout = REDIS_TIMEOUT
         app.state.models = ModelStore(client, settings.redis_prefix)
         app.state.value_fits = FitCache(ValueStore(client, settings.redis_prefix))
         app.state.producer = producer = Producer(settings)
@@ -50,14 +59,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["X-API-Key",
                                                                          "Content-Type"])
-    # the key check only where it applies: each dependency costs every request; the
-    # user lookup first, as routes are matched in order
+    errors.install(app)
+    # the key check only where it applies, so that OpenAPI declares X-API-Key exactly
+    # there (and each dependency costs every request); the user lookup first, as routes
+    # are matched in order
     reads = [ReadAccess] if settings.api_keys and settings.api_read_auth else []
-    for read in (users.router, ranking.router, model.router, segments.router):
+    for read in (users.router, ranking.router, model.router, segments.router, status.router):
         app.include_router(read, dependencies=reads)
     app.include_router(api_metrics.router)
-    app.include_router(events.router)
-    app.include_router(status.router)
+    app.include_router(events.router, dependencies=[WriteAccess] if settings.api_keys else [])
+    app.include_router(status.probes)
+    openapi.install(app, settings)
     return app
 
 

@@ -113,6 +113,9 @@ class Status(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+    detail: dict[str, str | list[str]] | None = Field(
+        default=None, description="When unavailable: {error: redis_unavailable | "
+                                  "kafka_unavailable | unavailable, unavailable: [what failed]}")
 
 
 class ModelInfo(BaseModel):

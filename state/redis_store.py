@@ -47,9 +47,10 @@ def _url_of(kw: dict[str, Any]) -> str:
     return f"redis://{auth}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
-def connect(url: str) -> aioredis.Redis:
-    """Async client; RESP2 so that replies look the same on Redis 6 and 7."""
-    return aioredis.Redis.from_url(url, protocol=2, decode_responses=False)
+def connect(url: str, **options: Any) -> aioredis.Redis:
+    """Async client; RESP2 so that replies look the same on Redis 6 and 7. ``options``
+    go to redis-py (e.g. ``socket_timeout``)."""
+    return aioredis.Redis.from_url(url, protocol=2, decode_responses=False, **options)
 
 
 class RedisFeatureStore(RedisLiveOps):

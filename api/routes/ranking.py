@@ -13,19 +13,21 @@ import math
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SettingsDep, StoreDep
-from api.responses import FastJSON
+from api.errors import responses
+from api.responses import FastJSON, guarded
 from api.value_rank import Sort, row_json, value_page
 from core.segments import SEGMENTS
 from core.tiers import CHURNED, TIERS, TierPolicy, raw_tier
 
 router = APIRouter(prefix="/v1", tags=["ranking"])
 MAX_PAGE = 10_000
-VALUE_MAX_DEPTH = 100_000  # offset + k of a value-aware query
+VALUE_MAX_DEPTH = 100_000  # rows a value-aware query reads at most (offset + k)
+MAX_OFFSET = 1_000_000_000
 SEGMENT_PATTERN = f"^({'|'.join(SEGMENTS)})$"
 
 
@@ -52,6 +54,9 @@ class TopPage(BaseModel):
     sort: str = "risk"
     min_clv: float | None = Field(None, description="CLV threshold of min_value_quantile")
     value_fit_version: int | None = None
+    max_depth: int | None = Field(None, description="Value queries: rows read at most "
+                                                    "(offset + k)")
+    truncated: bool = Field(False, description="Value queries: the page stops at max_depth")
 
 
 class TierInfo(BaseModel):
@@ -120,11 +125,12 @@ async def _csv(store: StoreDep, first: int, count: int, n: int, policy: TierPoli
 
 
 @router.get("/top", response_model=None,
-            responses={200: {"model": TopPage, "content": {"text/csv": {}}}})
+            responses={200: {"model": TopPage, "content": {"text/csv": {}}},
+                       **responses(422, 503)})
 async def top(request: Request, store: StoreDep, settings: SettingsDep,
               k: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
               percent: Annotated[float | None, Query(gt=0, le=100)] = None,
-              offset: Annotated[int, Query(ge=0)] = 0,
+              offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
               tier: Annotated[str | None, Query(pattern="^(critical|high|elevated|low)$")] = None,
               format: Annotated[Literal["json", "csv"], Query(
                   description="csv: streamed, the whole selection when k is not given "
@@ -138,12 +144,12 @@ async def top(request: Request, store: StoreDep, settings: SettingsDep,
               segment: Annotated[str | None, Query(
                   pattern=SEGMENT_PATTERN, description="only this RFM persona")] = None,
               ) -> FastJSON | StreamingResponse:
-    """The riskiest users: ``k`` of them, or the top ``percent`` %, from ``offset``;
-    within ``tier`` when given (then ``offset`` counts from the tier's first rank).
-    With ``sort``, ``min_value_quantile`` or ``segment``: value-aware targeting
-    (``api/value_rank.py``); ``offset`` then counts within the selection."""
-    if k is not None and percent is not None:
-        raise HTTPException(422, detail={"error": "give k or percent, not both"})
+    """The riskiest users: ``k`` of them, or the top ``percent`` %, from ``offset``
+    (both: at most ``k`` of the top ``percent`` %); within ``tier`` when given (then
+    ``offset`` counts from the tier's first rank). With ``sort``, ``min_value_quantile``
+    or ``segment``: value-aware targeting (``api/value_rank.py``); ``offset`` then counts
+    within the selection, and the page stops at ``max_depth`` (offset + k <= 100,000;
+    ``truncated`` says when it did)."""
     n = await store.count_ranked()
     start, end = 0, n
     if tier is not None:
@@ -152,14 +158,16 @@ async def top(request: Request, store: StoreDep, settings: SettingsDep,
         end = min(end, start + math.ceil(percent / 100 * n))
     policy = settings.tier_policy()
     if sort != "risk" or min_value_quantile is not None or segment is not None:
-        return await _value_top(request, n, (start, end), tier is not None, offset,
-                                k if k is not None else (end - start if percent else MAX_PAGE),
+        want = k if k is not None else MAX_PAGE
+        if percent is not None:
+            want = min(want, end - start)
+        return await _value_top(request, n, (start, end), tier is not None, offset, want,
                                 sort, min_value_quantile, segment, format)
     if format == "csv":
         count = end - start - offset if k is None else min(end - start - offset, k)
-        return StreamingResponse(_csv(store, start + offset, max(0, count), n, policy),
-                                 media_type="text/csv",
-                                 headers={"Content-Disposition": "attachment; filename=top.csv"})
+        return await guarded(_csv(store, start + offset, max(0, count), n, policy),
+                             media_type="text/csv",
+                             headers={"Content-Disposition": "attachment; filename=top.csv"})
     count = min(end - start - offset, k if k is not None else MAX_PAGE)
     rows = await store.top(start + offset, count) if count > 0 else []
     items = []
@@ -175,15 +183,15 @@ async def _value_top(request: Request, n: int, tier_range: tuple[int, int], in_t
                      offset: int, k: int, sort: Sort, min_value_quantile: float | None,
                      segment: str | None, format: str) -> FastJSON | StreamingResponse:
     k = max(0, min(k, MAX_PAGE))
-    if offset + k > VALUE_MAX_DEPTH:  # each row walked past is a Redis lookup
-        raise HTTPException(422, detail={"error": "value_query_too_deep",
-                                         "max_offset_plus_k": VALUE_MAX_DEPTH})
+    # each row walked past is a Redis lookup: the page stops at VALUE_MAX_DEPTH
+    truncated = offset + k > VALUE_MAX_DEPTH
+    k = max(0, min(k, VALUE_MAX_DEPTH - offset))
     app = request.app
     fit = await app.state.value_fits.get()
     policy = app.state.tier_policy
     rows, min_clv = await value_page(app.state.value_fits.store, fit, sort, offset, k,
                                      min_value_quantile, segment,
-                                     tier_range if in_tier else None)
+                                     tier_range if in_tier else None) if k else ([], None)
     items = [row_json(r, fit, n, lambda r0, nn, risk: position(r0, nn, policy, risk))
              for r in rows]
     if format == "csv":
@@ -199,10 +207,11 @@ async def _value_top(request: Request, n: int, tier_range: tuple[int, int], in_t
                                  headers={"Content-Disposition": "attachment; filename=top.csv"})
     return FastJSON({"ranked": n, "offset": offset, "items": items, "sort": sort,
                      "min_clv": min_clv,
-                     "value_fit_version": fit.params.version if fit is not None else None})
+                     "value_fit_version": fit.params.version if fit is not None else None,
+                     "max_depth": VALUE_MAX_DEPTH, "truncated": truncated})
 
 
-@router.get("/tiers", response_model=Tiers)
+@router.get("/tiers", response_model=Tiers, responses=responses(503))
 async def tiers(store: StoreDep, settings: SettingsDep) -> Tiers:
     """Users per tier by rank now (each tier's first rank and lowest risk), churned users,
     and users per stored (alerted) tier."""

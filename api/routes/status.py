@@ -8,15 +8,15 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import SettingsDep, StoreDep
+from api.errors import responses
 from api.schemas import Health, Status
-from api.security import ReadAccess
 from core.timefmt import rfc3339
 
-router = APIRouter(tags=["status"])
+router = APIRouter(tags=["status"])  # /v1/status: with the key when reads need one
+probes = APIRouter(tags=["status"])  # always open
 
 
-@router.get("/v1/status", response_model=Status, dependencies=[ReadAccess])  # open unless
-# CHURN_API_READ_AUTH (checked per request: /v1/status is not on the hot path)
+@router.get("/v1/status", response_model=Status, responses=responses(503))
 async def status(store: StoreDep) -> Status:
     stats = await store.stats()
     wms = await store.watermarks()
@@ -43,7 +43,7 @@ async def status(store: StoreDep) -> Status:
     )
 
 
-@router.get("/healthz", response_model=Health)
+@probes.get("/healthz", response_model=Health, response_model_exclude_none=True)
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -58,8 +58,11 @@ async def _kafka_reachable(bootstrap: str, timeout: float) -> None:
         await client.close()
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+@probes.get("/readyz", response_model=Health, responses={503: {
+    "model": Health, "description": "Redis or Kafka unreachable (detail.error says which)"}})
 async def readyz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
+    """Redis and Kafka reachable (each within 2 s): 200, else 503 with ``checks`` and the
+    project's error format in ``detail``."""
     checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(store.r.ping(), 2.0)
@@ -71,6 +74,11 @@ async def readyz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
         checks["kafka"] = "ok"
     except Exception as exc:
         checks["kafka"] = f"error: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    body = Health(status="ok" if ok else "unavailable", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+    down = [name for name, v in checks.items() if v != "ok"]
+    if not down:
+        return JSONResponse(Health(status="ok", checks=checks).model_dump(exclude_none=True))
+    error = f"{down[0]}_unavailable" if len(down) == 1 else "unavailable"
+    body = Health(status="unavailable", checks=checks,
+                  detail={"error": error, "unavailable": down})
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=503,
+                        headers={"Retry-After": "5"})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 
+from api.errors import responses
+from api.event_schema import AS_OF
 from api.responses import FastJSON
 from api.routes import ranking
 from api.schemas import UserRisk
@@ -25,14 +27,15 @@ PARAMETERS = [
     {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"},
      "example": "u42"},
     {"name": "as_of", "in": "query", "required": False,
-     "schema": {"type": "string"}, "example": "2019-11-30T00:00:00Z",
+     "schema": AS_OF, "example": "2019-11-30T00:00:00Z",
      "description": "Reference time (RFC 3339 or epoch ms), not before the user's newest "
-                    "event; default: the stored score's"},
+                    "event (else 409 as_of_before_newest_event); default: the stored "
+                    "score's"},
 ]
 
 
 @router.get("/users/{user_id}", response_model=None, openapi_extra={"parameters": PARAMETERS},
-            responses={200: {"model": UserRisk}, 404: {}, 422: {}})
+            responses={200: {"model": UserRisk}, **responses(404, 409, 422, 503)})
 async def get_user(request: Request) -> FastJSON:
     """Risk, tier, reasons and features of one user (the body follows ``UserRisk``; it is
     built directly, without a second validation pass, for speed)."""
@@ -49,8 +52,8 @@ async def get_user(request: Request) -> FastJSON:
             now = parse_time(as_of)
         except ValueError:
             raise HTTPException(422, detail={"error": "invalid_time", "as_of": as_of}) from None
-        if now < state.last_ms:
-            raise HTTPException(422, detail={
+        if now < state.last_ms:  # a conflict with the user's state, not a malformed time
+            raise HTTPException(409, detail={
                 "error": "as_of_before_newest_event", "newest_event": rfc3339(state.last_ms)})
     agg = window_aggregates(state, now)
     feats = compute_features(agg)
