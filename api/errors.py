@@ -17,6 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from state.resp import ReplyError
+
 log = logging.getLogger("churnstream.api")
 
 RETRY_AFTER = "5"
@@ -80,7 +82,22 @@ async def _redis_outage(request: Request, exc: Exception) -> JSONResponse:
     return unavailable("redis_unavailable", exc)
 
 
+# Redis answered, with an error: state another client broke (WRONGTYPE), a script bug
+REPLY_ERRORS: tuple[type[Exception], ...] = (redis.exceptions.ResponseError, ReplyError)
+
+
+async def _redis_reply_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s %s -> 500 redis_error (%s: %s)", request.method, request.url.path,
+              type(exc).__name__, exc)
+    return JSONResponse({"detail": {"error": "redis_error",
+                                    "message": f"{type(exc).__name__}: {exc}"}},
+                        status_code=500)
+
+
 def install(app: FastAPI) -> None:
-    """Outage handlers (Starlette's ExceptionMiddleware: answered, not re-raised)."""
+    """Outage handlers (Starlette's ExceptionMiddleware: answered, not re-raised); a Redis
+    error reply is a JSON 500 ``redis_error`` in one log line, not a traceback."""
     for kind in OUTAGES:
         app.add_exception_handler(kind, _redis_outage)
+    for kind in REPLY_ERRORS:
+        app.add_exception_handler(kind, _redis_reply_error)

@@ -16,6 +16,7 @@ string is plain digits (Python's ``float`` also takes ``1_0`` or surrounding bla
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from core.events import _MAX_MS, MAX_ID_LEN, MAX_TEXT_LEN
@@ -46,7 +47,64 @@ _PRICE = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"},
           "description": ">= 0 (a number, or its decimal text); optional"}
 
 
-def event_schema(allowed_types: frozenset[str]) -> dict[str, Any]:
+def _leap(y: int) -> bool:
+    return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+
+
+def _days(n: int) -> str:
+    """Two-digit days 01..n as an alternation."""
+    return "|".join(f"{d:02d}" for d in range(1, n + 1))
+
+
+def _dates_until(y: int, m: int, d: int) -> str:
+    """Valid dates from 1971-01-01 to y-m-d inclusive (1971 <= y <= 2198)."""
+    lengths = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    full = r"((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)" \
+           r"|02-(0[1-9]|1\d|2[0-8]))"
+    parts = []
+    before = range(1971, y)
+    leap = "|".join(str(x) for x in before if _leap(x))
+    if before:
+        parts.append(f"({'|'.join(str(x) for x in before)})-{full}")
+    if leap:
+        parts.append(f"({leap})-02-29")
+    feb = 29 if _leap(y) else 28
+    for month in range(1, m):
+        parts.append(f"{y}-{month:02d}-({_days(feb if month == 2 else lengths[month - 1])})")
+    parts.append(f"{y}-{m:02d}-({_days(d)})")
+    return "(" + "|".join(parts) + ")"
+
+
+def event_time_schema(latest_ms: int | None) -> dict[str, Any]:
+    """``event_time`` as the API accepts it now: not after ``latest_ms`` (the wall clock
+    plus ``CHURN_MAX_FUTURE_SECONDS``; None: no bound). The schema stops two days short
+    of that day, whatever the zone offset, so that it does not move during a day and
+    whatever it allows the server accepts.
+
+    >>> import re
+    >>> s = event_time_schema(1_764_547_200_000)  # 2025-12-01T00:00:00Z
+    >>> s["anyOf"][0]["maximum"]
+    1764460799999
+    >>> pat = s["anyOf"][1]["pattern"]
+    >>> [bool(re.match(pat, x)) for x in ("2025-11-29T23:59:59Z", "2025-11-30T00:00:00Z",
+    ...                                   "2024-02-29 01:00:00 UTC", "2025-02-29T00:00:00Z")]
+    [True, False, True, False]
+    """
+    if latest_ms is None or latest_ms >= _MAX_MS:
+        return {"anyOf": [EPOCH_MS, TIME_STRING]}
+    day = latest_ms // 86_400_000 - 2  # the last whole day allowed, in any zone
+    last = datetime.fromtimestamp(day * 86_400, UTC)
+    pattern = rf"^{_dates_until(last.year, last.month, last.day)}" \
+              rf"(T{_TIME}(Z|[+-]([01]\d|2[0-3]):[0-5]\d)| {_TIME} UTC)$"
+    return {"anyOf": [{**EPOCH_MS, "maximum": (day + 1) * 86_400_000 - 1},
+                      {**TIME_STRING, "pattern": pattern}],
+            "description": "Not later than the wall clock plus CHURN_MAX_FUTURE_SECONDS "
+                           "(event_time:future); the schema states up to two days "
+                           "before that"}
+
+
+def event_schema(allowed_types: frozenset[str], latest_ms: int | None = None
+                 ) -> dict[str, Any]:
     return {
         "type": "object", "required": ["user_id", "event_type", "event_time"],
         "properties": {
@@ -54,16 +112,17 @@ def event_schema(allowed_types: frozenset[str]) -> dict[str, Any]:
                                                "when absent"},
             "user_id": _ID,
             "event_type": {"type": "string", "enum": sorted(allowed_types)},
-            "event_time": {"anyOf": [EPOCH_MS, TIME_STRING]},
+            "event_time": event_time_schema(latest_ms),
             "price": _PRICE,
             **{name: _TEXT for name in ("brand", "category", "product_id", "session_id")},
         },
     }
 
 
-def events_body(allowed_types: frozenset[str], max_events: int) -> dict[str, Any]:
+def events_body(allowed_types: frozenset[str], max_events: int,
+                latest_ms: int | None = None) -> dict[str, Any]:
     """``requestBody`` schema: one event, or a list of 1..max_events events."""
-    one = event_schema(allowed_types)
+    one = event_schema(allowed_types, latest_ms)
     return {"oneOf": [one, {"type": "array", "items": one, "minItems": 1,
                             "maxItems": max_events}]}
 

@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api.errors import DESCRIPTIONS
 from api.event_schema import events_body
+from core.events import latest_allowed_ms
 from core.settings import Settings
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -27,7 +28,8 @@ def install(app: FastAPI, settings: Settings) -> None:
                                description=app.description, routes=app.routes)
             body = spec["paths"]["/v1/events"]["post"]["requestBody"]
             body["content"]["application/json"]["schema"] = events_body(
-                settings.allowed_types(), settings.api_max_events)
+                settings.allowed_types(), settings.api_max_events,
+                latest_allowed_ms(settings.max_future_seconds))
             for ops in spec["paths"].values():
                 for op in ops.values():
                     if op.get("security"):

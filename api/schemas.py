@@ -80,6 +80,14 @@ class UserRisk(BaseModel):
     last_event: str
 
 
+class WorkerInfo(BaseModel):
+    worker: str = Field(description="host:pid")
+    state: str = Field(description="running (beat within 15 s), silent, or crashed")
+    at: str = Field(description="Last heartbeat (RFC 3339)")
+    partitions: list[int]
+    reason: str | None = None
+
+
 class Status(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "watermark": "2020-01-29T23:48:55.023Z", "watermark_ms": 1580341735023,
@@ -91,7 +99,8 @@ class Status(BaseModel):
         "events_late": 0, "events_late_outside_window": 0, "rejected_by_reason": {},
         "applied_by_type": {"view": 74308, "purchase": 3156}}]})
 
-    watermark: str | None = Field(description="Largest event time seen (RFC 3339)")
+    watermark: str | None = Field(description="The newest partition clock (RFC 3339): the "
+                                              "largest confirmed event time")
     watermark_ms: int | None
     swept_until: str | None = Field(description="Every user has been rescored up to this "
                                                 "time: the oldest sweep over the partitions")
@@ -99,7 +108,8 @@ class Status(BaseModel):
     labels: dict[str, int] = Field({}, description="Anchors, snapshots taken, examples "
                                                    "released (and with label 1)")
     alerts: int = 0
-    partitions: dict[str, int] = Field(description="Largest event time (ms) per partition")
+    partitions: dict[str, int] = Field(description="Each partition's clock (ms): its largest "
+                                                   "confirmed event time")
     events_consumed: int
     events_applied: int
     events_rejected: int
@@ -108,14 +118,19 @@ class Status(BaseModel):
     events_late_outside_window: int
     rejected_by_reason: dict[str, int]
     applied_by_type: dict[str, int]
+    events_unconfirmed_time: int = Field(0, description="Events too far ahead of their "
+                                         "partition's clock to move it (applied to their user)")
+    workers: list[WorkerInfo] = Field([], description="Stream workers by their heartbeats")
+
 
 
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
     detail: dict[str, str | list[str]] | None = Field(
-        default=None, description="When unavailable: {error: redis_unavailable | "
-                                  "kafka_unavailable | unavailable, unavailable: [what failed]}")
+        default=None, description="When unavailable: {error: worker_crashed | "
+                                  "redis_unavailable | kafka_unavailable | unavailable, "
+                                  "unavailable: [what failed]}")
 
 
 class ModelInfo(BaseModel):

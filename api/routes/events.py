@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import responses
-from core.events import Event, Rejected, parse_event
+from core.events import Event, Rejected, latest_allowed_ms, parse_event
 from core.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -124,11 +124,12 @@ async def post_events(request: Request) -> Accepted:
         raise HTTPException(422, detail={"error": "event_count",
                                          "min": 1, "max": settings.api_max_events})
     allowed = settings.allowed_types()
+    latest = latest_allowed_ms(settings.max_future_seconds)
     events: list[Event] = []
     errors = []
     for i, item in enumerate(items):
         ev = _numeric_text(item) or parse_event(json.dumps(item, sort_keys=True).encode(),
-                                                allowed, derive_id=True)
+                                                allowed, derive_id=True, latest_ms=latest)
         if isinstance(ev, Rejected):
             errors.append({"index": i, "reason": ev.reason})
         else:

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import SettingsDep, StoreDep
 from api.errors import responses
-from api.schemas import Health, Status
+from api.schemas import Health, Status, WorkerInfo
 from core.timefmt import rfc3339
+from state.workers import ALIVE_SECONDS, WorkerRegistry, unresolved_crashes
 
 router = APIRouter(tags=["status"])  # /v1/status: with the key when reads need one
 probes = APIRouter(tags=["status"])  # always open
 
 
 @router.get("/v1/status", response_model=Status, responses=responses(503))
-async def status(store: StoreDep) -> Status:
+async def status(store: StoreDep, settings: SettingsDep) -> Status:
+    now = time.time()
     stats = await store.stats()
     wms = await store.watermarks()
     wm = max(wms.values()) if wms else None
@@ -40,6 +43,11 @@ async def status(store: StoreDep) -> Status:
         events_late_outside_window=outside,
         rejected_by_reason={k[9:]: v for k, v in stats.items() if k.startswith("rejected:")},
         applied_by_type={k[5:]: v for k, v in stats.items() if k.startswith("type:")},
+        events_unconfirmed_time=stats.get("clock:unconfirmed", 0),
+        workers=[WorkerInfo(worker=b.worker, at=rfc3339(int(b.at * 1000)),
+                            state=b.state if b.state != "running" or b.at >= now - ALIVE_SECONDS
+                            else "silent", partitions=b.partitions, reason=b.reason)
+                 for b in await WorkerRegistry(store.r, settings.redis_prefix).beats()],
     )
 
 
@@ -61,8 +69,9 @@ async def _kafka_reachable(bootstrap: str, timeout: float) -> None:
 @probes.get("/readyz", response_model=Health, responses={503: {
     "model": Health, "description": "Redis or Kafka unreachable (detail.error says which)"}})
 async def readyz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
-    """Redis and Kafka reachable (each within 2 s): 200, else 503 with ``checks`` and the
-    project's error format in ``detail``."""
+    """Redis and Kafka reachable (each within 2 s) and no stream worker crashed without
+    a newer one running since (its heartbeat): 200, else 503 with ``checks`` and the
+    project's error format in ``detail`` (``worker_crashed`` for the last)."""
     checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(store.r.ping(), 2.0)
@@ -74,10 +83,19 @@ async def readyz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
         checks["kafka"] = "ok"
     except Exception as exc:
         checks["kafka"] = f"error: {type(exc).__name__}"
+    if checks["redis"] == "ok":
+        try:  # a crashed worker no worker has replaced since: not ready
+            beats = await WorkerRegistry(store.r, settings.redis_prefix).beats()
+            crashed = unresolved_crashes(beats)
+            checks["workers"] = "ok" if not crashed else "error: crashed " + ", ".join(
+                f"{b.worker} ({b.reason})" for b in crashed)
+        except Exception as exc:
+            checks["workers"] = f"error: {type(exc).__name__}"
     down = [name for name, v in checks.items() if v != "ok"]
     if not down:
         return JSONResponse(Health(status="ok", checks=checks).model_dump(exclude_none=True))
-    error = f"{down[0]}_unavailable" if len(down) == 1 else "unavailable"
+    error = ("worker_crashed" if down[0] == "workers" else f"{down[0]}_unavailable") \
+        if len(down) == 1 else "unavailable"
     body = Health(status="unavailable", checks=checks,
                   detail={"error": error, "unavailable": down})
     return JSONResponse(body.model_dump(exclude_none=True), status_code=503,

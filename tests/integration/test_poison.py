@@ -88,10 +88,12 @@ def test_a_crashed_agent_ends_the_worker_and_nothing_is_lost(namespace) -> None:
     settings = namespace.settings()
     ensure_topics(settings)
     worker = namespace.start_worker()
+    url = namespace.start_api()
     prod = producer(settings.kafka_bootstrap)
     prod.send(settings.events_topic, key=b"u", value=good(0, "u"))
     prod.flush()
     namespace.wait_consumed(1, timeout=60)
+    assert http_json(url + "/readyz")[0] == 200
     r = namespace.redis()
     stats_key = f"t{namespace.name}:stats"
     saved = r.hgetall(stats_key)
@@ -104,16 +106,23 @@ def test_a_crashed_agent_ends_the_worker_and_nothing_is_lost(namespace) -> None:
     took = time.monotonic() - started
     assert code == 70, f"exit status {code}"
     assert took < 10, f"took {took:.1f}s to exit after the crash"
-    log = namespace.logs[-1].read_text()
+    log = namespace.logs[0].read_text()
     assert "apply_events crashed (ResponseError" in log or "crashed (ReplyError" in log, log[-2000:]
-    # repaired, restarted: the second event is there exactly once
+    code, ready = http_json(url + "/readyz")
+    assert code == 503 and ready["detail"]["error"] == "worker_crashed", ready
+    assert "WRONGTYPE" in ready["checks"]["workers"]
+    code, body = http_json(url + "/v1/status")  # the broken key: JSON, not a plain 500
+    assert code == 500 and body["detail"]["error"] == "redis_error", body
+    # repaired, restarted: the second event is there exactly once, and the API is ready
     r.delete(stats_key)
     r.hset(stats_key, mapping=saved)
+    code, status = http_json(url + "/v1/status")
+    assert [w["state"] for w in status["workers"]] == ["crashed"]
     namespace.start_worker()
     prod.send(settings.events_topic, key=b"u", value=good(2, "u"))
     prod.flush()
     prod.close()
-    url = namespace.start_api()
+    wait_until(lambda: http_json(url + "/readyz")[0] == 200, 30, "a new worker running")
 
     def three() -> bool:
         code, user = http_json(url + "/v1/users/u")
