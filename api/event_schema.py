@@ -76,31 +76,28 @@ def _dates_until(y: int, m: int, d: int) -> str:
 
 
 def event_time_schema(latest_ms: int | None) -> dict[str, Any]:
-    """``event_time`` as the API accepts it now: not after ``latest_ms`` (the wall clock
-    plus ``CHURN_MAX_FUTURE_SECONDS``; None: no bound). The schema stops two days short
-    of that day, whatever the zone offset, so that it does not move during a day and
-    whatever it allows the server accepts.
+    """``event_time`` as the API accepts it now: not after ``latest_ms``
+    (:func:`core.events.latest_allowed_ms`, the end of a UTC day; None: no bound).
+    Epoch milliseconds are bounded exactly; a time string's date stops one day short
+    of that day, so that no zone offset takes an allowed string past the bound.
 
     >>> import re
-    >>> s = event_time_schema(1_764_547_200_000)  # 2025-12-01T00:00:00Z
+    >>> s = event_time_schema(1_764_633_599_999)  # the end of 2025-12-01
     >>> s["anyOf"][0]["maximum"]
-    1764460799999
+    1764633599999
     >>> pat = s["anyOf"][1]["pattern"]
-    >>> [bool(re.match(pat, x)) for x in ("2025-11-29T23:59:59Z", "2025-11-30T00:00:00Z",
+    >>> [bool(re.match(pat, x)) for x in ("2025-11-30T23:59:59-23:59", "2025-12-01T00:00:00Z",
     ...                                   "2024-02-29 01:00:00 UTC", "2025-02-29T00:00:00Z")]
     [True, False, True, False]
     """
     if latest_ms is None or latest_ms >= _MAX_MS:
         return {"anyOf": [EPOCH_MS, TIME_STRING]}
-    day = latest_ms // 86_400_000 - 2  # the last whole day allowed, in any zone
-    last = datetime.fromtimestamp(day * 86_400, UTC)
+    last = datetime.fromtimestamp((latest_ms // 86_400_000 - 1) * 86_400, UTC)
     pattern = rf"^{_dates_until(last.year, last.month, last.day)}" \
               rf"(T{_TIME}(Z|[+-]([01]\d|2[0-3]):[0-5]\d)| {_TIME} UTC)$"
-    return {"anyOf": [{**EPOCH_MS, "maximum": (day + 1) * 86_400_000 - 1},
-                      {**TIME_STRING, "pattern": pattern}],
-            "description": "Not later than the wall clock plus CHURN_MAX_FUTURE_SECONDS "
-                           "(event_time:future); the schema states up to two days "
-                           "before that"}
+    return {"anyOf": [{**EPOCH_MS, "maximum": latest_ms}, {**TIME_STRING, "pattern": pattern}],
+            "description": "Not later than the end of the UTC day of the wall clock plus "
+                           "CHURN_MAX_FUTURE_SECONDS (else event_time:future)"}
 
 
 def event_schema(allowed_types: frozenset[str], latest_ms: int | None = None

@@ -22,14 +22,17 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
 def install(app: FastAPI, settings: Settings) -> None:
+    made_for: list[int | None] = []  # the event-time bound the cached document states
+
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        latest = latest_allowed_ms(settings.max_future_seconds)
+        if app.openapi_schema is None or made_for != [latest]:  # it moves once a day
+            made_for[:] = [latest]
             spec = get_openapi(title=app.title, version=app.version,
                                description=app.description, routes=app.routes)
             body = spec["paths"]["/v1/events"]["post"]["requestBody"]
             body["content"]["application/json"]["schema"] = events_body(
-                settings.allowed_types(), settings.api_max_events,
-                latest_allowed_ms(settings.max_future_seconds))
+                settings.allowed_types(), settings.api_max_events, latest)
             for ops in spec["paths"].values():
                 for op in ops.values():
                     if op.get("security"):

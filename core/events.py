@@ -44,6 +44,7 @@ MAX_TEXT_LEN = 256
 # event times outside [1970, 2200) are rejected as nonsense
 _MIN_MS = 0
 _MAX_MS = 7_258_118_400_000
+_DAY_MS = 86_400_000
 
 
 class Rejected(NamedTuple):
@@ -197,15 +198,19 @@ FUTURE = Rejected("event_time:future")
 
 
 def latest_allowed_ms(max_future_seconds: float, wall_s: float | None = None) -> int | None:
-    """The latest event time accepted now: the wall clock plus the tolerance (None: no
-    bound, a negative tolerance).
+    """The latest event time accepted now: the end of the UTC day that holds the wall
+    clock plus the tolerance (None: no bound, a negative tolerance). Whole days, so the
+    bound moves once a day and the API's OpenAPI document can state it exactly.
 
-    >>> latest_allowed_ms(86_400, wall_s=1.0)
-    86401000
+    >>> from datetime import datetime
+    >>> noon = datetime.fromisoformat("2026-12-01T12:00:00+00:00").timestamp()
+    >>> latest_allowed_ms(86_400, wall_s=noon) == int(noon * 1000) + 36 * 3_600_000 - 1
+    True
     """
     if max_future_seconds < 0:
         return None
-    return int(((time.time() if wall_s is None else wall_s) + max_future_seconds) * 1000)
+    ahead = int(((time.time() if wall_s is None else wall_s) + max_future_seconds) * 1000)
+    return (ahead // _DAY_MS + 1) * _DAY_MS - 1
 
 
 def _is_utf8(raw: bytes) -> bool:

@@ -224,7 +224,7 @@ def test_unknown_user_and_bad_as_of(baseline, log) -> None:  # type: ignore[no-u
     assert code == 409 and body["detail"]["error"] == "as_of_before_newest_event"
     assert http_json(f"{ns.api_url}/v1/users/{uid}?as_of=not-a-time")[0] == 422
     code, ready = http_json(ns.api_url + "/readyz")
-    assert code == 200 and ready["checks"] == {"redis": "ok", "kafka": "ok"}
+    assert code == 200 and ready["checks"] == {"redis": "ok", "kafka": "ok", "workers": "ok"}
 
 
 def test_sigkill_mid_replay_gives_identical_state(baseline, log, namespace) -> None:  # type: ignore[no-untyped-def]
