@@ -107,6 +107,9 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     sweeper = Sweeper(store, live, proc.lock, settings.churn_horizon_days, settings.sweep_chunk,
                       settings.retention_days, swept=proc.swept)
     proc.catch_up = sweeper.catch_up
+    from stream.recovery import install as install_recovery  # Redis state loss: rebuilt
+
+    install_recovery(app, proc, store, settings, metrics.rebuilt)
     owned: set[int] = set()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
