@@ -40,6 +40,7 @@ async def status(store: StoreDep) -> Status:
         events_late_outside_window=outside,
         rejected_by_reason={k[9:]: v for k, v in stats.items() if k.startswith("rejected:")},
         applied_by_type={k[5:]: v for k, v in stats.items() if k.startswith("type:")},
+        state_rebuilds=stats.get("state_rebuilds", 0),
     )
 
 
