@@ -97,16 +97,16 @@ class Recovery:
         if not records and self.epoch is not None and await self.epochs.current() != self.epoch:
             await self._lost(records)  # an idle worker notices too (the timer's empty batch)
         for _ in range(5):
-            if self.plan:
-                await self._replay(process)
             try:
+                if self.plan:
+                    await self._replay(process)
                 stats = await process(records)
             except StateLost:
                 await self._lost(records)
                 continue
-            for rec in records:
-                if rec.offset >= self.next.get(rec.partition, 0):
-                    self.next[rec.partition] = rec.offset + 1
+            nxt = self.next
+            for rec in records:  # in offset order per partition
+                nxt[rec.partition] = rec.offset + 1
             return stats
         raise StateLost("redis state lost again and again during the rebuild")
 
@@ -116,7 +116,6 @@ class Recovery:
         epoch, created = await self.epochs.replace()
         if epoch == old:
             return  # the state is there after all (the abort was not a loss): retry
-        self._work_under(epoch)
         first: dict[int, int] = {}
         for rec in records:
             first.setdefault(rec.partition, rec.offset)
@@ -130,6 +129,7 @@ class Recovery:
                f"{(old or b'-').decode()} {'missing' if created else 'replaced by another worker'}"
                f"; new epoch {epoch.decode()})")
         await self._planned(why, applied)
+        self._work_under(epoch)  # only now: an error before this retries the whole rebuild
 
     async def _planned(self, why: str, applied: Mapping[int, int]) -> None:
         parts = sorted(self.plan)
