@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -60,6 +61,10 @@ class RespConnection:
         # packed commands sent before every MULTI (state/epoch.py: WATCH + a check that
         # touches a watched key on mismatch, so EXEC aborts): None = unguarded
         self.guard: list[bytes] | None = None
+        # awaited with an exchange function on every new connection, before any command
+        # (state/epoch checks: a Redis that restarted may not hold what it held)
+        self.on_open: Callable[[Callable[[list[bytes]], Awaitable[list[Any]]]],
+                               Awaitable[None]] | None = None
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.wait_for(
@@ -76,6 +81,8 @@ class RespConnection:
             for rep in await self._exchange(reader, writer, hello):
                 if isinstance(rep, ReplyError):
                     raise rep
+        if self.on_open is not None:
+            await self.on_open(lambda cmds: self._exchange(reader, writer, cmds))
         return reader, writer
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,

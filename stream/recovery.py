@@ -20,7 +20,6 @@ run: one ERROR line, exit code :data:`EXIT_HISTORY_GONE`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -28,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, Protocol
 
 from state.epoch import Epochs, guard_commands, new_id
-from state.resp import StateLost
+from state.resp import StateLost, pack
 
 log = logging.getLogger("churnstream.recovery")
 EXIT_HISTORY_GONE = 3
@@ -63,38 +62,37 @@ class Recovery:
         self.on_rebuild = on_rebuild  # metrics: records to replay
         self.epoch: bytes | None = None
         self.owned: set[int] = set()
+        self.unchecked: set[int] = set()  # assigned, not yet compared with Redis
         self.next: dict[int, int] = {}  # the offset the stream delivers next, per partition
+        self.floor: dict[int, int] = {}  # Redis' applied offset is at least this (seen)
         self.plan: dict[int, tuple[int, int]] = {}  # partition -> [start, stop) to replay
+        self.suspect = False  # a reconnect found the state lost or behind
         self.fatal: Callable[[str], None] = _exit
         self.token = new_id()
+        if hasattr(store.hot, "on_open"):
+            store.hot.on_open = self._on_open
 
     def _work_under(self, epoch: bytes) -> None:
         self.epoch = epoch
         self.store.hot.guard = guard_commands(self.store.keys, epoch, self.token)
 
-    async def assigned(self, partitions: Sequence[int]) -> None:
-        """A new assignment: replay what the group committed beyond Redis' state."""
+    def assigned(self, partitions: Sequence[int]) -> None:
+        """A new assignment (no I/O: the rebalance must stay short); each new partition
+        is compared with Redis before its first record is applied (:meth:`run`)."""
         self.owned = set(partitions)
-        self.plan = {p: r for p, r in self.plan.items() if p in self.owned}
-        if self.epoch is None:
-            self._work_under(await self.epochs.ensure())
-        if not partitions:
-            return
-        committed = await self.kafka.committed(partitions)
-        applied = await self.store.applied_offsets()
-        for p in partitions:
-            c = committed.get(p)
-            self.next[p] = c if c is not None else self.next.get(p, 0)
-            start = applied.get(p, -1) + 1
-            if c is not None and c > start:
-                self.plan[p] = (start, c)
-        if self.plan:
-            await self._planned("redis state is behind the consumer group's committed offsets",
-                                applied)
+        self.unchecked = set(partitions)
+        for table in (self.plan, self.next, self.floor):
+            for p in [p for p in table if p not in self.owned]:
+                del table[p]
 
     async def run(self, process: Process, records: Sequence[Any]) -> Any:
-        """``process(records)``, after any planned replay; a lost state is rebuilt first."""
-        if not records and self.epoch is not None and await self.epochs.current() != self.epoch:
+        """``process(records)``, after the checks and any planned replay; a state lost
+        on the way is rebuilt first."""
+        if self.epoch is None:
+            self._work_under(await self.epochs.ensure())
+        if self.unchecked:
+            await self._check(records)
+        if not records and (self.suspect or await self.epochs.current() != self.epoch):
             await self._lost(records)  # an idle worker notices too (the timer's empty batch)
         for _ in range(5):
             try:
@@ -104,31 +102,74 @@ class Recovery:
             except StateLost:
                 await self._lost(records)
                 continue
-            nxt = self.next
-            for rec in records:  # in offset order per partition
+            nxt, floor = self.next, self.floor
+            for rec in records:  # in offset order per partition; all applied now
                 nxt[rec.partition] = rec.offset + 1
+                floor[rec.partition] = rec.offset
             return stats
         raise StateLost("redis state lost again and again during the rebuild")
 
+    async def _check(self, records: Sequence[Any]) -> None:
+        """Newly assigned partitions: replay what lies between Redis' applied offset and
+        where the stream stands (its first record now, else the group's commit)."""
+        todo = sorted(self.unchecked)
+        first: dict[int, int] = {}
+        for rec in records:
+            if rec.partition in self.unchecked:
+                first.setdefault(rec.partition, rec.offset)
+        rest = [p for p in todo if p not in first]
+        committed = await self.kafka.committed(rest) if rest else {}
+        applied = await self.store.applied_offsets()
+        for p in todo:
+            stop = first.get(p, committed.get(p))
+            self.floor[p] = applied.get(p, -1)
+            if stop is not None:
+                self.next[p] = stop
+                if stop > applied.get(p, -1) + 1:
+                    self.plan[p] = (applied.get(p, -1) + 1, stop)
+        self.unchecked.difference_update(todo)
+        if self.plan:
+            await self._planned("redis state is behind the consumer group's position", applied)
+
+    async def _on_open(self, exchange: Callable[[list[bytes]], Awaitable[list[Any]]]) -> None:
+        """Every new hot-path connection: is the state still the one this worker built?
+        (A Redis restarted empty, or from an older append-only file or snapshot.)"""
+        keys = self.store.keys
+        epoch, flat = await exchange([pack(b"HGET", keys.epoch, b"id"),
+                                      pack(b"HGETALL", keys.offsets)])
+        if isinstance(epoch, Exception) or isinstance(flat, Exception):
+            raise ConnectionError(f"redis not ready: {epoch!r} {flat!r}")
+        applied = {int(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        behind = [p for p, f in self.floor.items() if applied.get(p, -1) < f]
+        if (self.epoch is not None and epoch != self.epoch) or behind:
+            self.suspect = True
+            raise StateLost(f"redis state lost or behind on reconnect (partitions {behind})")
+
     async def _lost(self, records: Sequence[Any]) -> None:
         self.reset()
+        self.suspect = False
         old = self.epoch
         epoch, created = await self.epochs.replace()
-        if epoch == old:
-            return  # the state is there after all (the abort was not a loss): retry
         first: dict[int, int] = {}
         for rec in records:
             first.setdefault(rec.partition, rec.offset)
         applied = await self.store.applied_offsets()
-        for p in self.owned | set(first):
+        for p in (self.owned - self.unchecked) | set(first):
             stop = first.get(p, self.next.get(p, 0))
             start = applied.get(p, -1) + 1
+            self.floor[p] = start - 1
             if start < stop:
                 self.plan[p] = (start, stop)
-        why = ("redis state lost under a running worker (epoch "
-               f"{(old or b'-').decode()} {'missing' if created else 'replaced by another worker'}"
-               f"; new epoch {epoch.decode()})")
-        await self._planned(why, applied)
+        if epoch == old:
+            why = ("redis state is behind what this worker applied (restarted from an older "
+                   "append-only file or snapshot?)")
+        else:
+            why = ("redis state lost under a running worker (epoch "
+                   f"{(old or b'-').decode()} "
+                   f"{'missing' if created else 'replaced by another worker'}"
+                   f"; new epoch {epoch.decode()})")
+        if self.plan:
+            await self._planned(why, applied)
         self._work_under(epoch)  # only now: an error before this retries the whole rebuild
 
     async def _planned(self, why: str, applied: Mapping[int, int]) -> None:
@@ -160,6 +201,7 @@ class Recovery:
             n += len(chunk)
             for rec in chunk:  # progress: a retry resumes after what landed
                 self.plan[rec.partition] = (rec.offset + 1, self.plan[rec.partition][1])
+                self.floor[rec.partition] = rec.offset
             self.plan = {p: r for p, r in self.plan.items() if r[0] < r[1]}
         self.plan.clear()
         log.warning("redis state rebuilt: %d records replayed in %.1fs", n,
@@ -173,24 +215,29 @@ def _exit(msg: str) -> None:
 
 
 class KafkaLog:
-    """:class:`Log` over the worker's faust consumer (committed offsets) and a plain
-    aiokafka consumer without a group (earliest offsets, replays)."""
+    """:class:`Log` over plain aiokafka consumers: one with the worker's group id that
+    never joins (committed offsets), one without a group (earliest offsets, replays)."""
 
-    def __init__(self, app: Any, topic: str, bootstrap: str) -> None:
-        self.app, self.topic, self.bootstrap = app, topic, bootstrap
+    def __init__(self, topic: str, bootstrap: str, group: str) -> None:
+        self.topic, self.bootstrap, self.group = topic, bootstrap, group
 
-    async def committed(self, partitions: Sequence[int]) -> dict[int, int | None]:
-        # faust seeks to these itself once the rebalance completes; asking changes nothing
-        got = await self.app.consumer.seek_to_committed()
-        return {tp.partition: (off if off is not None and off >= 0 else None)
-                for tp, off in got.items() if tp.topic == self.topic}
-
-    def _consumer(self) -> Any:
+    def _consumer(self, group: str | None = None) -> Any:
         from aiokafka import AIOKafkaConsumer
 
-        return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+        return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 fetch_max_wait_ms=100)
+
+    async def committed(self, partitions: Sequence[int]) -> dict[int, int | None]:
+        from aiokafka import TopicPartition
+
+        consumer = self._consumer(self.group)  # no subscribe(): it never joins the group
+        await consumer.start()
+        try:
+            return {p: await consumer.committed(TopicPartition(self.topic, p))
+                    for p in partitions}
+        finally:
+            await consumer.stop()
 
     async def earliest(self, partitions: Sequence[int]) -> dict[int, int]:
         from aiokafka import TopicPartition
@@ -249,7 +296,8 @@ def install(app: Any, proc: Any, store: Any, settings: Any,
     without an epoch (the in-memory store)."""
     if not hasattr(store, "hot"):
         return None
-    rec = Recovery(store, KafkaLog(app, settings.events_topic, settings.kafka_bootstrap),
+    rec = Recovery(store, KafkaLog(settings.events_topic, settings.kafka_bootstrap,
+                                   settings.app_id),
                    settings.batch_size, proc.on_rebalance, on_rebuild)
     proc.recovery = rec
 
@@ -257,23 +305,14 @@ def install(app: Any, proc: Any, store: Any, settings: Any,
 
     @app.on_partitions_assigned.connect
     async def _check(sender: Any, assigned: Any = (), **kwargs: Any) -> None:
-        mine = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
-        delay = 0.2
-        while True:
-            try:
-                return await rec.assigned(mine)
-            except TRANSIENT_ERRORS as exc:  # Redis restarting: the check must still happen
-                log.warning("state check at assignment failed (%s); retrying in %.1fs",
-                            exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(10.0, delay * 2)
+        rec.assigned(sorted(tp.partition for tp in assigned
+                            if tp.topic == settings.events_topic))
 
     @app.timer(interval=1.0)
     async def _replay_when_idle() -> None:
-        if rec.epoch is None:
-            return
         try:
-            if rec.plan or await rec.epochs.current() != rec.epoch:
+            if (rec.unchecked or rec.plan or rec.suspect
+                    or await rec.epochs.current() != rec.epoch):
                 await proc.process([])
         except TRANSIENT_ERRORS as exc:
             log.warning("replay interrupted (%s); will resume", exc)

@@ -85,14 +85,22 @@ def _recovery(applied: dict[int, int], kafka: FakeLog) -> tuple[Recovery, FakeEp
     return rec, rec.epochs, fatal  # type: ignore[return-value]
 
 
-def test_assignment_replays_what_the_group_committed_beyond_redis(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_new_partitions_replay_what_redis_lacks(caplog) -> None:  # type: ignore[no-untyped-def]
     kafka = FakeLog({0: 10, 1: 20, 2: None, 3: 7}, {}, {})
     rec, epochs, fatal = _recovery({0: 9, 1: 4, 3: 9}, kafka)
+    rec.assigned([0, 1, 2, 3])
+
+    async def nothing(records: Sequence[Record]) -> int:
+        return 0
+
     with caplog.at_level(logging.WARNING, "churnstream.recovery"):
-        asyncio.run(rec.assigned([0, 1, 2, 3]))
+        asyncio.run(rec._check([Record(3, 9, b"", b"")]))
     # 0: committed 10 = applied + 1 (consistent); 1: 5..19 missing; 2: nothing committed;
-    # 3: Redis ahead of the group (normal: acked after applied)
-    assert rec.plan == {1: (5, 20)}
+    # 3: its first record follows what Redis applied
+    assert rec.plan == {1: (5, 20)} and not rec.unchecked
+    assert rec.next == {0: 10, 1: 20, 3: 9}
+    asyncio.run(rec.run(nothing, []))  # the idle timer's empty batch runs the replay
+    assert kafka.reads == [{1: (5, 20)}] and not rec.plan and rec.floor[1] == 19
     assert rec.store.hot.guard is not None and b"e1" in rec.store.hot.guard[1]
     assert not fatal and epochs.cleared == []
     assert "replaying 15 records (partition:offsets 1:5..19)" in caplog.text
@@ -101,7 +109,7 @@ def test_assignment_replays_what_the_group_committed_beyond_redis(caplog) -> Non
 def test_lost_while_running_replays_owned_partitions_then_the_batch() -> None:
     kafka = FakeLog({0: 0, 1: 0}, {}, {})
     rec, epochs, _ = _recovery({}, kafka)
-    asyncio.run(rec.assigned([0, 1]))
+    rec.assigned([0, 1])
     seen: list[list[tuple[int, int]]] = []
     state = {"lost": False}
 
@@ -130,8 +138,9 @@ def test_lost_while_running_replays_owned_partitions_then_the_batch() -> None:
 def test_history_gone_refuses_with_one_line(caplog) -> None:  # type: ignore[no-untyped-def]
     kafka = FakeLog({0: 50, 1: 8}, {0: 30, 1: 0}, {})
     rec, _, fatal = _recovery({1: 7}, kafka)
+    rec.assigned([0, 1])
     with caplog.at_level(logging.WARNING, "churnstream.recovery"), pytest.raises(HistoryGone):
-        asyncio.run(rec.assigned([0, 1]))
+        asyncio.run(rec._check([]))
     assert len(fatal) == 1 and "\n" not in fatal[0]
     assert "partition 0 needs offsets 0..49 but the log starts at 30" in fatal[0]
     assert [r.levelname for r in caplog.records] == ["ERROR"]
@@ -147,7 +156,8 @@ def test_history_gone_exits_non_zero() -> None:
         "from stream.recovery import Recovery\n"
         "rec = Recovery(FakeStore({}), FakeLog({0: 50}, {0: 30}, {}))\n"
         "rec.epochs = FakeEpochs()\n"
-        "asyncio.run(rec.assigned([0]))\n"
+        "rec.assigned([0])\n"
+        "asyncio.run(rec._check([]))\n"
         "print('still running')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
