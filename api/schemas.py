@@ -118,6 +118,8 @@ class Status(BaseModel):
     events_late_outside_window: int
     rejected_by_reason: dict[str, int]
     applied_by_type: dict[str, int]
+    state_rebuilds: int = Field(0, description="Times a worker found the Redis state lost "
+                                               "or behind Kafka and rebuilt it by replay")
     events_unconfirmed_time: int = Field(0, description="Events too far ahead of their "
                                          "partition's clock to move it (applied to their user)")
     workers: list[WorkerInfo] = Field([], description="Stream workers by their heartbeats")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -19,6 +20,11 @@ import hiredis
 
 class ReplyError(Exception):
     """An error reply from Redis (``NOSCRIPT ...``, ``EXECABORT ...``, ...)."""
+
+
+class StateLost(Exception):
+    """A guarded transaction found the state epoch missing or changed (Redis lost its
+    data, or another worker rebuilt it): nothing of the transaction was applied."""
 
 
 def pack(*args: object) -> bytes:
@@ -52,6 +58,13 @@ class RespConnection:
         self.timeout = timeout
         self._rw: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._lock = asyncio.Lock()
+        # packed commands sent before every MULTI (state/epoch.py: WATCH + a check that
+        # touches a watched key on mismatch, so EXEC aborts): None = unguarded
+        self.guard: list[bytes] | None = None
+        # awaited with an exchange function on every new connection, before any command
+        # (state/epoch checks: a Redis that restarted may not hold what it held)
+        self.on_open: Callable[[Callable[[list[bytes]], Awaitable[list[Any]]]],
+                               Awaitable[None]] | None = None
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.wait_for(
@@ -68,6 +81,8 @@ class RespConnection:
             for rep in await self._exchange(reader, writer, hello):
                 if isinstance(rep, ReplyError):
                     raise rep
+        if self.on_open is not None:
+            await self.on_open(lambda cmds: self._exchange(reader, writer, cmds))
         return reader, writer
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -97,13 +112,17 @@ class RespConnection:
                 raise
 
     async def transaction(self, cmds: list[bytes]) -> list[Any]:
-        """MULTI, ``cmds``, EXEC: the EXEC reply (all or nothing)."""
-        replies = await self.execute([_MULTI, *cmds, _EXEC])
+        """MULTI, ``cmds``, EXEC: the EXEC reply (all or nothing). With a :attr:`guard`,
+        :class:`StateLost` when it aborted the transaction."""
+        guard = self.guard or []
+        replies = (await self.execute([*guard, _MULTI, *cmds, _EXEC]))[len(guard):]
         queued = [r for r in replies[1:-1] if isinstance(r, ReplyError)]
         result = replies[-1]
         for rep in (replies[0], *queued, result):
             if isinstance(rep, ReplyError) and str(rep).startswith("LOADING"):
                 raise ConnectionError(f"redis is loading its data set: {rep}")
+        if result is None and guard:
+            raise StateLost("redis state epoch missing or changed: transaction not applied")
         if isinstance(result, ReplyError):
             raise queued[0] if queued else result
         for rep in result:

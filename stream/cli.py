@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +27,33 @@ def cmd_up(args: argparse.Namespace) -> int:
     from stream.services import EmbeddedServices
     from stream.topics import ensure_topics
 
-    svc = EmbeddedServices(args.kafka_port, args.redis_port).start()
+    settings = args.settings
+    # Redis' append-only file keeps its data across a Redis restart within this run. The
+    # embedded broker keeps nothing across runs (memory storage), so the state of an
+    # earlier run would not match the new, empty topics: it is discarded.
+    redis_dir = settings.state_dir / "redis"
+    if redis_dir.exists():
+        shutil.rmtree(redis_dir)
+    redis_dir.mkdir(parents=True)
+    svc = EmbeddedServices(args.kafka_port, args.redis_port, str(redis_dir.resolve()),
+                           durable=True).start()
+    code: int | None = 0
     try:
         env_file = svc.write_env_file()
         ensure_topics(svc.settings(partitions=args.settings.partitions))
         print(f"kafka bootstrap: {svc.broker.bootstrap}\nredis url:       {svc.redis.url}\n"
-              f"written to {env_file} (worker/api/replay read it by default)\n"
+              f"redis data:      {redis_dir}/ (append-only file, fsync always; restarted "
+              f"if it dies)\nwritten to {env_file} (worker/api/replay read it by default)\n"
               "Ctrl-C stops both.", flush=True)
-        _wait_for_signal()
+        code = _wait_for_signal(lambda: svc.supervise(lambda m: print(m, flush=True)))
     finally:
         svc.stop()
         Path(svc.write_env_file()).unlink(missing_ok=True)
-    return 0
+    return code or 0
 
 
-def _wait_for_signal() -> None:
+def _wait_for_signal(check: Callable[[], int | None] | None = None) -> int | None:
+    """Until SIGINT/SIGTERM, or until ``check`` (every 0.2 s) returns an exit code."""
     stop = {"flag": False}
 
     def handler(signum: int, frame: object) -> None:
@@ -50,6 +63,9 @@ def _wait_for_signal() -> None:
     signal.signal(signal.SIGINT, handler)
     while not stop["flag"]:
         time.sleep(0.2)
+        if check is not None and (code := check()) is not None:
+            return code
+    return None
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -224,7 +240,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"import deploy/grafana/dashboards/*.json\n"
               f"  other tools: CHURN_ENV_FILE=.churnstream/services.env churnstream replay FILE\n"
               "  simulated traffic keeps flowing; Ctrl-C stops everything.\n", flush=True)
-        _wait_for_signal()
+        _wait_for_signal(lambda: svc.supervise(lambda m: print(m, flush=True)))
     finally:
         for p in procs:
             p.terminate()

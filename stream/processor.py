@@ -135,6 +135,7 @@ class BatchProcessor:
         # who rescores a user whose newest event is before it (``Sweeper.catch_up``)
         self.swept: dict[int, int] = {}
         self.catch_up: Callable[[int, int, list[tuple[str, int]]], Awaitable[Any]] | None = None
+        self.recovery: Any = None  # stream.recovery.Recovery: state loss detected, rebuilt
 
     def on_rebalance(self) -> None:
         """Forget cached offsets and clocks: another worker may have moved them."""
@@ -185,7 +186,8 @@ class BatchProcessor:
     async def process(self, records: Sequence[Record]) -> BatchStats:
         async with self.lock:
             started = time.perf_counter()
-            stats = await self._process(records)
+            stats = await (self._process(records) if self.recovery is None
+                           else self.recovery.run(self._process, records))
             stats.seconds = time.perf_counter() - started
         if self.on_batch is not None:
             self.on_batch(stats)

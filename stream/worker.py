@@ -25,6 +25,7 @@ from stream.anchors import Anchors
 from stream.lifecycle import Lifecycle, Worker, run
 from stream.live import Live, RescoreStats
 from stream.processor import TRANSIENT_ERRORS, BatchProcessor, BatchStats, DeadLetter, Record
+from stream.recovery import install as install_recovery
 from stream.sweeper import Sweeper
 from stream.worker_metrics import WorkerMetrics
 
@@ -113,6 +114,7 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Lifecycle]
     sweeper = Sweeper(store, live, proc.lock, settings.churn_horizon_days, settings.sweep_chunk,
                       settings.retention_days, swept=proc.swept)
     proc.catch_up = sweeper.catch_up
+    install_recovery(app, proc, store, settings, metrics.rebuilt)  # Redis state loss
     owned: set[int] = set()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]

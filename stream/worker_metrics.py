@@ -73,6 +73,11 @@ class WorkerMetrics:
         self.swept_until = Gauge("churn_swept_until_timestamp_seconds",
                                  "Time up to which every user of the partition is rescored",
                                  ["partition"], registry=r)
+        self.rebuilds = Counter("churn_state_rebuilds_total",
+                                "Redis state found lost or behind Kafka and rebuilt by replay",
+                                registry=r)
+        self.replayed = Counter("churn_state_replayed_records_total",
+                                "Records replayed from Kafka to rebuild Redis state", registry=r)
         self._scorer: tuple[str, str] | None = None
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
@@ -101,6 +106,10 @@ class WorkerMetrics:
             self.alerts.inc(n)
         for op, secs in redis_seconds.items():
             self.redis.labels(op).observe(secs)
+
+    def rebuilt(self, records: int) -> None:
+        self.rebuilds.inc()
+        self.replayed.inc(records)
 
     def scorer(self, version: int, name: str) -> None:
         self.model_version.set(version)

@@ -48,6 +48,7 @@ async def status(store: StoreDep, settings: SettingsDep) -> Status:
                             state=b.state if b.state != "running" or b.at >= now - ALIVE_SECONDS
                             else "silent", partitions=b.partitions, reason=b.reason)
                  for b in await WorkerRegistry(store.r, settings.redis_prefix).beats()],
+        state_rebuilds=stats.get("state_rebuilds", 0),
     )
 
 

@@ -315,6 +315,7 @@ def test_redis_killed_mid_replay_worker_retries_same_state(baseline, log, namesp
         _assert_same_hashes(namespace.user_hashes(), base_ns.user_hashes())
         log_text = namespace.logs[0].read_text(errors="replace")
         assert "retrying in" in log_text
+        assert "rebuilding from Kafka" not in log_text  # the AOF kept the state: no replay
     finally:
         server.stop()
 

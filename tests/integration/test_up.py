@@ -26,7 +26,8 @@ def _port_open(port: int) -> bool:
 
 def test_up_starts_writes_and_stops(tmp_path: Path) -> None:
     env_file = tmp_path / "svc.env"
-    env = dict(os.environ, CHURN_ENV_FILE=str(env_file), CHURN_PARTITIONS="3")
+    env = dict(os.environ, CHURN_ENV_FILE=str(env_file), CHURN_PARTITIONS="3",
+               CHURN_STATE_DIR=str(tmp_path / "state"))
     proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "up"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -63,6 +64,56 @@ def test_up_starts_writes_and_stops(tmp_path: Path) -> None:
     assert proc.wait(30) == 0
     assert not _port_open(kafka_port) and not _port_open(redis_port)
     assert not env_file.exists()
+
+
+def test_up_restarts_a_killed_redis_with_its_data(tmp_path: Path) -> None:
+    """SIGKILL the Redis of `churnstream up`: it is back on the same port with what was
+    written before (append-only file, fsync always), and the broker never went away."""
+    import time
+
+    env_file = tmp_path / "svc.env"
+    env = dict(os.environ, CHURN_ENV_FILE=str(env_file), CHURN_PARTITIONS="2",
+               CHURN_STATE_DIR=str(tmp_path / "state"))
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "up"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    out = []
+    try:
+        for line in proc.stdout:
+            out.append(line)
+            if "Ctrl-C" in line:
+                break
+        written = dict(ln.split("=", 1) for ln in env_file.read_text().split())
+        bootstrap, url = written["CHURN_KAFKA_BOOTSTRAP"], written["CHURN_REDIS_URL"]
+        r = redis.Redis.from_url(url)
+        r.set("before-the-crash", "still here")
+        pid = int(r.info("server")["process_id"])
+        assert (tmp_path / "state" / "redis").is_dir()
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        for line in proc.stdout:
+            out.append(line)
+            if "redis is back" in line:
+                break
+        back = time.monotonic() - killed
+        text = "".join(out)
+        assert f"restarting on port {url.split(':')[2].split('/')[0]} from its append-only" in text
+        r = redis.Redis.from_url(url)
+        assert r.get("before-the-crash") == b"still here"
+        assert int(r.info("server")["process_id"]) != pid
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from kafka.admin import KafkaAdminClient
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            assert "events" in admin.list_topics()
+        finally:
+            admin.close()
+        assert proc.poll() is None
+        print(f"\nup: redis SIGKILLed -> serving its data again after {back:.2f}s")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
 
 
 def test_readyz_reports_an_unreachable_kafka(namespace) -> None:  # type: ignore[no-untyped-def]
