@@ -131,6 +131,7 @@ class BatchProcessor:
         self._applied: dict[int, int] | None = None
         self._anchor: dict[int, int] | None = None
         self._guards: dict[int, ClockGuard] = {}  # each partition's clock (core.clock)
+        self._stale = False  # on_rebalance: reload the above before the next batch
         # the anchor each partition's sweeper has reached (shared with the Sweeper), and
         # who rescores a user whose newest event is before it (``Sweeper.catch_up``)
         self.swept: dict[int, int] = {}
@@ -138,11 +139,17 @@ class BatchProcessor:
         self.recovery: Any = None  # stream.recovery.Recovery: state loss detected, rebuilt
 
     def on_rebalance(self) -> None:
-        """Forget cached offsets and clocks: another worker may have moved them."""
+        """Forget cached offsets and clocks: another worker may have moved them. Takes
+        effect at the next batch: a rebalance callback may run while a batch is under way
+        (which keeps the view it started with)."""
+        self._stale = True
+
+    def _forget(self) -> None:
         self._applied = None
         self._anchor = None
         self._guards = {}
         self.swept.clear()
+        self._stale = False
 
     async def process_until_done(self, records: Sequence[Record],
                                  on_retry: Callable[[BaseException, float], None] | None = None,
@@ -164,6 +171,8 @@ class BatchProcessor:
                 delay = min(max_delay, delay * 2)
 
     async def _load(self) -> tuple[dict[int, int], dict[int, int]]:
+        if self._stale:
+            self._forget()
         if self._applied is None:
             self._applied = await self.store.applied_offsets()
         if self._anchor is None:
