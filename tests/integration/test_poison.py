@@ -106,6 +106,7 @@ def test_a_crashed_agent_ends_the_worker_and_nothing_is_lost(namespace) -> None:
     took = time.monotonic() - started
     assert code == 70, f"exit status {code}"
     assert took < 10, f"took {took:.1f}s to exit after the crash"
+    print(f"crashed worker exited 70 {took:.2f}s after the poisoned batch was sent")
     log = namespace.logs[0].read_text()
     assert "apply_events crashed (ResponseError" in log or "crashed (ReplyError" in log, log[-2000:]
     code, ready = http_json(url + "/readyz")
@@ -154,3 +155,5 @@ def test_sigterm_stops_a_worker_stuck_on_an_unreachable_redis(namespace, tmp_pat
     worker.wait(20)
     took = time.monotonic() - started
     assert took < 10, f"SIGTERM took {took:.1f}s"
+    print(f"SIGTERM with a batch retrying against a dead Redis: exited {worker.returncode} "
+          f"after {took:.2f}s (CHURN_SHUTDOWN_TIMEOUT=4)")
