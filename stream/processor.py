@@ -17,12 +17,10 @@ not sent to the DLQ or counted again; event ids dedupe true duplicates.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -35,37 +33,11 @@ from core.tiers import AlertGate, TierPolicy
 from state.store import Commit, FeatureStore, Item
 from stream.anchors import Anchors
 from stream.live import Live
+from stream.records import TOMBSTONE, DeadLetter, DeadLetterSink, Record
+
+__all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
 
 
-class Record(NamedTuple):
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None  # None: a tombstone (a Kafka record with a null value)
-
-
-class DeadLetter(NamedTuple):
-    record: Record
-    reason: str
-
-    def to_json(self, topic: str) -> bytes:
-        """DLQ payload: reason, source position and the raw payload (text or base64)."""
-        body: dict[str, object] = {"reason": self.reason, "topic": topic,
-                                   "partition": self.record.partition,
-                                   "offset": self.record.offset, "at": time.time()}
-        for name, raw in (("raw", self.record.value), ("key", self.record.key)):
-            if raw is None:
-                body[name] = None
-                continue
-            try:
-                body[name] = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                body[name + "_b64"] = base64.b64encode(raw).decode()
-        return json.dumps(body, ensure_ascii=False).encode()
-
-
-TOMBSTONE = Rejected("payload:tombstone")
-DeadLetterSink = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError, OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError)
 
