@@ -177,7 +177,6 @@ class BatchProcessor:
     async def _process(self, records: Sequence[Record]) -> BatchStats:
         applied, anchor = await self._load()
         allowed = self.allowed_types
-        guards = self._guards
         latest = latest_allowed_ms(self.max_future)
         stats = BatchStats(records=len(records))
         dead: list[DeadLetter] = []
@@ -198,15 +197,7 @@ class BatchProcessor:
                     seg.count(p, "rejected")
                     seg.count(p, "rejected:" + ev.reason)
                 continue
-            g = guards.get(p)
-            if g is None:
-                g = guards[p] = ClockGuard(self.clock_step, self.clock_users)
-            changes = g.changes
-            t = g.observe(ev.time_ms, ev.user_id)  # the partition's clock after this event
-            if g.changes != changes:  # records held ahead of the clock: kept with the state
-                seg.unconfirmed[p] = g.dumps()
-            if fresh and ev.time_ms - t > g.step:
-                seg.count(p, "clock:unconfirmed")
+            t = self._tick(seg, p, ev.time_ms, ev.user_id, fresh)
             a = anchor.get(p)
             if a is None:  # the partition's first event: its clock starts that day
                 anchor[p] = a = t - t % DAY_MS
@@ -239,6 +230,20 @@ class BatchProcessor:
                 stats.released[1] = stats.released.get(1, 0) + ones
                 stats.released[0] = stats.released.get(0, 0) + st.released - ones
         return stats
+
+    def _tick(self, seg: _Segment, p: int, t: int, user: str, fresh: bool) -> int:
+        """The partition's clock after an event at ``t`` (core.clock); records held ahead
+        of it are counted and kept with the segment's commit."""
+        g = self._guards.get(p)
+        if g is None:
+            g = self._guards[p] = ClockGuard(self.clock_step, self.clock_users)
+        changes = g.changes
+        clock = g.observe(t, user)
+        if g.changes != changes:
+            seg.unconfirmed[p] = g.dumps()
+        if fresh and t - clock > g.step:
+            seg.count(p, "clock:unconfirmed")
+        return clock
 
     async def _apply(self, seg: _Segment, stats: BatchStats) -> None:
         if not seg.items and not seg.last_off:
