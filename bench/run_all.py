@@ -30,6 +30,7 @@ def benches(quick: bool) -> list[tuple[str, list[str]]]:
          ["worker_throughput.py", "--rounds", "2" if quick else "5"]),
         ("foundation: Redis memory per user", ["redis_memory.py"]),
         ("learner: examples/s vs bare River", ["learner_throughput.py"]),
+        ("worker: per-event clock guard vs parse_event", ["clock_guard.py"]),
         ("scoring: sweep of every user vs a bare read",
          ["sweep_throughput.py", "--users", "20000" if quick else "100000"]),
         ("API: lookups and Top-K vs a bare route",

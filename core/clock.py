@@ -38,7 +38,7 @@ import json
 
 
 class ClockGuard:
-    __slots__ = ("changes", "clock", "keep", "pending", "step", "users")
+    __slots__ = ("_low", "changes", "clock", "keep", "pending", "step", "users")
 
     def __init__(self, step_ms: int, users: int = 2, clock: int | None = None,
                  pending: dict[str, int] | None = None, keep: int = 64) -> None:
@@ -48,6 +48,7 @@ class ClockGuard:
         self.clock = clock  # None: no record yet
         self.pending: dict[str, int] = dict(pending or {})  # user -> earliest unconfirmed
         self.changes = 0  # bumped whenever ``pending`` changes (then it needs storing)
+        self._low = min(self.pending.values(), default=None)  # the earliest held time
 
     def observe(self, t: int, user: str) -> int:
         """Record one valid event; the partition's clock after it."""
@@ -57,14 +58,18 @@ class ClockGuard:
             return t
         if t <= c:
             return c
-        if t <= c + self.step or self.users == 1:
-            self._move(t)
+        if t <= c + self.step or self.users == 1:  # ordinary traffic: _move, inlined
+            self.clock = t
+            low = self._low
+            if low is not None and low <= t + self.step:
+                self._move(t)
             return t
         if t < self.pending.get(user, t + 1):
             self.pending[user] = t
             self.changes += 1
             if len(self.pending) > self.keep:
                 del self.pending[max(self.pending, key=self.pending.__getitem__)]
+            self._low = min(self.pending.values())
         confirmed = self._confirmed()
         if confirmed is not None:
             self._move(confirmed)
@@ -82,11 +87,10 @@ class ClockGuard:
     def _move(self, t: int) -> None:
         self.clock = t
         bound = t + self.step
-        if self.pending:
-            kept = {u: x for u, x in self.pending.items() if x > bound}
-            if len(kept) != len(self.pending):
-                self.pending = kept
-                self.changes += 1
+        if self._low is not None and self._low <= bound:  # some held record is ordinary now
+            self.pending = {u: x for u, x in self.pending.items() if x > bound}
+            self._low = min(self.pending.values(), default=None)
+            self.changes += 1
 
     # --- storage form (one small JSON value per partition) -----------------------------
     def dumps(self) -> str:
