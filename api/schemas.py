@@ -52,6 +52,7 @@ class UserRisk(BaseModel):
                      "population_mean": 4.66, "contribution": 1.23,
                      "text": "no activity for 28.0 days; typical: 4.7"}],
         "features": {"days_since_last_event": 27.95, "active_days_30d": 1.0},
+        "long_range": {"purchase_days_total": 3.0, "purchase_gap_mean_days": 41.5},
         "first_event": "2019-12-11T08:03:00.000Z", "last_event": "2020-01-01T01:11:04.000Z"}]})
 
     user_id: str
@@ -71,7 +72,11 @@ class UserRisk(BaseModel):
     alert_tier: str | None = Field(None, description="Stored tier with hysteresis: the last "
                                                      "one announced on `risk.alerts`")
     reasons: list[Reason] = Field([], description="Top features pushing the risk up")
-    features: dict[str, float] = Field(description="All features of DESIGN section 4")
+    features: dict[str, float] = Field(description="The 17 features of DESIGN section 4")
+    long_range: dict[str, float] = Field(
+        {}, description="The long-range inputs (purchase days ever and in the last "
+                        "90/180/365 days, gaps between purchase days, spend per purchase "
+                        "day): README, 'Long-range inputs'")
     value: Value | None = Field(None, description="Customer value; None before a purchase")
     segment: Segment | None = Field(None, description="RFM segment; None before a value fit")
     expected_saved_value: float | None = Field(

@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from core import segments
-from core.features import DAY_MS, FEATURE_NAMES, Aggregates
-from core.model import VALUE_INPUT_NAMES
+from core.features import DAY_MS, Aggregates
+from core.model import REASON_NAMES, VALUE_INPUT_NAMES
 from core.settings import Settings
 from core.value import ValueInputs, bgnbd_inputs, summary_arrays, user_value, value_inputs
 from state.codec import decode_score, newest_ms, value_field
@@ -80,7 +80,7 @@ def with_value_inputs(feats: dict[str, float], reasons: tuple[tuple[int, float],
                       ) -> dict[str, float]:
     """The features plus the user's BG/NBD inputs under the current fit, when a stored
     reason names one of them (a model with ``CHURN_MODEL_VALUE_INPUTS`` scored it)."""
-    if all(i < len(FEATURE_NAMES) for i, _ in reasons):
+    if not any(REASON_NAMES[i] in VALUE_INPUT_NAMES for i, _ in reasons):
         return feats
     row = bgnbd_inputs(fit.params.bgnbd if fit is not None else None, horizon_days,
                        *summary_arrays([agg]))[0]

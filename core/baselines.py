@@ -68,13 +68,20 @@ class BatchBaseline:
             self.model = None
             return False
         from sklearn.ensemble import HistGradientBoostingClassifier
+        from threadpoolctl import threadpool_limits
 
-        self.model = HistGradientBoostingClassifier(random_state=self.seed).fit(
-            np.asarray(x, dtype=np.float64), np.asarray(y))
+        # one OpenMP thread: next to a worker, an API or another fit on a 2-core machine,
+        # OpenMP's busy-waiting threads made a 25 s evaluation take over 13 minutes
+        with threadpool_limits(limits=1):
+            self.model = HistGradientBoostingClassifier(random_state=self.seed).fit(
+                np.asarray(x, dtype=np.float64), np.asarray(y))
         self.trained_on = len(y)
         return True
 
     def score(self, matrix: np.ndarray) -> np.ndarray | None:
         if self.model is None:
             return None
-        return np.asarray(self.model.predict_proba(matrix)[:, 1], dtype=np.float64)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return np.asarray(self.model.predict_proba(matrix)[:, 1], dtype=np.float64)

@@ -108,6 +108,14 @@ class Aggregates(NamedTuple):
     first_purchase_day: int = -1
     value_n: int = 0
     value_sum: float = 0.0
+    # the long-range inputs' sums (core.long_range): purchase days in the 90/180/365 days
+    # ending with day(now), the last purchase day (-1 = none) and the sum of squared gaps
+    # between consecutive purchase days (an integer: exact in a double)
+    purchase_days_90d: int = 0
+    purchase_days_180d: int = 0
+    purchase_days_365d: int = 0
+    last_purchase_day: int = -1
+    purchase_gap_sumsq: float = 0.0
 
 
 def day_of(ms: int) -> int:
@@ -158,6 +166,10 @@ def window_aggregates(state: UserState, now_ms: int) -> Aggregates:
             price_n = tot
         for brand, cnt in b.brands.items():
             brands[brand] = brands.get(brand, 0) + cnt
+    pdays = sorted(state.purchase_days)
+    sumsq = 0
+    for a, b_ in itertools.pairwise(pdays):
+        sumsq += (b_ - a) * (b_ - a)
     return Aggregates(
         now_ms=now_ms, n7=n7, n15=n15, n30=n30, active_days=tuple(active),
         purchases=purchases, carts=carts, spend=spend, price_n=price_n,
@@ -166,8 +178,12 @@ def window_aggregates(state: UserState, now_ms: int) -> Aggregates:
         first_ms=state.first_ms, last_ms=state.last_ms,
         last_purchase_ms=state.last_purchase_ms,
         purchase_days=len(state.purchase_days),
-        first_purchase_day=min(state.purchase_days, default=-1),
+        first_purchase_day=pdays[0] if pdays else -1,
         value_n=state.value_n, value_sum=state.value_sum,
+        purchase_days_90d=sum(1 for d in pdays if d > today - 90),
+        purchase_days_180d=sum(1 for d in pdays if d > today - 180),
+        purchase_days_365d=sum(1 for d in pdays if d > today - 365),
+        last_purchase_day=pdays[-1] if pdays else -1, purchase_gap_sumsq=float(sumsq),
     )
 
 

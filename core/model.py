@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from core.features import FEATURE_NAMES
+from core.long_range import LONG_RANGE_NAMES
 
 LOG_FEATURES = ("n_events_7d", "n_events_15d", "n_events_30d", "active_days_30d",
                 "n_purchase_30d", "total_spend_30d", "days_since_last_event",
@@ -38,18 +39,28 @@ RATIO_FEATURES = ("purchase_ratio", "activity_ratio_15d", "activity_trend", "vis
 # optional BG/NBD inputs (CHURN_MODEL_VALUE_INPUTS; computed by core.value.bgnbd_inputs):
 # customer or not, P(alive), E[purchase days in the next H days]
 VALUE_INPUT_NAMES = ("bg_customer", "bg_p_alive", "bg_expected_purchases")
-# what a reason may name: a stored reason is an index into this tuple
-REASON_NAMES = (*FEATURE_NAMES, *VALUE_INPUT_NAMES)
+# the long-range inputs (core.long_range) the model sees as they are; the rest as log1p
+LONG_RATIO_NAMES = ("purchase_gap_cv",)
+# what a reason may name: a stored reason is an index into this tuple (new names are
+# appended, so stored indices keep their meaning)
+REASON_NAMES = (*FEATURE_NAMES, *VALUE_INPUT_NAMES, *LONG_RANGE_NAMES)
 
 
 def model_inputs(f: Mapping[str, float]) -> dict[str, float]:
     """Model inputs from the 17 features: log1p of heavy-tailed ones, ratios as they are,
-    and ``recency_vs_gap`` = log1p(days since the last event / the user's typical gap)."""
+    and ``recency_vs_gap`` = log1p(days since the last event / the user's typical gap);
+    then the long-range inputs when ``f`` has them (log1p, ``purchase_gap_cv`` as it is),
+    then the BG/NBD inputs when ``f`` has them."""
     x = {f"log_{name}": math.log1p(max(0.0, f[name])) for name in LOG_FEATURES}
     for name in RATIO_FEATURES:
         x[name] = f[name]
     typical_gap = 30.0 / max(1.0, f["active_days_30d"])
     x["recency_vs_gap"] = math.log1p(f["days_since_last_event"] / typical_gap)
+    if "purchase_days_total" in f:  # the long-range inputs (LONG_RANGE_NAMES)
+        for name in LONG_RANGE_NAMES:
+            v = f[name]
+            x[name if name in LONG_RATIO_NAMES else f"log_{name}"] = \
+                v if name in LONG_RATIO_NAMES else math.log1p(max(0.0, v))
     if "bg_p_alive" in f:  # optional BG/NBD inputs (VALUE_INPUT_NAMES)
         x["bg_customer"] = f["bg_customer"]
         x["bg_p_alive"] = f["bg_p_alive"]
@@ -124,6 +135,16 @@ _TEMPLATES = {
     "bg_p_alive": "still an active buyer with probability {v:.0%} (BG/NBD); typical: {m:.0%}",
     "bg_expected_purchases": "{v:.2f} purchase days expected within the churn horizon "
                              "(BG/NBD); typical: {m:.2f}",
+    "purchase_days_total": "bought on {v:.0f} days ever; typical: {m:.1f}",
+    "purchase_days_90d": "bought on {v:.0f} days in the last 90 days; typical: {m:.1f}",
+    "purchase_days_180d": "bought on {v:.0f} days in the last 180 days; typical: {m:.1f}",
+    "purchase_days_365d": "bought on {v:.0f} days in the last 365 days; typical: {m:.1f}",
+    "days_since_first_purchase": "first purchase {v:.0f} days ago; typical: {m:.0f}",
+    "purchase_gap_mean_days": "buys every {v:.0f} days on average; typical: {m:.0f}",
+    "purchase_gap_cv": "irregular buying (gap variation {v:.2f}); typical: {m:.2f}",
+    "purchase_recency_vs_gap": "{v:.1f} usual purchase gaps since the last purchase; "
+                               "typical: {m:.1f}",
+    "spend_per_purchase_day": "spends {v:.2f} per purchase day; typical: {m:.2f}",
 }
 
 

@@ -25,9 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.features import FEATURE_NAMES
+from core.long_range import LONG_RANGE_NAMES
 from core.model import (
-    LOG_FEATURES,
-    RATIO_FEATURES,
     REASON_NAMES,
     VALUE_INPUT_NAMES,
     _source,
@@ -38,9 +37,23 @@ from core.rules import RULE_NAME, recency_frequency_risk
 
 Reasons = tuple[tuple[int, float], ...]
 _INDEX = {name: i for i, name in enumerate(REASON_NAMES)}
-INPUT_NAMES = tuple(model_inputs({n: 1.0 for n in FEATURE_NAMES}))
+
+
+def source_names(long: bool = True, value: bool = False) -> tuple[str, ...]:
+    """The features a model's inputs are computed from: the 17, the long-range inputs
+    (``long``), the BG/NBD inputs (``value``)."""
+    return (*FEATURE_NAMES, *(LONG_RANGE_NAMES if long else ()),
+            *(VALUE_INPUT_NAMES if value else ()))
+
+
+def input_names(long: bool = True, value: bool = False) -> tuple[str, ...]:
+    return tuple(model_inputs(dict.fromkeys(source_names(long, value), 1.0)))
+
+
+INPUT_NAMES = input_names(long=False)  # the inputs from the 17 features alone
+LONG_INPUTS = input_names()
 # with the optional BG/NBD inputs (CHURN_MODEL_VALUE_INPUTS): three more columns
-VALUE_INPUTS = tuple(model_inputs({n: 1.0 for n in REASON_NAMES}))
+VALUE_INPUTS = input_names(long=False, value=True)
 
 
 class Scorer(Protocol):
@@ -80,33 +93,50 @@ class RuleScorer:
         return risks, why
 
 
-_LOG_COLS = [_INDEX[n] for n in LOG_FEATURES]
-_RATIO_COLS = [_INDEX[n] for n in RATIO_FEATURES]
+class _Layout:
+    """How :func:`inputs_matrix` builds each input column from the source columns."""
+
+    def __init__(self, long: bool, value: bool) -> None:
+        src = {n: i for i, n in enumerate(source_names(long, value))}
+        self.sources = tuple(src)
+        self.log_in, self.log_out, self.raw_in, self.raw_out = [], [], [], []
+        for j, name in enumerate(input_names(long, value)):
+            if name == "recency_vs_gap":
+                self.gap_out = j
+            elif name.startswith("log_"):
+                self.log_in.append(src[name.removeprefix("log_")])
+                self.log_out.append(j)
+            elif name == "bg_log_expected_purchases":
+                self.log_in.append(src["bg_expected_purchases"])
+                self.log_out.append(j)
+            else:
+                self.raw_in.append(src[name])
+                self.raw_out.append(j)
+        self.width = len(input_names(long, value))
+        self.active, self.recency = src["active_days_30d"], src["days_since_last_event"]
 
 
-def inputs_matrix(features: Sequence[Mapping[str, float]], value: bool = False) -> np.ndarray:
-    """:func:`core.model.model_inputs` for many users at once, columns in INPUT_NAMES
-    order (VALUE_INPUTS with ``value``: the features carry VALUE_INPUT_NAMES too).
+_LAYOUTS = {(lo, va): _Layout(lo, va) for lo in (False, True) for va in (False, True)}
+
+
+def inputs_matrix(features: Sequence[Mapping[str, float]], value: bool = False,
+                  long: bool = True) -> np.ndarray:
+    """:func:`core.model.model_inputs` for many users at once, columns in
+    ``input_names(long, value)`` order (the features carry those sources).
 
     >>> f = {n: 2.0 for n in REASON_NAMES}
     >>> bool(np.allclose(inputs_matrix([f], value=True)[0], list(model_inputs(f).values()),
     ...                  rtol=1e-15))
     True
     """
-    names = REASON_NAMES if value else FEATURE_NAMES
-    m = np.array([[f[n] for n in names] for f in features], dtype=float)
-    out = np.empty((len(features), len(VALUE_INPUTS if value else INPUT_NAMES)))
-    nl = len(_LOG_COLS)
-    out[:, :nl] = np.log1p(np.maximum(m[:, _LOG_COLS], 0.0))
-    out[:, nl:nl + len(_RATIO_COLS)] = m[:, _RATIO_COLS]
-    gap = 30.0 / np.maximum(1.0, m[:, _INDEX["active_days_30d"]])
-    base = len(INPUT_NAMES)
-    out[:, base - 1] = np.log1p(m[:, _INDEX["days_since_last_event"]] / gap)
-    if value:
-        customer, alive, expected = (_INDEX[n] for n in VALUE_INPUT_NAMES)
-        out[:, base] = m[:, customer]
-        out[:, base + 1] = m[:, alive]
-        out[:, base + 2] = np.log1p(np.maximum(m[:, expected], 0.0))
+    lay = _LAYOUTS[(long, value)]
+    m = np.array([[f[n] for n in lay.sources] for f in features], dtype=float)
+    m = m.reshape(len(features), len(lay.sources))
+    out = np.empty((len(features), lay.width))
+    out[:, lay.log_out] = np.log1p(np.maximum(m[:, lay.log_in], 0.0))
+    out[:, lay.raw_out] = m[:, lay.raw_in]
+    gap = 30.0 / np.maximum(1.0, m[:, lay.active])
+    out[:, lay.gap_out] = np.log1p(m[:, lay.recency] / gap)
     return out
 
 
@@ -132,7 +162,9 @@ class LinearScorer:
         scaler, model = parts
         self.name, self.version, self.k = name, version, k
         self.value_inputs = value_inputs
-        names = VALUE_INPUTS if value_inputs else INPUT_NAMES
+        # a model that learned from the long-range inputs needs them in the features
+        self.long = "log_purchase_days_total" in scaler.means
+        names = input_names(self.long, value_inputs)
         self.mean = np.array([scaler.means.get(n, 0.0) for n in names])
         var = np.array([scaler.vars.get(n, 0.0) for n in names])
         self.inv_std = np.where(var > 0, 1.0 / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
@@ -145,7 +177,7 @@ class LinearScorer:
     def score(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[Reasons]]:
         if not features:
             return [], []
-        x = inputs_matrix(features, self.value_inputs)
+        x = inputs_matrix(features, self.value_inputs, self.long)
         z = (x - self.mean) * self.inv_std
         wz = z * self.w
         logit = wz.sum(axis=1) + self.b
@@ -199,14 +231,14 @@ def model_speaks(examples: int, min_labels: int, model_rocauc: float | None,
 
 def make_scorer(pipeline: Any | None, pipeline_name: str, version: int, examples: int,
                 min_labels: int, horizon_days: int, ready: bool = True,
-                value_inputs: bool = False) -> Scorer:
+                value_inputs: bool = False, name: str | None = None) -> Scorer:
     """The scorer that speaks: the rule until the model has ``min_labels`` examples and
     is ``ready`` (the learner's judgement: it ranks recent examples at least as well as
     the rule, see ``stream.learner.LearnerState.ready``). ``value_inputs``: the model
     learned from the BG/NBD inputs too, so they must be in the features it scores."""
     if pipeline is None or examples < min_labels or not ready:
         return RuleScorer(horizon_days)
-    name = f"model:{pipeline_name}"
+    name = name or f"model:{pipeline_name}"
     if _linear_parts(pipeline) is not None:
         return LinearScorer(pipeline, name, version, value_inputs=value_inputs)
     return PipelineScorer(pipeline, name, version, value_inputs=value_inputs)

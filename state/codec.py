@@ -195,17 +195,19 @@ def decode_state(h: Mapping[bytes, bytes]) -> UserState | None:
     return st
 
 
-_AGG = struct.Struct("<IIIIIIIIIdddddddIiId")
+_AGG = struct.Struct("<IIIIIIIIIdddddddIiIdIIIid")
 
 
 def decode_aggregates(raw: bytes) -> Aggregates:
     """Window aggregates packed by ``aggregates()`` in ``lua/aggregates.lua``."""
     (n7, n15, n30, np_, nc, sw, pn, btot, bmax, spend, pmean, pm2, first, last, lastp, now_ms,
-     npd, fpd, vn, vs) = _AGG.unpack_from(raw)
+     npd, fpd, vn, vs, p90, p180, p365, lpd, gsq) = _AGG.unpack_from(raw)
     k = (len(raw) - _AGG.size) // 2
     active = struct.unpack_from(f"<{k}H", raw, _AGG.size)
     return Aggregates(now_ms=int(now_ms), n7=n7, n15=n15, n30=n30, active_days=active,
                       purchases=np_, carts=nc, spend=spend, price_n=pn, price_mean=pmean,
                       price_m2=pm2, switches=sw, brand_total=btot, brand_max=bmax,
                       first_ms=int(first), last_ms=int(last), last_purchase_ms=int(lastp),
-                      purchase_days=npd, first_purchase_day=fpd, value_n=vn, value_sum=vs)
+                      purchase_days=npd, first_purchase_day=fpd, value_n=vn, value_sum=vs,
+                      purchase_days_90d=p90, purchase_days_180d=p180, purchase_days_365d=p365,
+                      last_purchase_day=lpd, purchase_gap_sumsq=gsq)

@@ -148,7 +148,7 @@ class RedisLiveOps:
 
     async def put_snapshots(self, partition: int, anchor_ms: int,
                             rows: Sequence[tuple[str, Sequence[float]]]) -> None:
-        width = len(rows[0][1]) if rows else len(FEATURE_NAMES)  # 17, or 20 with BG/NBD
+        width = len(rows[0][1]) if rows else len(FEATURE_NAMES)  # REASON_NAMES order
         row = struct.Struct(f"<{width}d")
         sums = [0.0] * width
         mapping = {}

@@ -5,8 +5,9 @@ processor applies everything up to the crossing event and then runs :meth:`Ancho
 before applying any event later than ``A``:
 
 1. snapshot a deterministic sample (``CHURN_LABEL_SAMPLE_RATE``) of the partition's
-   users active in ``(A - H, A]``, with their features at ``A`` and their BG/NBD inputs
-   under the fit current at ``A`` (``ValueModel``; neutral before the first fit), as
+   users active in ``(A - H, A]``, with their features and long-range inputs at ``A`` and
+   their BG/NBD inputs under the fit current at ``A`` (``ValueModel``; neutral before the
+   first fit), as
    pending labels in Redis (so they survive restarts; at most H + 1 anchors are pending
    per partition);
 2. release the snapshots taken at ``t = A - H`` to ``training.examples``: label 0 if
@@ -25,8 +26,9 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from core.features import FEATURE_NAMES, compute_features
+from core.features import FEATURE_NAMES
 from core.labels import DAY_MS, sampled
+from core.long_range import LONG_RANGE_NAMES, scoring_features
 from core.model import VALUE_INPUT_NAMES
 from state.store import FeatureStore
 from state.value_store import ValueModel
@@ -46,7 +48,7 @@ class Anchors:
                  sample_rate: float = 1 / 30, chunk: int = 2000, warmup_days: int = 0,
                  value: ValueModel | None = None) -> None:
         self.store = store
-        self.value = value
+        self.value = value or ValueModel(None, horizon_days)  # neutral inputs without one
         self.training = training
         self.h_ms = horizon_days * DAY_MS
         self.rate = sample_rate
@@ -61,34 +63,34 @@ class Anchors:
         else:
             active = await store.active_users(partition, anchor_ms - self.h_ms, anchor_ms)
             sample = [u for u, _ in active if sampled(u, anchor_ms, self.rate)]
-        if self.value is not None:
-            await self.value.refresh()
+        await self.value.refresh()
         rows: list[tuple[str, list[float]]] = []
         for i in range(0, len(sample), self.chunk):
             part = sample[i:i + self.chunk]
             found = [(uid, agg) for uid, agg in zip(
                 part, await store.aggregates_at(part, anchor_ms), strict=True) if agg is not None]
-            extra = self.value.inputs([a for _, a in found]).tolist() \
-                if self.value is not None and found else None
+            extra = self.value.inputs([a for _, a in found]).tolist() if found else []
             for j, (uid, agg) in enumerate(found):
-                f = compute_features(agg)
-                row = [f[n] for n in FEATURE_NAMES]
-                rows.append((uid, row + extra[j] if extra is not None else row))
+                f = scoring_features(agg)  # stored in REASON_NAMES order
+                rows.append((uid, [f[n] for n in FEATURE_NAMES] + extra[j]
+                             + [f[n] for n in LONG_RANGE_NAMES]))
         await store.put_snapshots(partition, anchor_ms, rows)
         out.snapshots = len(rows)
         t = anchor_ms - self.h_ms
         snaps = await store.snapshots(partition, t)
         lasts = await store.last_events([u for u, _ in snaps])
         messages = []
-        nf = len(FEATURE_NAMES)
+        nf, nv = len(FEATURE_NAMES), len(FEATURE_NAMES) + len(VALUE_INPUT_NAMES)
         for i, ((uid, feats), last) in enumerate(zip(snaps, lasts, strict=True)):
             label = 0 if last is not None and last > t else 1
             out.churned_labels += label
             body = {"user_id": uid, "partition": partition, "t": t, "i": i, "n": len(snaps),
                     "features": dict(zip(FEATURE_NAMES, feats[:nf], strict=True)),
                     "label": label, "release": anchor_ms}
-            if len(feats) > nf:
-                body["value"] = dict(zip(VALUE_INPUT_NAMES, feats[nf:], strict=True))
+            if len(feats) > nf:  # snapshots from before these columns have only the 17
+                body["value"] = dict(zip(VALUE_INPUT_NAMES, feats[nf:nv], strict=True))
+            if len(feats) > nv:
+                body["long"] = dict(zip(LONG_RANGE_NAMES, feats[nv:], strict=True))
             messages.append(json.dumps(body).encode())
         out.released = len(messages)
         if messages:

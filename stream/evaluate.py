@@ -36,10 +36,11 @@ from core.bgnbd import BGNBD
 from core.clock import ClockGuard
 from core.evaluation import KS, calibration, pooled_metrics, ranking_metrics
 from core.events import Event, Rejected
-from core.features import FEATURE_NAMES, compute_features, window_aggregates
+from core.features import window_aggregates
 from core.labels import DAY_MS, Example, LabelBook, anchors_crossed, sampled
+from core.long_range import LONG_RANGE_NAMES, scoring_features
 from core.metrics import Prequential
-from core.model import make_pipeline
+from core.model import VALUE_INPUT_NAMES, make_pipeline
 from core.scoring import RuleScorer, make_scorer
 from core.timefmt import rfc3339
 from core.value import summary_arrays
@@ -47,6 +48,7 @@ from stream.eval_value import SUFFIX, ValueTrack
 from stream.learner import LearnerState
 
 NOT_PROBABILITIES = frozenset({"recency", "bgnbd"})
+SHORT = "-long"  # a pipeline suffix: the 17 features only, no long-range inputs
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,15 @@ class Evaluator:
         self.book = LabelBook(cfg.horizon_days)
         self.models: dict[str, LearnerState] = {}
         for name in cfg.pipelines:
-            base = name.removesuffix(SUFFIX)  # <pipeline>+value: with BG/NBD inputs
+            # <pipeline>+value: with BG/NBD inputs; <pipeline>-long: without the long-range
+            short = name.endswith(SHORT)
+            base = name.removesuffix(SHORT).removesuffix(SUFFIX)
             params: dict[str, Any] = {"lr": cfg.model_lr} if base == "logreg" else {}
             self.models[name] = LearnerState(make_pipeline(base, **params), Prequential(),
                                              rule_metrics=Prequential(),
                                              horizon_days=cfg.horizon_days,
-                                             value_inputs=name.endswith(SUFFIX))
+                                             value_inputs=name.removesuffix(SHORT).endswith(
+                                                 SUFFIX), long_inputs=not short)
         self.hgb = BatchBaseline(cfg.hgb_max_examples) if cfg.hgb and hgb_available() else None
         self.rule = RuleScorer(cfg.horizon_days)
         self.with_value = [n for n in cfg.pipelines if n.endswith(SUFFIX)]
@@ -191,7 +196,7 @@ class Evaluator:
             if self.on_release is not None:
                 self.on_release(ex)
             feats = dict(ex.features)  # with the BG/NBD inputs when a +value model runs
-            base = {n: feats[n] for n in FEATURE_NAMES} if self.with_value else feats
+            base = {n: v for n, v in feats.items() if n not in VALUE_INPUT_NAMES}
             for model in self.models.values():
                 model.learn_example(feats if model.value_inputs else base, ex.label)
             if self.hgb is not None:
@@ -204,7 +209,7 @@ class Evaluator:
             self.value.maybe_fit(self.users, anchor_ms)
         taken = [u for u in active if sampled(u, anchor_ms, rate)] if warm else []
         aggs = [window_aggregates(self.users[u].state, anchor_ms) for u in taken]
-        snaps = [compute_features(a) for a in aggs]
+        snaps = [scoring_features(a) for a in aggs]
         if self.with_value and taken and self.value is not None:  # as the live anchors
             extras = self.value.extras(summary_arrays(aggs))
             snaps = [{**f, **e} for f, e in zip(snaps, extras, strict=True)]
@@ -218,7 +223,7 @@ class Evaluator:
         if not active:
             return
         aggs = [window_aggregates(self.users[u].state, anchor_ms) for u in active]
-        feats = [compute_features(a) for a in aggs]
+        feats = [scoring_features(a) for a in aggs]
         scores: dict[str, np.ndarray] = {}
         extras: list[dict[str, float]] = []
         if self.value is not None:
@@ -233,7 +238,10 @@ class Evaluator:
             scorer = make_scorer(m.pipeline, name, m.examples, m.examples,
                                  self.cfg.min_labels, self.cfg.horizon_days,
                                  ready=m.ready(self.cfg.min_labels), value_inputs=m.value_inputs)
-            scored = scorer.score(with_extras if m.value_inputs else feats)[0]
+            given = with_extras if m.value_inputs else feats
+            if not m.long_inputs:
+                given = [{n: v for n, v in f.items() if n not in LONG_RANGE_NAMES} for f in given]
+            scored = scorer.score(given)[0]
             scores[f"live:{name}"] = np.asarray(scored, dtype=np.float64)
         scores["rule"] = np.asarray(self.rule.score(feats)[0], dtype=np.float64)
         scores["recency"] = recency_scores(feats)

@@ -10,7 +10,8 @@ example is learned twice or lost across crashes.
 
 Message format (JSON, written by :mod:`stream.anchors`): ``{"user_id",
 "partition", "t": anchor ms, "i": index in that anchor's release, "n": its size,
-"features": {17 features}, "value": {BG/NBD inputs} (absent from workers before them),
+"features": {17 features}, "long": {long-range inputs}, "value": {BG/NBD inputs} (each
+absent from workers before them),
 "label": 0|1, "release": ms}``. Releases of one partition
 come in anchor order and are repeated whole after a worker crash, so an example
 whose ``(t, i)`` is not after the last one learned from its partition is a repeat:
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.features import FEATURE_NAMES
+from core.long_range import LONG_RANGE_NAMES
 from core.metrics import Prequential
 from core.model import VALUE_INPUT_NAMES, make_pipeline, model_inputs
 from core.rules import recency_frequency_risk
@@ -59,6 +61,8 @@ class LearnerState:
     # CHURN_MODEL_VALUE_INPUTS: learn from the snapshots' BG/NBD inputs too; workers
     # read this from the checkpoint to score with the inputs the model knows
     value_inputs: bool = False
+    # the long-range inputs (core.long_range); off: the model sees the 17 features only
+    long_inputs: bool = True
 
     def learn(self, raw: bytes, offset: int) -> float | None:
         """Predict, then learn one example (a ``training.examples`` message); returns the
@@ -67,6 +71,9 @@ class LearnerState:
         try:
             body = json.loads(raw)
             features = {name: float(body["features"][name]) for name in FEATURE_NAMES}
+            long = body.get("long")  # absent from workers before the long-range inputs: 0
+            features.update((name, float(long[name]) if long is not None else 0.0)
+                            for name in LONG_RANGE_NAMES)
             if self.value_inputs:
                 features.update(_value_inputs(body.get("value"), features))
             label = body["label"]
@@ -91,6 +98,8 @@ class LearnerState:
             self.invalid += 1
             return None
         y = label == 1
+        if not getattr(self, "long_inputs", True):
+            features = {n: v for n, v in features.items() if n not in LONG_RANGE_NAMES}
         x = model_inputs(features)
         p = float(self.pipeline.predict_proba_one(x).get(True, 0.5))
         self.metrics.update(p, y)

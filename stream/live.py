@@ -15,7 +15,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from core.features import Aggregates, compute_features
+from core.features import Aggregates
+from core.long_range import scoring_features
 from core.model import VALUE_INPUT_NAMES, reason_rows
 from core.scoring import RuleScorer, Scorer
 from core.settings import Settings
@@ -75,7 +76,7 @@ class Live:
                 ) -> tuple[list[ScoreWrite], list[dict[str, float]]]:
         """Features and scores (no I/O): the writes for :meth:`FeatureStore.write_scores`
         (``sweep``: users already in the active index with their newest event)."""
-        feats = [compute_features(agg) for _, _, agg in users]
+        feats = [scoring_features(agg) for _, _, agg in users]
         if not feats:
             return [], []
         scorer = self.scorer

@@ -117,6 +117,28 @@ class Reference:
             "cart_abandon_ratio": (carts - min(carts, len(purchases))) / max(1, carts),
         }
 
+    def long_range(self, user_id: str, now: int) -> dict[str, float]:
+        """The long-range inputs (DESIGN section 4, core/long_range.py's table) from the
+        set of purchase days and the kept purchases, with exact ``statistics``."""
+        u = self.users[user_id]
+        days = sorted(u.purchase_days)
+        today = now // DAY
+        gaps = [b - a for a, b in itertools.pairwise(days)]
+        kept = [e for e, _ in u.kept if e.event_type == "purchase"]
+        valued = len({e.t // DAY for e in kept})
+        return {
+            "purchase_days_total": len(days),
+            **{f"purchase_days_{w}d": sum(1 for d in days if today - w < d <= today)
+               for w in (90, 180, 365)},
+            "days_since_first_purchase": today - days[0] if days else 0,
+            "purchase_gap_mean_days": statistics.mean(gaps) if gaps else 0.0,
+            "purchase_gap_cv": statistics.pstdev(gaps) / statistics.mean(gaps)
+            if len(gaps) >= 2 else 0.0,
+            "purchase_recency_vs_gap": (today - days[-1]) / statistics.mean(gaps)
+            if gaps else 0.0,
+            "spend_per_purchase_day": math.fsum(e.price or 0.0 for e in kept) / valued
+            if valued else 0.0,
+        }
 
     def value_summary(self, user_id: str, now: int) -> tuple[int, int, int, int, float] | None:
         """(x, t_x, T, n, spend) at ``now`` from the issue-6 contract, or None (no purchase).
@@ -219,7 +241,7 @@ def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int,
     applied: users whose newest event is in (A - H, A] and who are sampled get a
     snapshot (features at A from the events seen so far); snapshots with t + H <= A are
     released. A snapshot is settled as retained by any event in (t, t + H] seen before
-    its release. No snapshot is taken at anchors earlier than ``warmup_days`` after the
+    its release. Features: the 17 and the long-range inputs. No snapshot is taken at anchors earlier than ``warmup_days`` after the
     midnight that starts the partition's clock. Returns {(partition, t, user): (label,
     features)}.
     """
@@ -240,7 +262,8 @@ def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int,
                 for uid, u in ref.users.items():
                     if a - h < u.newest <= a and sampled(uid, a, rate) \
                             and a >= start + warmup_days * DAY:
-                        pending.append([uid, a, ref.features(uid, a), False])
+                        pending.append([uid, a, {**ref.features(uid, a),
+                                                 **ref.long_range(uid, a)}, False])
                 for snap in [s for s in pending if s[1] + h <= a]:
                     out[(p, snap[1], snap[0])] = (0 if snap[3] else 1, snap[2])
                     pending.remove(snap)

@@ -11,6 +11,7 @@ from api.routes import ranking
 from api.schemas import UserRisk
 from api.value import segment_of, value_of, with_value_inputs
 from core.features import compute_features, window_aggregates
+from core.long_range import long_range
 from core.model import reason_rows
 from core.rules import RULE_NAME, recency_frequency_risk
 from core.scoring import RuleScorer
@@ -57,6 +58,7 @@ async def get_user(request: Request) -> FastJSON:
                 "error": "as_of_before_newest_event", "newest_event": rfc3339(state.last_ms)})
     agg = window_aggregates(state, now)
     feats = compute_features(agg)
+    long = long_range(agg)
     fit = await request.app.state.value_fits.get()
     value, summary = value_of(fit, agg, settings)
     segment = segment_of(fit, state.purchase_days, summary.mean_spend if summary else 0.0,
@@ -66,7 +68,8 @@ async def get_user(request: Request) -> FastJSON:
         risk, scorer, scored_at = score.risk, score.scorer, score.as_of_ms
         version = score.version
         why = reason_rows(score.reasons, with_value_inputs(
-            feats, score.reasons, fit, agg, settings.churn_horizon_days), view.means)
+            {**feats, **long}, score.reasons, fit, agg, settings.churn_horizon_days),
+            view.means)
     else:  # no stored score for this reference time: the transparent rule, computed now
         risk = recency_frequency_risk(feats, settings.churn_horizon_days)
         scorer, scored_at = RULE_NAME, now
@@ -88,6 +91,7 @@ async def get_user(request: Request) -> FastJSON:
         "model_version": version,
         "scored_at": as_of_text if scored_at == now else rfc3339(scored_at), **position,
         "alert_tier": alert_tier, "reasons": why, "features": feats,
+        "long_range": long,
         "value": value, "segment": segment,
         "expected_saved_value": risk * value["clv"] if value and value["clv"] is not None
         else None,

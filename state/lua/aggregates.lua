@@ -33,6 +33,37 @@ local function value_of(v)
   return base, npd, vn, vs, base + 8 * (k - 21) + b
 end
 
+-- the long-range sums of field 'v' at day `today` (core/long_range.py): purchase days in
+-- the 90/180/365 days ending with today, the last purchase day and the sum of squared gaps
+-- between consecutive purchase days (integers, exact in doubles). Walks the set bits only:
+-- zero bytes are skipped with one string.find.
+local function purchase_walk(v, today)
+  local base = struct.unpack('<i', v)
+  local p90, p180, p365, prev, sq = 0, 0, 0, -1, 0
+  local k = string.find(v, '[^%z]', 21)
+  while k do
+    local byte, d = string.byte(v, k), base + 8 * (k - 21)
+    while byte > 0 do
+      if byte % 2 == 1 then
+        local age = today - d
+        if age < 365 then
+          p365 = p365 + 1
+          if age < 180 then
+            p180 = p180 + 1
+            if age < 90 then p90 = p90 + 1 end
+          end
+        end
+        if prev >= 0 then sq = sq + (d - prev) * (d - prev) end
+        prev = d
+      end
+      byte = math.floor(byte / 2)
+      d = d + 1
+    end
+    k = string.find(v, '[^%z]', k + 1)
+  end
+  return p90, p180, p365, prev, sq
+end
+
 -- now (default): the user's newest event, or the time of the stored score ('s', as_of at
 -- byte 9) when a sweep has already scored the user later: a score never moves back.
 -- Sums over the 7/15/30-day windows ending on day(now): the same
@@ -67,9 +98,11 @@ local function aggregates(key, now)
   local spend, pmean, pm2 = 0.0, 0.0, 0.0
   local brands, btot, bmax, active = {}, 0, 0, {}
   local npd, fpd, vn, vs = 0, -1, 0, 0.0
+  local p90, p180, p365, lpd, gsq = 0, 0, 0, -1, 0
   if value then
     local _
     _, npd, vn, vs, fpd = value_of(value)
+    p90, p180, p365, lpd, gsq = purchase_walk(value, today)
   end
   for _, dd in ipairs(days) do
     if dd >= today - 29 and dd <= today then
@@ -105,8 +138,9 @@ local function aggregates(key, now)
       end
     end
   end
-  return struct.pack('<IIIIIIIIIdddddddIiId', n7, n15, n30, np, nc, sw, pn, btot, bmax, spend,
-                     pmean, pm2, first, last, lastp, now, npd, fpd, vn, vs)
+  return struct.pack('<IIIIIIIIIdddddddIiIdIIIid', n7, n15, n30, np, nc, sw, pn, btot, bmax,
+                     spend, pmean, pm2, first, last, lastp, now, npd, fpd, vn, vs, p90, p180,
+                     p365, lpd, gsq)
          .. table.concat(active)
 end
 

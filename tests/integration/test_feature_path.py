@@ -107,6 +107,7 @@ def test_every_feature_of_every_user(baseline, log) -> None:  # type: ignore[no-
         newest = ref.users[uid].newest
         assert now == newest or (now > newest and now % DAY == 0), (uid, body["as_of"])
         assert not mismatches(body["features"], ref.features(uid, now)), uid
+        assert not mismatches(body["long_range"], ref.long_range(uid, now)), uid
         assert body["scorer"] == "rule:recency-frequency" and body["model_version"] == 0
         assert [r["feature"] for r in body["reasons"]] and all(r["text"] for r in body["reasons"])
         want = ref.features(uid, now)
@@ -117,6 +118,7 @@ def test_every_feature_of_every_user(baseline, log) -> None:  # type: ignore[no-
             code, body = http_json(f"{ns.api_url}/v1/users/{uid}?as_of={later}")
             assert code == 200
             assert not mismatches(body["features"], ref.features(uid, later)), uid
+            assert not mismatches(body["long_range"], ref.long_range(uid, later)), uid
 
 
 @pytest.fixture(scope="module")

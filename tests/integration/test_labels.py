@@ -59,8 +59,8 @@ def test_released_examples_equal_the_reference(namespace: Namespace, tmp_path: P
         label, feats = want[key]
         assert ex["label"] == label, key
         assert ex["release"] == key[1] + 30 * DAY  # both classes wait exactly H
-        bad = {n: (ex["features"][n], v) for n, v in feats.items()
-               if not close(ex["features"][n], float(v))}
+        mine = {**ex["features"], **ex["long"]}  # the 17, the long-range inputs
+        bad = {n: (mine[n], v) for n, v in feats.items() if not close(mine[n], float(v))}
         assert not bad, (key, bad)
     # the learner learned each released example once
     r = namespace.redis()

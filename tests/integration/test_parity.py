@@ -18,9 +18,10 @@ import pytest
 
 from core.bgnbd import BGNBD
 from core.events import parse_event
-from core.features import FEATURE_NAMES, features_at
+from core.features import FEATURE_NAMES, compute_features, window_aggregates
 from core.gammagamma import GammaGamma
 from core.labels import Example
+from core.long_range import LONG_RANGE_NAMES, long_range
 from core.model import REASON_NAMES, VALUE_INPUT_NAMES
 from core.scoring import make_scorer
 from core.segments import RFMCuts
@@ -122,11 +123,11 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path,
 
     # the same training examples (per (t, user): label and features)
     # (with value inputs: and the same BG/NBD inputs; workers always send them)
-    live = {(t, u): (ex["label"], {**ex["features"], **ex["value"]})
+    live = {(t, u): (ex["label"], {**ex["features"], **ex["long"], **ex["value"]})
             for (_, t, u), ex in read_examples(ns, stats["released"]).items()}
     mine = {(e.t_ms, e.user_id): (e.label, dict(e.features)) for e in released_here}
     assert live.keys() == mine.keys() and len(live) > 1000
-    names = REASON_NAMES if value_inputs else FEATURE_NAMES
+    names = REASON_NAMES if value_inputs else (*FEATURE_NAMES, *LONG_RANGE_NAMES)
     for key, (label, feats) in live.items():
         assert label == mine[key][0], key
         assert all(close(feats[n], mine[key][1][n], 1e-12) for n in names), key
@@ -151,8 +152,10 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path,
         score = decode_score(raw)
         code, body = http_json(f"{api}/v1/users/{uid}")
         assert code == 200
-        mine_f = features_at(ev.users[uid].state, score.as_of_ms)
+        agg = window_aggregates(ev.users[uid].state, score.as_of_ms)
+        mine_f, mine_long = compute_features(agg), long_range(agg)
         assert body["features"] == mine_f, uid  # exactly
+        assert body["long_range"] == mine_long, uid
         extra = track.extras(summaries([ev.users[uid]], score.as_of_ms))[0]
         for reason in body["reasons"]:
             assert reason["feature"] in names, uid
@@ -166,7 +169,8 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path,
                                  30, ready=state.ready(300, compare=False),
                                  value_inputs=state.value_inputs)
             assert scorer.name == score.scorer, uid
-            assert close(scorer.score([{**mine_f, **extra}])[0][0], score.risk, 1e-12), uid
+            given = {**mine_f, **mine_long, **extra}
+            assert close(scorer.score([given])[0][0], score.risk, 1e-12), uid
             by_model += score.scorer.startswith("model:")
         compared += 1
     assert compared >= 100 and by_model >= 30, (compared, by_model)

@@ -121,8 +121,10 @@ def streams(draw: st.DrawFn) -> list[Item]:
             old = draw(st.sampled_from(items))
             items.append(old if draw(st.booleans()) else old._replace(offset=off))
             continue
-        t += draw(st.sampled_from([0, 1, 3_600_000, DAY_MS, 5 * DAY_MS, 31 * DAY_MS]))
-        when = t - draw(st.sampled_from([0, 0, 0, DAY_MS, 29 * DAY_MS, 45 * DAY_MS]))
+        t += draw(st.sampled_from([0, 1, 3_600_000, DAY_MS, 5 * DAY_MS, 31 * DAY_MS,
+                                   97 * DAY_MS]))  # long gaps: the long-range inputs
+        when = t - draw(st.sampled_from([0, 0, 0, DAY_MS, 29 * DAY_MS, 45 * DAY_MS,
+                                         200 * DAY_MS]))
         e = Event(event_id=f"e{off}", user_id=draw(st.sampled_from(["a", "b", "{c}"])),
                   event_type=draw(st.sampled_from(["view", "cart", "purchase", "other"])),
                   event_time=max(0, when),
@@ -141,9 +143,11 @@ def test_lua_matches_reference_semantics(services: EmbeddedServices, items: list
     assert run(mem.stats()) == run(red.stats())
     for uid in mem.users:
         assert run(mem.user(uid))[0] == run(red.user(uid))[0]
-    # aggregates at later reference times (sweeps, anchors) agree too
+    # aggregates at later reference times (sweeps, anchors) agree too, with the long-range
+    # sums (90/180/365-day purchase days, gaps) at their window edges
     for uid, mu in mem.users.items():
-        for later in (0, 1, DAY_MS // 2, 7 * DAY_MS, 29 * DAY_MS, 31 * DAY_MS):
+        for later in (0, 1, DAY_MS // 2, 7 * DAY_MS, 29 * DAY_MS, 31 * DAY_MS, 89 * DAY_MS,
+                      90 * DAY_MS, 179 * DAY_MS, 364 * DAY_MS, 365 * DAY_MS):
             now = mu.state.last_ms + later
             assert run(mem.aggregates_at([uid], now)) == run(red.aggregates_at([uid], now))
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from core.apply import DUPLICATE, LATE, LATE_OUTSIDE, STATUS_NAMES, MemoryUser, apply_event
 from core.events import Event
 from core.features import FEATURE_NAMES, DayBucket, UserState, features_at, window_aggregates
+from core.long_range import LONG_RANGE_NAMES, long_range
 from core.value import value_inputs
 from tests.reference import DAY, Reference, RefEvent, mismatches
 
@@ -123,3 +124,56 @@ def test_regularity_and_switch_examples() -> None:
     assert f["visit_regularity"] == std / mean
     assert f["brand_switch_count_30d"] == 2 and f["brand_concentration_ratio"] == 0.5
     assert f["n_events_7d"] == 3  # the 7-day window is days 1..7: events on days 1, 3, 7
+
+
+@st.composite
+def buyer_log(draw: st.DrawFn) -> list[Event]:
+    """A sparse buyer's events in arrival order: purchases weeks or months apart, some
+    late (up to a year back, far beyond the 30-day horizon), some repeated."""
+    n = draw(st.integers(1, 40))
+    t = T0 + draw(st.integers(0, DAY))
+    out: list[Event] = []
+    for i in range(n):
+        r = draw(st.integers(0, 99))
+        if out and r < 10:
+            out.append(draw(st.sampled_from(out)))
+            continue
+        if r < 25:
+            when = t - draw(st.integers(0, 400 * DAY))
+        else:
+            t += draw(st.sampled_from([0, DAY // 2, DAY, 9 * DAY, 31 * DAY, 64 * DAY, 150 * DAY]))
+            when = t
+        out.append(Event(event_id=f"e{i}", user_id="u", event_time=when,
+                         event_type=draw(st.sampled_from(["purchase", "purchase", "view"])),
+                         price=draw(st.none() | st.floats(0, 500, allow_nan=False))))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(user_log(), buyer_log()), st.integers(0, 500 * DAY))
+def test_long_range_inputs_equal_reference(evs: list[Event], later: int) -> None:
+    """The long-range inputs (core.long_range) under late events and duplicates."""
+    state, ref, _ = _run(evs)
+    for now in (state.last_ms, state.last_ms + later):
+        got = long_range(window_aggregates(state, now))
+        assert tuple(got) == LONG_RANGE_NAMES
+        assert not mismatches(got, ref.long_range("u", now))
+
+
+def test_long_range_example() -> None:
+    """Purchases on days 0, 10 and 40 (and a late one on day 5), seen at day 100."""
+    evs = [Event(event_id=str(i), user_id="u", event_type="purchase", price=p,
+                 event_time=T0 - T0 % DAY + d * DAY) for i, (d, p) in
+           enumerate([(0, 10.0), (10, 20.0), (40, 30.0), (5, 99.0)])]
+    state, _, _ = _run(evs)
+    f = long_range(window_aggregates(state, state.last_ms + 60 * DAY))
+    gaps = [5, 5, 30]
+    mean = sum(gaps) / 3
+    assert f["purchase_days_total"] == 4 and f["purchase_days_90d"] == 1
+    assert f["purchase_days_180d"] == f["purchase_days_365d"] == 4
+    assert f["days_since_first_purchase"] == 100 and f["purchase_gap_mean_days"] == mean
+    assert f["purchase_gap_cv"] == math.sqrt(sum((g - mean) ** 2 for g in gaps) / 3) / mean
+    assert f["purchase_recency_vs_gap"] == 60 / mean
+    # the late purchase (day 5) is outside the 30-day horizon of day 40: its day counts,
+    # its spend could not be deduplicated and does not
+    assert f["spend_per_purchase_day"] == 20.0
