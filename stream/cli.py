@@ -135,9 +135,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from stream.simulate import Population, paced
+    from stream.simulate import paced
+    from stream.simulate_sparse import profile
 
-    pop = Population(args.users, args.days, args.seed)
+    try:
+        pop = profile(args.profile, args.users, args.days, args.seed, args.acquire_days)
+    except ValueError as exc:
+        raise SystemExit(f"churnstream simulate: {exc}") from None
     if args.truth:
         print(f"truth of {pop.write_truth(args.truth):,} users -> {args.truth}",
               file=sys.stderr)
@@ -305,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=_positive(int), default=2000)
     p.add_argument("--days", type=_positive(int), default=90)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--profile", choices=["ecommerce", "sparse"], default="ecommerce",
+                   help="ecommerce: views, carts, purchases; sparse: purchases only, "
+                        "BG/NBD buy-till-you-die with Gamma-Gamma spend")
+    p.add_argument("--acquire-days", type=_positive(float),
+                   help="sparse: customers arrive over this many days (default 90)")
     p.add_argument("--rate", type=_positive(float),
                    help="events per second (default: full speed)")
     p.add_argument("--speedup", type=_positive(float),

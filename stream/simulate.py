@@ -29,6 +29,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,56 @@ class Day:
     seq0: int  # the first event's sequence number (event ids)
 
 
-class Population:
+class Simulated:
+    """What every simulated profile shares: the users' ids (``u0000000``), the days of
+    events (time order) and the truth, and from them the writers below (JSON Lines, the
+    public CSV layout, the truth file), so each profile only draws its process."""
+
+    n: int
+    days: int
+    seed: int
+    start_ms: int
+    ids: list[str]
+
+    def days_of_events(self) -> Iterator[Day]:
+        raise NotImplementedError
+
+    def truth(self) -> Iterator[Any]:
+        """One frozen, slotted dataclass per user (:class:`Truth` or a profile's own)."""
+        raise NotImplementedError
+
+    def jsonl(self) -> Iterator[bytes]:
+        """JSON Lines in the event contract (event_time in epoch ms)."""
+        for day in self.days_of_events():
+            yield from _day_lines(self, day)
+
+    def csv(self) -> Iterator[bytes]:
+        """The public multi-category e-commerce layout (second-resolution UTC times)."""
+        import time as _time
+
+        yield (b"event_time,event_type,product_id,category_id,category_code,brand,price,"
+               b"user_id,user_session\n")
+        ids = self.ids
+        for day in self.days_of_events():
+            for t, u, ki, b, p, pr, se in zip(
+                    day.time.tolist(), day.user.tolist(), day.kind.tolist(),
+                    day.brand.tolist(), day.price.tolist(), day.product.tolist(),
+                    day.session.tolist(), strict=True):
+                stamp = _time.strftime("%Y-%m-%d %H:%M:%S UTC", _time.gmtime(t // 1000))
+                cat = pr // 100_000
+                yield (f"{stamp},{TYPES[ki]},{pr},{2053013550000000000 + cat},"
+                       f"{CATEGORIES[cat]},{BRANDS[b]},{p},{ids[u]},s{se}\n").encode()
+
+    def write_truth(self, path: str) -> int:
+        n = 0
+        with open(path, "w") as fh:
+            for t in self.truth():
+                fh.write(json.dumps(_asdict(t)) + "\n")
+                n += 1
+        return n
+
+
+class Population(Simulated):
     def __init__(self, users: int = 1000, days: int = 60, seed: int = 7,
                  start_ms: int = START_MS) -> None:
         self.n, self.days, self.seed, self.start_ms = users, days, seed, start_ms
@@ -176,42 +226,12 @@ class Population:
         session = (d * 10_000_000 + np.arange(s))[sess]
         return [time, uidx, kind, brand, price, product, session]
 
-    def jsonl(self) -> Iterator[bytes]:
-        """JSON Lines in the event contract (event_time in epoch ms)."""
-        for day in self.days_of_events():
-            yield from _day_lines(self, day)
 
-    def csv(self) -> Iterator[bytes]:
-        """The public multi-category e-commerce layout (second-resolution UTC times)."""
-        import time as _time
-
-        yield (b"event_time,event_type,product_id,category_id,category_code,brand,price,"
-               b"user_id,user_session\n")
-        ids = self.ids
-        for day in self.days_of_events():
-            for t, u, ki, b, p, pr, se in zip(
-                    day.time.tolist(), day.user.tolist(), day.kind.tolist(),
-                    day.brand.tolist(), day.price.tolist(), day.product.tolist(),
-                    day.session.tolist(), strict=True):
-                stamp = _time.strftime("%Y-%m-%d %H:%M:%S UTC", _time.gmtime(t // 1000))
-                cat = pr // 100_000
-                yield (f"{stamp},{TYPES[ki]},{pr},{2053013550000000000 + cat},"
-                       f"{CATEGORIES[cat]},{BRANDS[b]},{p},{ids[u]},s{se}\n").encode()
-
-    def write_truth(self, path: str) -> int:
-        n = 0
-        with open(path, "w") as fh:
-            for t in self.truth():
-                fh.write(json.dumps(_asdict(t)) + "\n")
-                n += 1
-        return n
+def _asdict(t: Any) -> dict[str, object]:
+    return {f: getattr(t, f) for f in type(t).__slots__}
 
 
-def _asdict(t: Truth) -> dict[str, object]:
-    return {f: getattr(t, f) for f in Truth.__slots__}
-
-
-def _day_lines(pop: Population, day: Day) -> Iterator[bytes]:
+def _day_lines(pop: Simulated, day: Day) -> Iterator[bytes]:
     ids = pop.ids
     for k, (t, u, ki, b, p, pr, se) in enumerate(zip(
             day.time.tolist(), day.user.tolist(), day.kind.tolist(), day.brand.tolist(),
@@ -222,7 +242,7 @@ def _day_lines(pop: Population, day: Day) -> Iterator[bytes]:
                f'"session_id":"s{se}"}}\n').encode()
 
 
-def paced(pop: Population, speedup: float) -> Iterator[bytes]:
+def paced(pop: Simulated, speedup: float) -> Iterator[bytes]:
     """JSON lines released in step with the wall clock, event time running ``speedup``
     times faster (a day of traffic in 86.4 s at 1000x): demos that look live."""
     import time as _time
