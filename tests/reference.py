@@ -241,9 +241,9 @@ def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int,
     applied: users whose newest event is in (A - H, A] and who are sampled get a
     snapshot (features at A from the events seen so far); snapshots with t + H <= A are
     released. A snapshot is settled as retained by any event in (t, t + H] seen before
-    its release. Features: the 17 and the long-range inputs. No snapshot is taken at anchors earlier than ``warmup_days`` after the
+    its release. No snapshot is taken at anchors earlier than ``warmup_days`` after the
     midnight that starts the partition's clock. Returns {(partition, t, user): (label,
-    features)}.
+    features)}; features: the 17 and the long-range inputs.
     """
     from core.labels import sampled  # the sample is part of the contract, not the logic
 
