@@ -160,3 +160,20 @@ class ModelInfo(BaseModel):
         description="Prequential (predict, then learn) metrics over the last `window` "
                     "examples: rocauc, logloss, precision/recall/lift at 5/10/20 %")
     updated_at: float | None
+    champion: str | None = Field(
+        None, description="The candidate that speaks (the best over the window by "
+                          "CHURN_CHAMPION_METRIC, with a margin); null before the first "
+                          "checkpoint")
+    champion_since: str | None = Field(
+        None, description="Release time (event time, RFC 3339) of the example at which it "
+                          "took over; null while the cold-start rule speaks from the start")
+    champion_since_examples: int = Field(0, description="Examples learned when it took over")
+    calibration: list[float] | None = Field(
+        None, description="Platt parameters (a, b): risk = sigmoid(a g(score) + b), fitted "
+                          "on the champion's window; null: too few labels, raw scores")
+    candidates: dict[str, dict[str, float | None]] = Field(
+        {}, description="Every candidate's prequential metrics over the same window "
+                        "(rocauc, pr_auc, lift_at_10, precision_at_10, eligible)")
+    switches: list[dict[str, object]] = Field(
+        [], description="The last champion changes: examples, release_ms, from, to, metric, "
+                        "was")

@@ -37,8 +37,8 @@ LOG_FEATURES = ("n_events_7d", "n_events_15d", "n_events_30d", "active_days_30d"
 RATIO_FEATURES = ("purchase_ratio", "activity_ratio_15d", "activity_trend", "visit_regularity",
                   "brand_concentration_ratio", "cart_abandon_ratio")
 # optional BG/NBD inputs (CHURN_MODEL_VALUE_INPUTS; computed by core.value.bgnbd_inputs):
-# customer or not, P(alive), E[purchase days in the next H days]
-VALUE_INPUT_NAMES = ("bg_customer", "bg_p_alive", "bg_expected_purchases")
+# customer or not, P(alive), E[purchase days in the next H days], P(no purchase day in H)
+VALUE_INPUT_NAMES = ("bg_customer", "bg_p_alive", "bg_expected_purchases", "bg_p_no_purchase")
 # the long-range inputs (core.long_range) the model sees as they are; the rest as log1p
 LONG_RATIO_NAMES = ("purchase_gap_cv",)
 # what a reason may name: a stored reason is an index into this tuple (new names are
@@ -65,6 +65,7 @@ def model_inputs(f: Mapping[str, float]) -> dict[str, float]:
         x["bg_customer"] = f["bg_customer"]
         x["bg_p_alive"] = f["bg_p_alive"]
         x["bg_log_expected_purchases"] = math.log1p(max(0.0, f["bg_expected_purchases"]))
+        x["bg_p_no_purchase"] = f["bg_p_no_purchase"]
     return x
 
 
@@ -135,6 +136,8 @@ _TEMPLATES = {
     "bg_p_alive": "still an active buyer with probability {v:.0%} (BG/NBD); typical: {m:.0%}",
     "bg_expected_purchases": "{v:.2f} purchase days expected within the churn horizon "
                              "(BG/NBD); typical: {m:.2f}",
+    "bg_p_no_purchase": "no purchase expected within the churn horizon with probability "
+                        "{v:.0%} (BG/NBD); typical: {m:.0%}",
     "purchase_days_total": "bought on {v:.0f} days ever; typical: {m:.1f}",
     "purchase_days_90d": "bought on {v:.0f} days in the last 90 days; typical: {m:.1f}",
     "purchase_days_180d": "bought on {v:.0f} days in the last 180 days; typical: {m:.1f}",

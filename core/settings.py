@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     # not, P(alive), log1p E[purchase days in H]); workers follow the loaded model
     model_value_inputs: bool = False
     metrics_window: int = Field(10_000, ge=10)
+    # online model selection (core.champion): every champion_every examples the best
+    # candidate by champion_metric over the window speaks, if it beats the champion by
+    # more than champion_margin; the batch challenger retrains every batch_every_days
+    champion_metric: Literal["rocauc", "pr_auc", "lift_at_10"] = "rocauc"
+    champion_margin: float = Field(0.005, ge=0)
+    champion_every: int = Field(1000, ge=1)
+    champion_batch: bool = True
+    batch_every_days: int = Field(7, ge=1)
     learner_checkpoint_every: int = Field(5000, ge=1)
     learner_checkpoint_seconds: float = Field(5.0, gt=0)
 

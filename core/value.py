@@ -197,22 +197,25 @@ def bgnbd_inputs(m: BGNBD | None, horizon_days: float, cust: np.ndarray, x: np.n
                  t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
     """The online model's optional BG/NBD inputs, one row per user, columns in
     ``VALUE_INPUT_NAMES`` order: customer flag, P(alive), E[purchase days in the next
-    ``horizon_days``]. Before the first fit (``m`` None): P(alive) 1, E 0.
+    ``horizon_days``], P(no purchase day in them). Before the first fit (``m`` None):
+    P(alive) 1, E 0, P(none) 0 (a constant: it ranks nobody).
 
     >>> m = BGNBD(0.243, 4.414, 0.793, 2.426)
     >>> bgnbd_inputs(m, 39, np.array([1.0]), np.array([2.0]), np.array([30.0]),
     ...              np.array([38.0])).round(3).tolist()
-    [[1.0, 0.73, 1.253]]
+    [[1.0, 0.73, 1.253, 0.439]]
     >>> bgnbd_inputs(None, 30, *(np.zeros(1),) * 4).tolist()
-    [[0.0, 1.0, 0.0]]
+    [[0.0, 1.0, 0.0, 0.0]]
     """
     out = np.empty((len(cust), len(VALUE_INPUT_NAMES)))
     out[:, 0] = cust
     if m is None:
-        out[:, 1], out[:, 2] = 1.0, 0.0
+        out[:, 1], out[:, 2], out[:, 3] = 1.0, 0.0, 0.0
         return out
     with np.errstate(over="ignore", invalid="ignore"):
         out[:, 1] = bgnbd.p_alive(m, x, t_x, T)
         e = bgnbd.expected_purchases(m, horizon_days, x, t_x, T)
+        none = bgnbd.p_no_purchase(m, horizon_days, x, t_x, T)
     out[:, 2] = np.where(np.isfinite(e), e, 0.0)
+    out[:, 3] = np.where(np.isfinite(none), none, 1.0)
     return out

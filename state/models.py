@@ -26,6 +26,19 @@ class Checkpoint(NamedTuple):
     metrics: dict[str, float]
 
 
+def _finite(v: Any) -> Any:
+    """JSON without NaN (null instead), in nested dicts and lists too.
+
+    >>> _finite({"a": float("nan"), "b": [1.0, {"c": float("nan")}]})
+    {'a': None, 'b': [1.0, {'c': None}]}
+    """
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    return None if isinstance(v, float) and v != v else v
+
+
 class ModelStore:
     def __init__(self, client: Any, prefix: str = "churn", keep: int = 3) -> None:
         self.r = client
@@ -38,7 +51,7 @@ class ModelStore:
         """Store a new version atomically; returns it."""
         version = int(await self.r.hincrby(self.meta_key, "next_version", 1))
         blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        clean = {k: (None if v != v else v) for k, v in metrics.items()}  # NaN -> null
+        clean = _finite(metrics)  # NaN -> null, at any depth
         pipe = self.r.pipeline(transaction=True)
         pipe.set(f"{self.ckpt_prefix}{version}", blob)
         pipe.hset(self.meta_key, mapping={

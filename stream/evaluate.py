@@ -38,14 +38,12 @@ from core.evaluation import KS, calibration, pooled_metrics, ranking_metrics
 from core.events import Event, Rejected
 from core.features import window_aggregates
 from core.labels import DAY_MS, Example, LabelBook, anchors_crossed, sampled
-from core.long_range import LONG_RANGE_NAMES, scoring_features
-from core.metrics import Prequential
-from core.model import VALUE_INPUT_NAMES, make_pipeline
-from core.scoring import RuleScorer, make_scorer
+from core.long_range import scoring_features
+from core.scoring import RuleScorer
 from core.timefmt import rfc3339
 from core.value import summary_arrays
 from stream.eval_value import SUFFIX, ValueTrack
-from stream.learner import LearnerState
+from stream.learner import LearnerState, make_state
 
 NOT_PROBABILITIES = frozenset({"recency", "bgnbd"})
 SHORT = "-long"  # a pipeline suffix: the 17 features only, no long-range inputs
@@ -71,6 +69,14 @@ class EvalConfig:
     # moves it only once events of clock_users users confirm the jump
     clock_step_ms: int = DAY_MS
     clock_users: int = 2
+    # the live learner's model selection (core.champion; Settings of the same names)
+    metrics_window: int = 10_000
+    champion_every: int = 1000
+    champion_margin: float = 0.005
+    champion_metric: str = "rocauc"
+    champion_batch: bool = True
+    batch_every_days: int = 7
+    handoff_compare: bool = True  # False: CHURN_MODEL_HANDOFF=count
 
     def __post_init__(self) -> None:
         """Bad settings fail here, with the setting's name, not minutes into a run."""
@@ -119,17 +125,17 @@ class Evaluator:
             # <pipeline>+value: with BG/NBD inputs; <pipeline>-long: without the long-range
             short = name.endswith(SHORT)
             base = name.removesuffix(SHORT).removesuffix(SUFFIX)
-            params: dict[str, Any] = {"lr": cfg.model_lr} if base == "logreg" else {}
-            self.models[name] = LearnerState(make_pipeline(base, **params), Prequential(),
-                                             rule_metrics=Prequential(),
-                                             horizon_days=cfg.horizon_days,
-                                             value_inputs=name.removesuffix(SHORT).endswith(
-                                                 SUFFIX), long_inputs=not short)
+            self.models[name] = make_state(
+                base, cfg.model_lr, cfg.horizon_days, cfg.metrics_window, cfg.min_labels,
+                value_inputs=name.removesuffix(SHORT).endswith(SUFFIX), long_inputs=not short,
+                compare=cfg.handoff_compare, every=cfg.champion_every,
+                margin=cfg.champion_margin, metric=cfg.champion_metric,
+                batch=cfg.champion_batch, batch_every_days=cfg.batch_every_days)
         self.hgb = BatchBaseline(cfg.hgb_max_examples) if cfg.hgb and hgb_available() else None
         self.rule = RuleScorer(cfg.horizon_days)
         self.with_value = [n for n in cfg.pipelines if n.endswith(SUFFIX)]
-        self.value = ValueTrack(cfg.horizon_days, cfg.every_days, cfg.value_params) \
-            if cfg.bgnbd or self.with_value else None
+        # the candidates learn from the BG/NBD inputs (the stacked model, BG/NBD itself)
+        self.value = ValueTrack(cfg.horizon_days, cfg.every_days, cfg.value_params)
         self.on_anchor = on_anchor
         self.on_release = on_release  # every training example, as the learner gets it
         self.clock: int | None = None  # the watermark
@@ -195,22 +201,20 @@ class Evaluator:
         for ex in sorted(self.book.release(anchor_ms), key=lambda e: (e.t_ms, e.user_id)):
             if self.on_release is not None:
                 self.on_release(ex)
-            feats = dict(ex.features)  # with the BG/NBD inputs when a +value model runs
-            base = {n: v for n, v in feats.items() if n not in VALUE_INPUT_NAMES}
+            feats = dict(ex.features)  # with the long-range and BG/NBD inputs
             for model in self.models.values():
-                model.learn_example(feats if model.value_inputs else base, ex.label)
+                model.learn_example(feats, ex.label, release_ms=anchor_ms)
             if self.hgb is not None:
-                self.hgb.add(base, ex.label)
+                self.hgb.add(feats, ex.label)
             self.released += 1
         active = self.active(anchor_ms)
         rate = self.cfg.sample_rate
         warm = anchor_ms >= self.start + self.cfg.warmup_days * DAY_MS
-        if self.value is not None:
-            self.value.maybe_fit(self.users, anchor_ms)
+        self.value.maybe_fit(self.users, anchor_ms)
         taken = [u for u in active if sampled(u, anchor_ms, rate)] if warm else []
         aggs = [window_aggregates(self.users[u].state, anchor_ms) for u in taken]
         snaps = [scoring_features(a) for a in aggs]
-        if self.with_value and taken and self.value is not None:  # as the live anchors
+        if taken:  # as the live anchors: the BG/NBD inputs under the fit current at A
             extras = self.value.extras(summary_arrays(aggs))
             snaps = [{**f, **e} for f, e in zip(snaps, extras, strict=True)]
         for uid, f in zip(taken, snaps, strict=True):
@@ -225,24 +229,21 @@ class Evaluator:
         aggs = [window_aggregates(self.users[u].state, anchor_ms) for u in active]
         feats = [scoring_features(a) for a in aggs]
         scores: dict[str, np.ndarray] = {}
-        extras: list[dict[str, float]] = []
-        if self.value is not None:
-            sums = summary_arrays(aggs)  # the live path's summaries
-            expected = self.value.expected(sums)
-            if expected is not None and self.cfg.bgnbd:
-                scores["bgnbd"] = -expected  # fewer expected purchases = riskier
-            if self.with_value:
-                extras = self.value.extras(sums)
-        with_extras = [{**f, **e} for f, e in zip(feats, extras, strict=True)] if extras else []
-        for name, m in self.models.items():
-            scorer = make_scorer(m.pipeline, name, m.examples, m.examples,
-                                 self.cfg.min_labels, self.cfg.horizon_days,
-                                 ready=m.ready(self.cfg.min_labels), value_inputs=m.value_inputs)
-            given = with_extras if m.value_inputs else feats
-            if not m.long_inputs:
-                given = [{n: v for n, v in f.items() if n not in LONG_RANGE_NAMES} for f in given]
-            scored = scorer.score(given)[0]
-            scores[f"live:{name}"] = np.asarray(scored, dtype=np.float64)
+        sums = summary_arrays(aggs)  # the live path's summaries
+        expected = self.value.expected(sums)
+        if expected is not None and self.cfg.bgnbd:
+            scores["bgnbd"] = -expected  # fewer expected purchases = riskier
+        extras = self.value.extras(sums)
+        given = [{**f, **e} for f, e in zip(feats, extras, strict=True)]
+        for i, (name, m) in enumerate(self.models.items()):
+            # what the worker serves: the champion, calibrated (as of this anchor)
+            scorer = m.scorer(m.examples, self.cfg.min_labels, self.cfg.handoff_compare, name)
+            scores[f"live:{name}"] = np.asarray(scorer.score(given)[0], dtype=np.float64)
+            if i == 0 and m.champion is not None:  # each candidate alone, raw
+                for cname, cand in m.champion.candidates.items():
+                    if m.champion.eligible(cname):
+                        raw = cand.scorer(m.examples).score(given)[0]
+                        scores[f"cand:{cname}"] = np.asarray(raw, dtype=np.float64)
         scores["rule"] = np.asarray(self.rule.score(feats)[0], dtype=np.float64)
         scores["recency"] = recency_scores(feats)
         matrix = feature_matrix(feats)
@@ -268,18 +269,20 @@ class Evaluator:
             y = rows.labels()
             anchors.append({"anchor": rfc3339(rows.anchor_ms), "users": len(rows.users),
                             "churned": int(y.sum()), "scorers": {
-                                name: ranking_metrics(s, y, cfg.ks, name not in NOT_PROBABILITIES)
+                                name: ranking_metrics(s, y, cfg.ks, _prob(name))
                                 for name, s in rows.scores.items()}})
-        common = [r for r in self.settled if all(n in r.scores for n in names)]
+        # candidates alone (cand:*) score once eligible: pooled where they did, within these
+        common = [r for r in self.settled
+                  if all(n in r.scores for n in names if not n.startswith("cand:"))]
         tail = common[len(common) - max(1, len(common) // 3):] if common else []
         pooled, final, calib, parts_of = {}, {}, {}, {}
         for name in names:
-            prob = name not in NOT_PROBABILITIES
-            parts = [(r.scores[name], r.labels()) for r in common]
+            prob = _prob(name)
+            parts = [(r.scores[name], r.labels()) for r in common if name in r.scores]
             parts_of[name] = parts
             pooled[name] = pooled_metrics(parts, cfg.ks, prob)
-            final[name] = pooled_metrics([(r.scores[name], r.labels()) for r in tail],
-                                         cfg.ks, prob)
+            final[name] = pooled_metrics([(r.scores[name], r.labels()) for r in tail
+                                          if name in r.scores], cfg.ks, prob)
             if prob and parts:
                 calib[name] = calibration(np.concatenate([s for s, _ in parts]),
                                           np.concatenate([y for _, y in parts]),
@@ -301,6 +304,12 @@ class Evaluator:
             "hgb_trained_on": self.hgb.trained_on if self.hgb is not None else None,
             "_parts": parts_of,
         }
+
+
+def _prob(scorer: str) -> bool:
+    """Whether a scorer's scores are probabilities (Brier, calibration); candidates alone
+    are raw scores (ranks only)."""
+    return scorer not in NOT_PROBABILITIES and not scorer.startswith("cand:")
 
 
 def run(events: Iterable[Event | Rejected], cfg: EvalConfig, progress: bool = False,

@@ -29,12 +29,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.champion import Champion
 from core.features import FEATURE_NAMES
 from core.long_range import LONG_RANGE_NAMES
 from core.metrics import Prequential
-from core.model import VALUE_INPUT_NAMES, make_pipeline, model_inputs
-from core.rules import recency_frequency_risk
-from core.scoring import model_speaks
+from core.model import VALUE_INPUT_NAMES, model_inputs
+from core.rules import RULE_NAME, recency_frequency_risk
+from core.scoring import Scorer, make_scorer, model_speaks
 from core.settings import Settings
 from state.models import ModelStore
 from stream.learner_metrics import LearnerMetrics
@@ -63,6 +64,9 @@ class LearnerState:
     value_inputs: bool = False
     # the long-range inputs (core.long_range); off: the model sees the 17 features only
     long_inputs: bool = True
+    # the candidates and who speaks (core.champion); ``pipeline`` is its model candidate's.
+    # None in checkpoints from before it: the old handoff (``ready``) decides
+    champion: Champion | None = None
 
     def learn(self, raw: bytes, offset: int) -> float | None:
         """Predict, then learn one example (a ``training.examples`` message); returns the
@@ -74,20 +78,23 @@ class LearnerState:
             long = body.get("long")  # absent from workers before the long-range inputs: 0
             features.update((name, float(long[name]) if long is not None else 0.0)
                             for name in LONG_RANGE_NAMES)
-            if self.value_inputs:
+            if self.value_inputs or getattr(self, "champion", None) is not None:
                 features.update(_value_inputs(body.get("value"), features))
             label = body["label"]
             where = (int(body.get("partition", -1)), int(body.get("t", -1)),
                      int(body.get("i", -1)))
+            release = int(body.get("release", -1))
         except (ValueError, KeyError, TypeError, AttributeError):
             self.invalid += 1
             return None
-        return self.learn_example(features, label, where)
+        return self.learn_example(features, label, where, release)
 
     def learn_example(self, features: dict[str, float], label: object,
-                      where: tuple[int, int, int] = (-1, -1, -1)) -> float | None:
+                      where: tuple[int, int, int] = (-1, -1, -1), release_ms: int = -1
+                      ) -> float | None:
         """The same, for an example already parsed (``churnstream evaluate`` calls this
-        directly). ``where`` = (partition, t, i) of the release, for repeat detection."""
+        directly). ``where`` = (partition, t, i) of the release, for repeat detection;
+        ``release_ms`` its release time (the batch challenger's event-time schedule)."""
         part, pos = where[0], where[1:]
         if part >= 0 and pos <= self.positions.get(part, (-1, -1)):
             self.repeats += 1
@@ -98,13 +105,18 @@ class LearnerState:
             self.invalid += 1
             return None
         y = label == 1
-        if not getattr(self, "long_inputs", True):
-            features = {n: v for n, v in features.items() if n not in LONG_RANGE_NAMES}
-        x = model_inputs(features)
-        p = float(self.pipeline.predict_proba_one(x).get(True, 0.5))
+        champion = getattr(self, "champion", None)
+        if champion is not None:  # every candidate predicts, then learns
+            champion.learn(features, y, release_ms)
+            p = champion.scores[champion.model_name][-1]
+        else:
+            if not getattr(self, "long_inputs", True):
+                features = {n: v for n, v in features.items() if n not in LONG_RANGE_NAMES}
+            x = model_inputs(features)
+            p = float(self.pipeline.predict_proba_one(x).get(True, 0.5))
+            self.pipeline.learn_one(x, y)
         self.metrics.update(p, y)
         self.rule_metrics.update(recency_frequency_risk(features, self.horizon_days), y)
-        self.pipeline.learn_one(x, y)
         self.examples += 1
         self.labels[int(y)] += 1
         if part >= 0:
@@ -112,14 +124,29 @@ class LearnerState:
         return p
 
     def ready(self, min_labels: int, compare: bool = True) -> bool:
-        """Whether the model should speak (``core.scoring.model_speaks``)."""
+        """Whether a model speaks: the champion is not the cold-start rule (before the
+        champion: ``core.scoring.model_speaks``)."""
+        if getattr(self, "champion", None) is not None:
+            assert self.champion is not None
+            return self.champion.champion != RULE_NAME
         rule = getattr(self, "rule_metrics", None)  # None in checkpoints from before it
         return model_speaks(self.examples, min_labels, self.metrics.rocauc(),
                             rule.rocauc() if rule is not None and len(rule) else None,
                             compare)
 
-    def summary(self) -> dict[str, float]:
-        out = self.metrics.summary()
+    def scorer(self, version: int, min_labels: int, compare: bool = True,
+               pipeline_name: str = "logreg") -> Scorer:
+        """What workers serve with: the champion, calibrated (before the champion: the
+        model once ``ready``, else the rule)."""
+        if getattr(self, "champion", None) is not None:
+            assert self.champion is not None
+            return self.champion.scorer(version)
+        return make_scorer(self.pipeline, pipeline_name, version, self.examples, min_labels,
+                           self.horizon_days, ready=self.ready(min_labels, compare),
+                           value_inputs=getattr(self, "value_inputs", False))
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.metrics.summary())
         rule = getattr(self, "rule_metrics", None)
         if rule is not None:
             out["rule_rocauc"] = rule.rocauc()
@@ -127,6 +154,12 @@ class LearnerState:
                    examples=float(self.examples), label_0=float(self.labels[0]),
                    label_1=float(self.labels[1]), invalid=float(self.invalid),
                    repeats=float(self.repeats))
+        ch = getattr(self, "champion", None)
+        if ch is not None:
+            out.update(champion=ch.champion, champion_since_ms=ch.since_ms,
+                       champion_since_examples=ch.since_examples,
+                       calibration=list(ch.calibration) if ch.calibration else None,
+                       candidates=ch.metrics(), switches=list(ch.switches)[-10:])
         return out
 
 
@@ -135,19 +168,34 @@ def _value_inputs(value: Any, features: dict[str, float]) -> dict[str, float]:
     message from a worker that did not write them."""
     if value is None:
         return {"bg_customer": float(features["days_since_last_purchase"] < 365.0),
-                "bg_p_alive": 1.0, "bg_expected_purchases": 0.0}
-    return {name: float(value[name]) for name in VALUE_INPUT_NAMES}
+                "bg_p_alive": 1.0, "bg_expected_purchases": 0.0, "bg_p_no_purchase": 0.0}
+    # bg_p_no_purchase is absent from workers before it: neutral
+    return {name: float(value[name]) if name in value or name != "bg_p_no_purchase" else 0.0
+            for name in VALUE_INPUT_NAMES}
 
 
 def new_state(settings: Settings) -> LearnerState:
-    params: dict[str, Any] = {}
-    if settings.model_pipeline == "logreg":
-        params["lr"] = settings.model_lr
-    return LearnerState(make_pipeline(settings.model_pipeline, **params),
-                        Prequential(settings.metrics_window),
-                        rule_metrics=Prequential(settings.metrics_window),
-                        horizon_days=settings.churn_horizon_days,
-                        value_inputs=settings.model_value_inputs)
+    return make_state(settings.model_pipeline, settings.model_lr, settings.churn_horizon_days,
+                      settings.metrics_window, settings.min_labels,
+                      value_inputs=settings.model_value_inputs,
+                      compare=settings.model_handoff == "compare",
+                      every=settings.champion_every, margin=settings.champion_margin,
+                      metric=settings.champion_metric, batch=settings.champion_batch,
+                      batch_every_days=settings.batch_every_days)
+
+
+def make_state(pipeline: str, lr: float, horizon_days: int, window: int, min_labels: int,
+               value_inputs: bool = False, long_inputs: bool = True, compare: bool = True,
+               every: int = 1000, margin: float = 0.005, metric: str = "rocauc",
+               batch: bool = True, batch_every_days: int = 7) -> LearnerState:
+    """A fresh learner state: the candidates (``pipeline`` is the model candidate) and
+    their champion; ``churnstream evaluate`` builds its learners here too."""
+    params: dict[str, Any] = {"lr": lr} if pipeline == "logreg" else {}
+    champion = Champion(horizon_days, window, every, min_labels, margin, metric, pipeline,
+                        params, value_inputs, batch_every_days, batch, compare, long_inputs)
+    return LearnerState(champion.candidates[champion.model_name].pipeline, Prequential(window),
+                        rule_metrics=Prequential(window), horizon_days=horizon_days,
+                        value_inputs=value_inputs, long_inputs=long_inputs, champion=champion)
 
 
 class Learner:
@@ -185,6 +233,21 @@ class Learner:
         self._saved_at = time.monotonic()
         return self.version
 
+    def speaking(self) -> str | None:
+        ch = getattr(self.state, "champion", None)
+        return ch.champion if ch is not None else None
+
+    def announce(self, before: str | None) -> None:
+        """A champion change: a log line and a counter (the gauges follow the checkpoint)."""
+        ch = getattr(self.state, "champion", None)
+        if ch is None or before is None or ch.champion == before:
+            return
+        last = ch.switches[-1] if ch.switches else {}
+        log.warning("champion %s -> %s after %d examples (%s %.4f vs %.4f)", before,
+                    ch.champion, ch.examples, ch.metric, last.get("metric") or math.nan,
+                    last.get("was") or math.nan)
+        self.metrics.switches.labels(before, ch.champion).inc()
+
     def due(self) -> bool:
         unsaved = self.state.offset - self._saved_offset
         return unsaved >= self.settings.learner_checkpoint_every or (
@@ -208,11 +271,13 @@ class Learner:
                 batches = await consumer.getmany(tp, timeout_ms=500, max_records=2000)
                 st = self.state
                 before = (st.labels[0], st.labels[1], st.invalid, st.repeats)
+                speaking = self.speaking()
                 for msg in batches.get(tp, []):
                     st.learn(msg.value, msg.offset)
                     if self.due():
                         await self.checkpoint()
                     st = self.state
+                self.announce(speaking)
                 self.metrics.counts(st.labels[0] - before[0], st.labels[1] - before[1],
                                     st.invalid - before[2], st.repeats - before[3])
                 if self.due():

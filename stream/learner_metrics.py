@@ -31,6 +31,17 @@ class LearnerMetrics:
                           registry=r)
         self.precision = Gauge("churn_model_precision", "Prequential Precision@K", ["k"],
                                registry=r)
+        # online model selection (core.champion): every candidate on the same window
+        self.candidate_rocauc = Gauge("churn_model_candidate_rocauc",
+                                      "Prequential ROC-AUC of each candidate scorer",
+                                      ["candidate"], registry=r)
+        self.candidate_lift = Gauge("churn_model_candidate_lift",
+                                    "Prequential Lift@10% of each candidate scorer",
+                                    ["candidate"], registry=r)
+        self.champion = Gauge("churn_model_champion", "1 for the candidate that speaks",
+                              ["candidate"], registry=r)
+        self.switches = Counter("churn_model_champion_switches_total",
+                                "Champion changes", ["from", "to"], registry=r)
         self.checkpoint_examples = Gauge("churn_model_examples",
                                          "Examples learned by the newest checkpoint", registry=r)
         # customer value (stream/value_job.py)
@@ -65,13 +76,22 @@ class LearnerMetrics:
         for name, n in segments.items():
             self.segment_users.labels(name).set(n)
 
+    def candidates(self, summary: Mapping[str, object]) -> None:
+        """Candidate gauges and the champion from a checkpoint's summary."""
+        cands = summary.get("candidates")
+        if not isinstance(cands, dict):
+            return
+        for name, m in cands.items():
+            self.candidate_rocauc.labels(name).set(_num(m.get("rocauc")))
+            self.candidate_lift.labels(name).set(_num(m.get("lift_at_10")))
+            self.champion.labels(name).set(float(name == summary.get("champion")))
+
     def checkpoint(self, version: int, pipeline: str,
-                   summary: Mapping[str, float | None]) -> None:
+                   summary: Mapping[str, object]) -> None:
         """Gauges from a checkpoint's summary (NaN, or None from JSON, when undefined)."""
 
         def num(name: str) -> float:
-            v = summary.get(name)
-            return math.nan if v is None else float(v)
+            return _num(summary.get(name))
 
         self.version.set(version)
         if self._info is not None:
@@ -84,3 +104,8 @@ class LearnerMetrics:
         for k in KS:
             self.lift.labels(str(k)).set(num(f"lift_at_{k}"))
             self.precision.labels(str(k)).set(num(f"precision_at_{k}"))
+        self.candidates(summary)
+
+
+def _num(v: object) -> float:
+    return math.nan if v is None else float(v)  # type: ignore[arg-type]

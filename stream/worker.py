@@ -14,7 +14,6 @@ from typing import Any
 import faust
 
 from core.process import tune_gc
-from core.scoring import make_scorer
 from core.settings import Settings
 from core.tiers import ALL_TIERS
 from state.models import ModelStore
@@ -261,11 +260,8 @@ async def refresh_model(live: Live, models: ModelStore, settings: Settings) -> N
     if ckpt is None:
         return
     state = ckpt.state
-    live.scorer = make_scorer(state.pipeline, settings.model_pipeline, ckpt.version,
-                              state.examples, settings.min_labels, settings.churn_horizon_days,
-                              ready=state.ready(settings.min_labels,
-                                                settings.model_handoff == "compare"),
-                              value_inputs=getattr(state, "value_inputs", False))
+    live.scorer = state.scorer(ckpt.version, settings.min_labels,
+                               settings.model_handoff == "compare", settings.model_pipeline)
     live.loaded_version = ckpt.version
     log.info("model v%d loaded (%d examples); scorer %s", ckpt.version, state.examples,
              live.scorer.name)

@@ -52,10 +52,10 @@ def _want(ref: Reference, now: int, horizon: int = 30) -> list[float]:
     return [1.0, *_scalar(s[0], s[1], s[2], horizon)]
 
 
-def _scalar(x: int, t_x: int, T: int, horizon: int) -> tuple[float, float]:
-    alive, expected, _, _ = _bgnbd_part(M, float(x), float(t_x), float(T), float(horizon), 30,
-                                        0.0)
-    return alive, expected
+def _scalar(x: int, t_x: int, T: int, horizon: int) -> tuple[float, float, float]:
+    alive, expected, none, _ = _bgnbd_part(M, float(x), float(t_x), float(T), float(horizon),
+                                           30, 0.0)
+    return alive, expected, none
 
 
 @settings(max_examples=200, deadline=None)
@@ -74,7 +74,8 @@ def test_inputs_equal_reference_summary_and_scalar_formulas(evs: list[Event], la
         assert [a.tolist() for a in summaries([users["u"]], now)] == \
             [a.tolist() for a in summary_arrays(aggs)]
         # neutral before the first fit
-        assert bgnbd_inputs(None, 30, *summary_arrays(aggs))[0].tolist() == [got[0], 1.0, 0.0]
+        assert bgnbd_inputs(None, 30, *summary_arrays(aggs))[0].tolist() == \
+            [got[0], 1.0, 0.0, 0.0]
 
 
 def _examples(n: int, seed: int, value: bool) -> list[tuple[dict[str, float], bool]]:
@@ -89,7 +90,7 @@ def _examples(n: int, seed: int, value: bool) -> list[tuple[dict[str, float], bo
         f["activity_trend"] = rng.uniform(-1, 1)
         if value:
             f.update(bg_customer=float(rng.random() < 0.6), bg_p_alive=rng.random(),
-                     bg_expected_purchases=rng.expovariate(1.0))
+                     bg_expected_purchases=rng.expovariate(1.0), bg_p_no_purchase=rng.random())
         y = f["days_since_last_event"] > 10 or (value and f["bg_p_alive"] < 0.2)
         out.append((f, y))
     return out
@@ -178,8 +179,8 @@ def test_anchor_snapshots_carry_the_inputs_of_the_fit_current_at_the_anchor() ->
     at = t0 + 5 * DAY
     # c: purchase days 0 and 2 -> x = 1, t_x = 2, T = 5; p: never bought, T = 5 - 1 = 4
     for uid, (cust, x, t_x, T) in {"c": (1.0, 1, 2, 5), "p": (0.0, 0, 0, 4)}.items():
-        alive, expected, _, _ = _bgnbd_part(M, x, t_x, T, 3.0, 30, 0.0)
-        want = dict(zip(VALUE_INPUT_NAMES, (cust, alive, expected), strict=True))
+        alive, expected, none, _ = _bgnbd_part(M, x, t_x, T, 3.0, 30, 0.0)
+        want = dict(zip(VALUE_INPUT_NAMES, (cust, alive, expected, none), strict=True))
         assert got[uid]["t"] == at
         assert all(close(got[uid]["value"][n], want[n], 1e-12) for n in VALUE_INPUT_NAMES)
     # the population means of the latest snapshots (day 4: c and p) include the inputs

@@ -1,0 +1,194 @@
+"""Online model selection: candidates learn side by side, the best one speaks (pure).
+
+Every released example is scored by every candidate (:mod:`core.candidates`,
+:mod:`core.batch`) before any of them learns it. The scores and labels of the last
+``window`` examples are kept for every candidate, so all are judged on the same
+examples. Every ``every`` examples the champion is decided again: the candidate with
+the best ``metric`` (``rocauc``, ``pr_auc`` or ``lift_at_10``) over the window replaces
+the champion only when it beats it by more than ``margin`` (no flip-flopping). A
+candidate that learns is eligible once it has learned ``min_labels`` examples; the
+cold-start rule speaks until someone beats it. The decision then calibrates the
+champion on the window (:func:`core.candidates.platt`, strictly increasing, so ranks,
+tiers and Top-K are the candidate's own) and ``risk`` reads as P(no activity in H).
+
+Decisions depend only on the example stream (its order and count), never on time or
+chunking, so the live learner and ``evaluate`` pick the same champion at the same
+example.
+
+>>> ch = Champion(horizon_days=30, window=400, every=100, min_labels=50, margin=0.005)
+>>> import random
+>>> rng = random.Random(3)
+>>> for i in range(600):
+...     d = rng.uniform(0, 40)
+...     f = example(d, rng)
+...     _ = ch.learn(f, rng.random() < (0.9 if d > 25 else 0.1), release_ms=i)
+>>> ch.champion != "rule:recency-frequency", sorted(ch.metrics())[:2]
+(True, ['batch:hgb', 'bgnbd'])
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from core.batch import BatchCandidate
+from core.candidates import Candidate, FixedCandidate, OnlineCandidate, calibrate, platt
+from core.evaluation import pr_auc, ranking_metrics, rocauc
+from core.features import FEATURE_NAMES
+from core.long_range import LONG_RANGE_NAMES
+from core.model import VALUE_INPUT_NAMES
+from core.rules import RULE_NAME
+from core.scoring import Reasons, Scorer
+
+METRICS = ("rocauc", "pr_auc", "lift_at_10")
+ALL_INPUTS = (*FEATURE_NAMES, *LONG_RANGE_NAMES, *VALUE_INPUT_NAMES)
+
+
+def _metric(name: str, s: np.ndarray, y: np.ndarray) -> float:
+    if name == "rocauc":
+        return rocauc(s, y)
+    if name == "pr_auc":
+        return pr_auc(s, y)
+    return float(ranking_metrics(s, y, (0.10,), False)["lift_at_10"])
+
+
+class Champion:
+    def __init__(self, horizon_days: int = 30, window: int = 10_000, every: int = 1000,
+                 min_labels: int = 1000, margin: float = 0.005, metric: str = "rocauc",
+                 pipeline: str = "logreg", params: dict[str, Any] | None = None,
+                 value_inputs: bool = False, batch_every_days: int = 7,
+                 batch: bool = True, compare: bool = True, long_inputs: bool = True) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}")
+        params = params or {}
+        self.horizon, self.window, self.every = horizon_days, window, every
+        self.min_labels, self.margin, self.metric = min_labels, margin, metric
+        self.compare = compare  # False (CHURN_MODEL_HANDOFF=count): the model from min_labels
+        self.model_name = f"model:{pipeline}"
+        cands: list[Any] = [
+            OnlineCandidate(self.model_name, pipeline, params, value_inputs, long_inputs),
+            OnlineCandidate("stacked:logreg", "logreg", {"lr": params.get("lr", 0.005)}, True),
+            FixedCandidate("bgnbd", horizon_days), FixedCandidate("recency", horizon_days),
+            FixedCandidate("rule", horizon_days)]
+        if batch:
+            cands.append(BatchCandidate(ALL_INPUTS, every_days=batch_every_days,
+                                        min_examples=min(min_labels, 500) or 1))
+        self.candidates: dict[str, Any] = {c.name: c for c in cands}
+        self.scores: dict[str, deque[float]] = {n: deque(maxlen=window) for n in self.candidates}
+        self.labels: deque[int] = deque(maxlen=window)
+        self.examples = 0
+        self.champion = RULE_NAME
+        self.since_ms: int | None = None  # release time of the example that decided it
+        self.since_examples = 0
+        self.calibration: tuple[float, float] | None = None
+        self.switches: deque[dict[str, Any]] = deque(maxlen=50)
+        self.decided: dict[str, float] = {}  # the metrics of the last decision
+
+    # --- learning ------------------------------------------------------------------
+    def learn(self, f: Mapping[str, float], y: bool, release_ms: int) -> float:
+        """Score with every candidate, then learn; returns the champion's raw score."""
+        spoke = math.nan
+        for name, c in self.candidates.items():
+            if isinstance(c, BatchCandidate):
+                c.queue(f, y, release_ms)  # scored in chunks: appended at flush
+                continue
+            s = c.predict(f)
+            self.scores[name].append(s)
+            if name == self.champion:
+                spoke = s
+            c.learn(f, y)
+        self.labels.append(int(y))
+        self.examples += 1
+        if self.examples % self.every == 0:
+            self.decide(release_ms)
+        return spoke
+
+    def flush(self) -> None:
+        for name, c in self.candidates.items():
+            if isinstance(c, BatchCandidate):
+                self.scores[name].extend(0.5 if math.isnan(s) else s for s, _ in c.flush())
+
+    # --- judging -------------------------------------------------------------------
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Every candidate's prequential metrics over the same window."""
+        self.flush()
+        y = np.fromiter(self.labels, np.int8, len(self.labels))
+        out = {}
+        for name in sorted(self.candidates):
+            s = np.fromiter(self.scores[name], float, len(self.scores[name]))
+            m = ranking_metrics(s, y, (0.05, 0.10, 0.20), False) if len(y) else {}
+            out[name] = {"rocauc": m.get("rocauc", math.nan), "pr_auc": m.get("pr_auc", math.nan),
+                         "lift_at_10": m.get("lift_at_10", math.nan),
+                         "precision_at_10": m.get("precision_at_10", math.nan),
+                         "eligible": float(self.eligible(name))}
+        return out
+
+    def eligible(self, name: str) -> bool:
+        c = self.candidates[name]
+        if isinstance(c, OnlineCandidate):
+            return c.learned >= self.min_labels
+        if isinstance(c, BatchCandidate):
+            return c.model is not None and c.trained_on >= self.min_labels
+        return True
+
+    def decide(self, release_ms: int) -> None:
+        self.flush()
+        y = np.fromiter(self.labels, np.int8, len(self.labels))
+        if y.min(initial=0) == y.max(initial=0):
+            return  # one class so far: nothing can be judged
+        values = {n: _metric(self.metric, np.fromiter(self.scores[n], float, len(y)), y)
+                  for n in self.candidates if self.eligible(n)}
+        values = {n: v for n, v in values.items() if math.isfinite(v)}
+        self.decided = values
+        if not self.compare:
+            best = self.model_name if self.eligible(self.model_name) else RULE_NAME
+        else:
+            best = max(sorted(values), key=lambda n: values[n], default=self.champion)
+            current = values.get(self.champion, -math.inf)
+            if best != self.champion and not values[best] > current + self.margin:
+                best = self.champion
+        if best != self.champion:
+            self.switches.append({"examples": self.examples, "release_ms": release_ms,
+                                  "from": self.champion, "to": best,
+                                  "metric": values.get(best), "was": values.get(self.champion)})
+            self.champion, self.since_ms, self.since_examples = best, release_ms, self.examples
+        s = np.fromiter(self.scores[self.champion], float, len(y))
+        self.calibration = platt(s, y, self.transform(self.champion)) \
+            if len(y) >= 200 else None
+
+    def transform(self, name: str) -> str:
+        return "log1p" if name == "recency" else "logit"
+
+    # --- serving -------------------------------------------------------------------
+    def scorer(self, version: int) -> Scorer:
+        """The champion as a vectorised scorer, its risks calibrated."""
+        c: Candidate = self.candidates[self.champion]
+        return Calibrated(c.scorer(version), self.calibration, self.transform(self.champion),
+                          self.horizon)
+
+
+class Calibrated:
+    def __init__(self, inner: Scorer, ab: tuple[float, float] | None, transform: str,
+                 horizon_days: int) -> None:
+        self.inner, self.ab, self.transform, self.horizon = inner, ab, transform, horizon_days
+        self.name, self.version = inner.name, inner.version
+        self.value_inputs = inner.value_inputs
+
+    def score(self, features: Any) -> tuple[list[float], list[Reasons]]:
+        raw, why = self.inner.score(features)
+        if not raw:
+            return raw, why
+        return calibrate(raw, self.ab, self.transform, self.horizon).tolist(), why
+
+
+def example(days: float, rng: random.Random) -> dict[str, float]:
+    """A random example silent for ``days`` (doctest and test helper)."""
+    f = {n: rng.random() for n in ALL_INPUTS}
+    f.update(days_since_last_event=days, active_days_30d=float(rng.randint(1, 10)),
+             bg_customer=1.0)
+    return f
