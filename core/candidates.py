@@ -46,6 +46,10 @@ from core.rules import RULE_NAME, recency_frequency_risk
 from core.scoring import Reasons, Scorer, make_scorer
 
 _INDEX = {n: i for i, n in enumerate(REASON_NAMES)}
+_ALL_X = model_inputs(dict.fromkeys(REASON_NAMES, 1.0))
+_BASE_X = model_inputs(dict.fromkeys(REASON_NAMES[:17], 1.0))
+_VALUE_X = tuple(k for k in _ALL_X if k.startswith("bg_"))
+_LONG_X = tuple(k for k in _ALL_X if k not in _BASE_X and k not in _VALUE_X)
 # the inputs behind a fixed candidate's score, and their direction (+1: higher = riskier)
 DIRECTIONS: dict[str, dict[str, float]] = {
     "bgnbd": {"purchase_recency_vs_gap": 1.0, "days_since_last_purchase": 1.0,
@@ -60,19 +64,22 @@ class Moments:
     def __init__(self, names: Sequence[str]) -> None:
         self.names = tuple(names)
         self.n = 0
-        self.mean = np.zeros(len(self.names))
-        self.m2 = np.zeros(len(self.names))
+        self.mean = [0.0] * len(self.names)  # plain floats: a few per example, no numpy
+        self.m2 = [0.0] * len(self.names)
 
     def update(self, f: Mapping[str, float]) -> None:
-        x = np.array([f[n] for n in self.names])
         self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (x - self.mean)
+        n, mean, m2 = self.n, self.mean, self.m2
+        for i, name in enumerate(self.names):
+            x = f[name]
+            delta = x - mean[i]
+            mean[i] += delta / n
+            m2[i] += delta * (x - mean[i])
 
     def z(self, rows: np.ndarray) -> np.ndarray:
-        std = np.sqrt(self.m2 / max(1, self.n))
-        return np.where(std > 0, (rows - self.mean) / np.where(std > 0, std, 1.0), 0.0)
+        mean = np.array(self.mean)
+        std = np.sqrt(np.array(self.m2) / max(1, self.n))
+        return np.where(std > 0, (rows - mean) / np.where(std > 0, std, 1.0), 0.0)
 
 
 def deviation_reasons(rows: np.ndarray, moments: Moments, sign: np.ndarray,
@@ -107,20 +114,27 @@ class OnlineCandidate(Candidate):
         self.name, self.value_inputs, self.long_inputs = name, value_inputs, long_inputs
         self.pipeline = make_pipeline(pipeline_name, **params)
         self.learned = 0
+        # the model inputs it leaves out of the inputs of every source (model_inputs once
+        # per example for all candidates: the learner's own cost is mostly River's)
+        self.drop = frozenset((() if value_inputs else _VALUE_X) + (() if long_inputs
+                                                                    else _LONG_X))
 
-    def _inputs(self, f: Mapping[str, float]) -> dict[str, float]:
-        from core.long_range import LONG_RANGE_NAMES
-        from core.model import VALUE_INPUT_NAMES
-
-        drop = (() if self.value_inputs else VALUE_INPUT_NAMES) + \
-            (() if self.long_inputs else LONG_RANGE_NAMES)
-        return model_inputs({n: v for n, v in f.items() if n not in drop} if drop else f)
+    def inputs(self, x: Mapping[str, float]) -> dict[str, float]:
+        """This candidate's inputs from ``model_inputs`` of every source."""
+        drop = self.drop
+        return {k: v for k, v in x.items() if k not in drop} if drop else dict(x)
 
     def predict(self, f: Mapping[str, float]) -> float:
-        return float(self.pipeline.predict_proba_one(self._inputs(f)).get(True, 0.5))
+        return self.predict_x(self.inputs(model_inputs(f)))
 
     def learn(self, f: Mapping[str, float], y: bool) -> None:
-        self.pipeline.learn_one(self._inputs(f), y)
+        self.learn_x(self.inputs(model_inputs(f)), y)
+
+    def predict_x(self, x: dict[str, float]) -> float:
+        return float(self.pipeline.predict_proba_one(x).get(True, 0.5))
+
+    def learn_x(self, x: dict[str, float], y: bool) -> None:
+        self.pipeline.learn_one(x, y)
         self.learned += 1
 
     def scorer(self, version: int) -> Scorer:

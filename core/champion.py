@@ -41,7 +41,7 @@ from core.candidates import Candidate, FixedCandidate, OnlineCandidate, calibrat
 from core.evaluation import pr_auc, ranking_metrics, rocauc
 from core.features import FEATURE_NAMES
 from core.long_range import LONG_RANGE_NAMES
-from core.model import VALUE_INPUT_NAMES
+from core.model import VALUE_INPUT_NAMES, model_inputs
 from core.rules import RULE_NAME
 from core.scoring import Reasons, Scorer
 
@@ -93,15 +93,21 @@ class Champion:
     def learn(self, f: Mapping[str, float], y: bool, release_ms: int) -> float:
         """Score with every candidate, then learn; returns the champion's raw score."""
         spoke = math.nan
+        x = model_inputs(f)  # once, for every online candidate
         for name, c in self.candidates.items():
             if isinstance(c, BatchCandidate):
                 c.queue(f, y, release_ms)  # scored in chunks: appended at flush
                 continue
-            s = c.predict(f)
+            if isinstance(c, OnlineCandidate):
+                xc = c.inputs(x)
+                s = c.predict_x(xc)
+                c.learn_x(xc, y)
+            else:
+                s = c.predict(f)
+                c.learn(f, y)
             self.scores[name].append(s)
             if name == self.champion:
                 spoke = s
-            c.learn(f, y)
         self.labels.append(int(y))
         self.examples += 1
         if self.examples % self.every == 0:

@@ -4,6 +4,7 @@ Plots need matplotlib (the ``eval`` extra); without it the report says so."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from pathlib import Path
@@ -117,7 +118,9 @@ def _plots(report: dict[str, Any],
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    names = [n for n in parts if parts[n]]
+    # the candidates alone (cand:*) are in the tables; the plots show what was served
+    # and the baselines
+    names = [n for n in parts if parts[n] and not n.startswith("cand:")]
     written = []
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -143,8 +146,7 @@ def _plots(report: dict[str, Any],
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for metric, ax in zip(("pr_auc", "lift_at_5"), axes, strict=True):
         for name in names:
-            pts = [(a["anchor"][:10], a["scorers"][name][metric]) for a in report["anchors"]
-                   if name in a["scorers"]]
+            pts = anchor_series(report, name, metric)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
         ax.set(title=f"{metric} per anchor", xlabel="anchor")
         ax.tick_params(axis="x", rotation=45)
@@ -154,6 +156,8 @@ def _plots(report: dict[str, Any],
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     for name, rows in report["calibration"].items():
+        if name.startswith("cand:"):
+            continue
         pts = [(r["predicted"], r["observed"]) for r in rows if r["n"]]
         ax.plot([p for p, _ in pts], [o for _, o in pts], marker="o", label=name)
     ax.set(xlabel="predicted churn probability", ylabel="observed churn rate",
@@ -161,6 +165,20 @@ def _plots(report: dict[str, Any],
     ax.legend()
     written.append(_save(fig, out, "calibration.png"))
     return written
+
+
+def anchor_series(report: dict[str, Any], name: str, metric: str
+                  ) -> list[tuple[datetime.date, float]]:
+    """(anchor date, metric) of one scorer in time order, as dates (not strings: as text,
+    matplotlib placed the anchors of a scorer that starts late before the others').
+
+    >>> r = {"anchors": [{"anchor": "2020-03-01T00:00:00Z", "scorers": {"a": {"m": 1}}},
+    ...                  {"anchor": "2019-12-01T00:00:00Z", "scorers": {"a": {"m": 2}}}]}
+    >>> [(str(d), v) for d, v in anchor_series(r, "a", "m")]
+    [('2019-12-01', 2), ('2020-03-01', 1)]
+    """
+    return sorted((datetime.date.fromisoformat(a["anchor"][:10]), a["scorers"][name][metric])
+                  for a in report["anchors"] if name in a["scorers"])
 
 
 def _save(fig: Any, out: Path, name: str) -> str:

@@ -114,7 +114,11 @@ def test_live_risk_with_kills(namespace: Namespace, tmp_path: Path) -> None:
     code, model = http_json(api + "/v1/model")
     assert code == 200 and model["examples"] == stats["released"] > 5000
     assert model["labels"]["0"] + model["labels"]["1"] == model["examples"]
-    assert model["scorer"] == "model:logreg" and model["version"] > killed_version
+    # a learned candidate speaks (the champion: core.champion), not the cold-start rule
+    assert model["scorer"] == model["champion"] != "rule:recency-frequency"
+    assert model["version"] > killed_version
+    assert set(model["candidates"]) == {"model:logreg", "stacked:logreg", "bgnbd", "recency",
+                                        "rule:recency-frequency", "batch:hgb"}
     assert versions == sorted(versions) and killed_version < versions[-1] <= model["version"]
     assert model["metrics"]["rocauc"] > 0.8, model["metrics"]
     assert model["metrics"]["lift_at_5"] > 3, model["metrics"]
@@ -128,7 +132,8 @@ def test_live_risk_with_kills(namespace: Namespace, tmp_path: Path) -> None:
     assert got.keys() == want.keys() and len(got) == stats["released"]
     for key, ex in got.items():
         assert ex["label"] == want[key][0], key
-        assert all(close(ex["features"][n], float(v)) for n, v in want[key][1].items()), key
+        mine = {**ex["features"], **ex["long"]}  # the 17 and the long-range inputs
+        assert all(close(mine[n], float(v)) for n, v in want[key][1].items()), key
 
     # --- silent users climb the ranking as days pass without any event of theirs
     hashes2 = ns.user_hashes()
@@ -194,6 +199,6 @@ def test_live_risk_with_kills(namespace: Namespace, tmp_path: Path) -> None:
                                 else "elevated" if share < 0.30 else "low")
     top = page["items"][0]["user_id"]
     code, one = http_json(f"{api}/v1/users/{urllib.parse.quote(top)}")
-    assert code == 200 and one["scorer"] == "model:logreg" and one["model_version"] > 0
+    assert code == 200 and one["scorer"] == model["champion"] and one["model_version"] > 0
     assert one["tier"] == "critical" and 1 <= len(one["reasons"]) <= 3
     assert all(r["text"] and r["contribution"] > 0 for r in one["reasons"])

@@ -23,7 +23,6 @@ from core.gammagamma import GammaGamma
 from core.labels import Example
 from core.long_range import LONG_RANGE_NAMES, long_range
 from core.model import REASON_NAMES, VALUE_INPUT_NAMES
-from core.scoring import make_scorer
 from core.segments import RFMCuts
 from core.value import ValueParams
 from state.codec import decode_score
@@ -59,16 +58,25 @@ def save_fit(ns: Namespace) -> None:
     asyncio.run(save())
 
 
-@pytest.mark.parametrize("value_inputs", [False, True], ids=["features", "value-inputs"])
+@pytest.mark.parametrize(("value_inputs", "select"), [(False, False), (True, False),
+                                                     (False, True)],
+                         ids=["features", "value-inputs", "champion"])
 def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path,
-                                         value_inputs: bool) -> None:
+                                         value_inputs: bool, select: bool) -> None:
+    """``champion``: model selection on, one partition (so that the learner sees the
+    examples in the order ``evaluate`` learns them): both pick the same champions at
+    the same examples, and the worker serves the checkpoint's champion."""
     ns = namespace
     ns.extra_env.update(CHURN_LABEL_SAMPLE_RATE="0.5", CHURN_MIN_LABELS="300",
-                        CHURN_MODEL_HANDOFF="count",  # the model speaks from 300 labels
+                        # count: the model speaks from 300 labels; compare: the champion
+                        CHURN_MODEL_HANDOFF="compare" if select else "count",
+                        CHURN_CHAMPION_EVERY="200",
                         CHURN_LEARNER_CHECKPOINT_EVERY="300",
                         CHURN_LEARNER_CHECKPOINT_SECONDS="1", CHURN_MODEL_POLL_SECONDS="0.5",
                         CHURN_VALUE_FIT_SECONDS="0",  # no refits: one fixed fit, if any
                         CHURN_MODEL_VALUE_INPUTS="1" if value_inputs else "0")
+    if select:
+        ns.extra_env["CHURN_PARTITIONS"] = "1"
     lines = list(Population(users=600, days=100, seed=8).jsonl())
     split = START_MS + 90 * DAY  # the model speaks from about day 85 on this log
     first = [x for x in lines if json.loads(x)["event_time"] < split]
@@ -79,14 +87,15 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path,
     released_here: list[Example] = []
     ev = Evaluator(EvalConfig(horizon_days=30, sample_rate=0.5, min_labels=300, hgb=False,
                               pipelines=("logreg+value",) if value_inputs else ("logreg",),
-                              value_params=BG if value_inputs else None),
+                              value_params=BG if value_inputs or select else None,
+                              handoff_compare=select, champion_every=200),
                    on_release=released_here.append)
     for line in lines:
         ev.feed(parse_event(line, ALLOWED))  # type: ignore[arg-type]
 
     # --- live
     r = ns.redis()
-    if value_inputs:
+    if value_inputs or select:  # the candidates use the BG/NBD inputs: one fit both sides
         save_fit(ns)
     ns.start_worker()
     ns.spawn("learner")
@@ -111,8 +120,8 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path,
     ns.wait_consumed(len(first))
     ns.wait_scored()
     ns.wait_learned("phase 1 learned")
-    wait_until(lambda: http_json(f"{api}/v1/model")[1]["scorer"] == "model:logreg", 30,
-               "the model speaks")
+    wait_until(lambda: http_json(f"{api}/v1/model")[1]["scorer"] != "rule:recency-frequency",
+               30, "a model speaks")
     assert http_json(f"{api}/v1/model")[1]["value_inputs"] is value_inputs
     time.sleep(1.5)  # workers poll the model version every 0.5 s
     replay(tmp_path / "p2.jsonl", ns.settings(), progress=False)
@@ -127,7 +136,7 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path,
             for (_, t, u), ex in read_examples(ns, stats["released"]).items()}
     mine = {(e.t_ms, e.user_id): (e.label, dict(e.features)) for e in released_here}
     assert live.keys() == mine.keys() and len(live) > 1000
-    names = REASON_NAMES if value_inputs else (*FEATURE_NAMES, *LONG_RANGE_NAMES)
+    names = REASON_NAMES if value_inputs or select else (*FEATURE_NAMES, *LONG_RANGE_NAMES)
     for key, (label, feats) in live.items():
         assert label == mine[key][0], key
         assert all(close(feats[n], mine[key][1][n], 1e-12) for n in names), key
@@ -165,14 +174,20 @@ def test_live_and_in_process_paths_agree(namespace: Namespace, tmp_path: Path,
         if score.version in ckpts:
             state = ckpts[score.version]
             assert state.value_inputs == value_inputs
-            scorer = make_scorer(state.pipeline, "logreg", score.version, state.examples, 300,
-                                 30, ready=state.ready(300, compare=False),
-                                 value_inputs=state.value_inputs)
+            scorer = state.scorer(score.version, 300, select)  # the champion, calibrated
             assert scorer.name == score.scorer, uid
             given = {**mine_f, **mine_long, **extra}
             assert close(scorer.score([given])[0][0], score.risk, 1e-12), uid
-            by_model += score.scorer.startswith("model:")
+            by_model += score.scorer != "rule:recency-frequency"
         compared += 1
     assert compared >= 100 and by_model >= 30, (compared, by_model)
+    if select:  # the same champions at the same examples, with the same metrics
+        final = ckpts[max(ckpts)]
+        mine = next(iter(ev.models.values()))
+        assert final.examples == mine.examples
+        assert final.champion is not None and mine.champion is not None
+        assert list(final.champion.switches) == list(mine.champion.switches)
+        assert final.champion.switches, "no champion change in this log"
+        assert final.champion.calibration == mine.champion.calibration
     if value_inputs:  # the model uses them: some users' reasons name a BG/NBD input
         assert bg_reasons > 0
