@@ -158,8 +158,8 @@ def _plots(report: dict[str, Any],
     for name, rows in report["calibration"].items():
         if name.startswith("cand:"):
             continue
-        pts = [(r["predicted"], r["observed"]) for r in rows if r["n"]]
-        ax.plot([p for p, _ in pts], [o for _, o in pts], marker="o", label=name)
+        cal = [(r["predicted"], r["observed"]) for r in rows if r["n"]]
+        ax.plot([p for p, _ in cal], [o for _, o in cal], marker="o", label=name)
     ax.set(xlabel="predicted churn probability", ylabel="observed churn rate",
            title="Calibration (pooled anchors)")
     ax.legend()
