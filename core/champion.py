@@ -79,6 +79,7 @@ class Champion:
             cands.append(BatchCandidate(ALL_INPUTS, every_days=batch_every_days,
                                         min_examples=min(min_labels, 500) or 1))
         self.candidates: dict[str, Any] = {c.name: c for c in cands}
+        self.shared = _share_scaler(cands[0], cands[1])
         self.scores: dict[str, deque[float]] = {n: deque(maxlen=window) for n in self.candidates}
         self.labels: deque[int] = deque(maxlen=window)
         self.examples = 0
@@ -94,11 +95,16 @@ class Champion:
         """Score with every candidate, then learn; returns the champion's raw score."""
         spoke = math.nan
         x = model_inputs(f)  # once, for every online candidate
+        shared = getattr(self, "shared", None)
+        if shared is not None:
+            pair = shared.learn(x, y)
         for name, c in self.candidates.items():
-            if isinstance(c, BatchCandidate):
+            if shared is not None and name in pair:
+                s = pair[name]
+            elif isinstance(c, BatchCandidate):
                 c.queue(f, y, release_ms)  # scored in chunks: appended at flush
                 continue
-            if isinstance(c, OnlineCandidate):
+            elif isinstance(c, OnlineCandidate):
                 xc = c.inputs(x)
                 s = c.predict_x(xc)
                 c.learn_x(xc, y)
@@ -176,6 +182,50 @@ class Champion:
         c: Candidate = self.candidates[self.champion]
         return Calibrated(c.scorer(version), self.calibration, self.transform(self.champion),
                           self.horizon)
+
+
+class _SharedScaler:
+    """The model and the stacked candidate, both ``StandardScaler | LogisticRegression``,
+    with one scaler: River's scaler is per input, so one over the union of their inputs
+    is each one's own scaler, and the learner updates and applies it once per example
+    instead of twice. The steps are exactly those of River's ``Pipeline.learn_one``
+    (scaler learns, then transforms, then the regression learns); a test holds the
+    candidates' predictions equal to separately built pipelines."""
+
+    def __init__(self, a: OnlineCandidate, b: OnlineCandidate) -> None:
+        self.a, self.b = a, b
+        self.scaler = a.pipeline.steps["StandardScaler"]
+        b.pipeline.steps["StandardScaler"] = self.scaler
+        self.lr_a = a.pipeline.steps["LogisticRegression"]
+        self.lr_b = b.pipeline.steps["LogisticRegression"]
+
+    def learn(self, x: dict[str, float], y: bool) -> dict[str, float]:
+        a, b, sc = self.a, self.b, self.scaler
+        keys_a = a.drop
+        z = sc.transform_one(x)
+        za = {k: v for k, v in z.items() if k not in keys_a} if keys_a else z
+        zb = {k: v for k, v in z.items() if k not in b.drop} if b.drop else z
+        out = {a.name: float(self.lr_a.predict_proba_one(za).get(True, 0.5)),
+               b.name: float(self.lr_b.predict_proba_one(zb).get(True, 0.5))}
+        sc.learn_one(x)
+        z = sc.transform_one(x)
+        self.lr_a.learn_one({k: v for k, v in z.items() if k not in keys_a} if keys_a else z, y)
+        self.lr_b.learn_one({k: v for k, v in z.items() if k not in b.drop} if b.drop else z, y)
+        a.learned += 1
+        b.learned += 1
+        return out
+
+
+def _share_scaler(a: Any, b: Any) -> _SharedScaler | None:
+    from core.scoring import _linear_parts
+
+    if not (isinstance(a, OnlineCandidate) and isinstance(b, OnlineCandidate)):
+        return None
+    if _linear_parts(a.pipeline) is None or _linear_parts(b.pipeline) is None:
+        return None
+    if type(a.pipeline.steps["StandardScaler"]) is not type(b.pipeline.steps["StandardScaler"]):
+        return None
+    return _SharedScaler(a, b)
 
 
 class Calibrated:
