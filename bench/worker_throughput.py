@@ -1,11 +1,14 @@
 """Worker throughput vs a trivial faust agent on the same broker, same run; Redis memory per user.
 
-    python bench/worker_throughput.py [--events 100000] [--users 20000]
+    python bench/worker_throughput.py [--events 100000] [--users 20000] [--learned 20000]
 
 Produces N simulated events once, then consumes them twice with separate
 consumer groups: a trivial faust agent that only deserializes, and the full
 worker (validation + dedupe + Redis state + features + scores). Prints both
-rates, their ratio, and Redis memory per user after the full run.
+rates, their ratio, and Redis memory per user after the full run. ``--learned N``:
+before each full round, a learner state trained on N synthetic examples is saved as the
+model checkpoint, so the worker scores with what the learner chose (a trained model, or
+the champion where the code has candidates) instead of the cold-start rule.
 """
 
 from __future__ import annotations
@@ -45,6 +48,48 @@ def produce(bootstrap: str, topic: str, n: int, users: int) -> int:
     prod.flush()
     prod.close()
     return sent
+
+
+def trained_state(n: int) -> object:
+    """A learner state after ``n`` synthetic examples (long-range and BG/NBD inputs too
+    where this version of the code has them; older learners ignore them)."""
+    import random
+
+    from stream.learner import new_state
+    from tests.integration.test_learner import examples
+
+    try:
+        from core.long_range import LONG_RANGE_NAMES
+    except ImportError:  # a version of the code from before them
+        LONG_RANGE_NAMES = ()
+    from core.model import VALUE_INPUT_NAMES
+    from core.settings import Settings
+
+    rng = random.Random(2)
+    state = new_state(Settings())
+    for i, raw in enumerate(examples(n)):
+        body = json.loads(raw)
+        body["long"] = {name: rng.random() * 20 for name in LONG_RANGE_NAMES}
+        body["value"] = {name: rng.random() for name in VALUE_INPUT_NAMES}
+        body["release"] = i // 2000 * 86_400_000
+        state.learn(json.dumps(body).encode(), i)  # type: ignore[attr-defined]
+    return state
+
+
+def save_model(url: str, prefix: str, state: object) -> str:
+    import asyncio
+
+    from state.models import ModelStore
+    from state.redis_store import connect
+
+    async def go() -> None:
+        client = connect(url)
+        await ModelStore(client, prefix).save(state, 0, 1, {})
+        await client.aclose()
+
+    asyncio.run(go())
+    ready = getattr(state, "champion", None)
+    return ready.champion if ready is not None else "model (no candidates in this code)"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -90,7 +135,10 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=5,
                     help="interleaved trivial/full rounds; the median ratio is reported")
+    ap.add_argument("--learned", type=int, default=0,
+                    help="examples the saved model learned (0: no model, the rule scores)")
     args = ap.parse_args()
+    state = trained_state(args.learned) if args.learned else None
     with EmbeddedServices() as svc, tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, **svc.env, CHURN_KAFKA_SESSION_TIMEOUT="2",
                    CHURN_PARTITIONS=str(args.partitions), CHURN_STATE_DIR=tmp,
@@ -108,6 +156,11 @@ def main() -> None:
         for i in range(args.rounds):
             trivial = run("trivial", env, n, f"bench-trivial-{i}")
             trivial_gc = run("trivial-gc", env, n, f"bench-trivialgc-{i}")
+            if state is not None:
+                who = save_model(svc.redis.url, env.get("CHURN_REDIS_PREFIX", "churn"), state)
+                env["CHURN_MODEL_POLL_SECONDS"] = "0.2"
+                if i == 0:
+                    print(f"model checkpoint saved; it scores with: {who}", flush=True)
             full = run("full", env, n, f"bench-full-{i}")
             if i == 0:  # state of one full run; later rounds use other key prefixes
                 mem1 = int(r.info("memory")["used_memory"])
