@@ -50,7 +50,7 @@ def produce(bootstrap: str, topic: str, n: int, users: int) -> int:
     return sent
 
 
-def trained_state(n: int) -> object:
+def trained_state(n: int, champion: str | None = None) -> object:
     """A learner state after ``n`` synthetic examples (long-range and BG/NBD inputs too
     where this version of the code has them; older learners ignore them)."""
     import random
@@ -73,6 +73,16 @@ def trained_state(n: int) -> object:
         body["value"] = {name: rng.random() for name in VALUE_INPUT_NAMES}
         body["release"] = i // 2000 * 86_400_000
         state.learn(json.dumps(body).encode(), i)  # type: ignore[attr-defined]
+    ch = getattr(state, "champion", None)
+    if ch is not None and champion:  # speak with this candidate, calibrated on its window
+        import numpy as np
+
+        from core.candidates import platt
+
+        ch.flush()
+        ch.champion = champion
+        ch.calibration = platt(np.fromiter(ch.scores[champion], float),
+                               np.fromiter(ch.labels, float), ch.transform(champion))
     return state
 
 
@@ -137,8 +147,10 @@ def main() -> None:
                     help="interleaved trivial/full rounds; the median ratio is reported")
     ap.add_argument("--learned", type=int, default=0,
                     help="examples the saved model learned (0: no model, the rule scores)")
+    ap.add_argument("--champion", default="stacked:logreg",
+                    help="with --learned, where the code has candidates: the one that speaks")
     args = ap.parse_args()
-    state = trained_state(args.learned) if args.learned else None
+    state = trained_state(args.learned, args.champion) if args.learned else None
     with EmbeddedServices() as svc, tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, **svc.env, CHURN_KAFKA_SESSION_TIMEOUT="2",
                    CHURN_PARTITIONS=str(args.partitions), CHURN_STATE_DIR=tmp,
