@@ -191,11 +191,12 @@ class _FixedScorer:
 
 
 def platt(raw: np.ndarray, y: np.ndarray, transform: str, iters: int = 50
-          ) -> tuple[float, float]:
+          ) -> tuple[float, float] | None:
     """(a, b) of P(churn) = sigmoid(a g(raw) + b) by Newton's method on the log-loss, with
-    g = logit (probabilities) or log1p (days). Strictly increasing when a > 0, so it
-    leaves the ranking (tiers, Top-K) as it is; (0, logit(base rate)) when it cannot
-    rank at all.
+    g = logit (probabilities) or log1p (days). Strictly increasing (a > 0), so it
+    leaves the ranking (tiers, Top-K) as it is. None when no increasing fit exists
+    (one class, a score that does not rank, no convergence): the raw score then
+    serves, never a constant that would tie every user.
 
     >>> rng = np.random.default_rng(0)
     >>> p = rng.uniform(0.01, 0.99, 20_000)
@@ -206,8 +207,8 @@ def platt(raw: np.ndarray, y: np.ndarray, transform: str, iters: int = 50
     """
     g = _g(np.asarray(raw, float), transform)
     y = np.asarray(y, float)
-    if len(y) == 0 or y.min() == y.max():
-        return 0.0, 0.0 if len(y) == 0 else _logit(float(np.clip(y.mean(), 1e-6, 1 - 1e-6)))
+    if len(y) == 0 or y.min() == y.max() or g.min() == g.max():
+        return None
     a, b = 1.0, 0.0
     if transform == "log1p":  # start near the data: a day-count is not a logit
         a, b = 1.0, _logit(float(np.clip(y.mean(), 1e-6, 1 - 1e-6))) - float(g.mean())
@@ -217,11 +218,14 @@ def platt(raw: np.ndarray, y: np.ndarray, transform: str, iters: int = 50
         grad = np.array([np.dot(p - y, g), np.sum(p - y)])
         h = np.array([[np.dot(w, g * g), np.dot(w, g)], [np.dot(w, g), w.sum()]])
         step = np.linalg.solve(h + 1e-9 * np.eye(2), grad)
+        step = np.clip(step, -5.0, 5.0)  # damped: far-out logits must not throw it off
         a, b = a - step[0], b - step[1]
         if np.abs(step).max() < 1e-10:
             break
+    else:
+        return None
     if not (math.isfinite(a) and math.isfinite(b)) or a <= 0:
-        return 0.0, _logit(float(np.clip(y.mean(), 1e-6, 1 - 1e-6)))
+        return None
     return float(a), float(b)
 
 
@@ -232,7 +236,7 @@ def _logit(p: float) -> float:
 def _g(raw: np.ndarray, transform: str) -> np.ndarray:
     if transform == "log1p":
         return np.log1p(np.maximum(raw, 0.0))
-    q = np.clip(raw, 1e-9, 1 - 1e-9)
+    q = np.clip(raw, 1e-6, 1 - 1e-6)
     return np.log(q / (1 - q))
 
 

@@ -77,7 +77,8 @@ class Champion:
             FixedCandidate("rule", horizon_days)]
         if batch:
             cands.append(BatchCandidate(ALL_INPUTS, every_days=batch_every_days,
-                                        min_examples=min(min_labels, 500) or 1))
+                                        min_examples=min(min_labels, 500) or 1,
+                                        horizon_days=horizon_days))
         self.candidates: dict[str, Any] = {c.name: c for c in cands}
         self.shared = _share_scaler(cands[0], cands[1])
         self.scores: dict[str, deque[float]] = {n: deque(maxlen=window) for n in self.candidates}
@@ -144,8 +145,9 @@ class Champion:
         c = self.candidates[name]
         if isinstance(c, OnlineCandidate):
             return c.learned >= self.min_labels
-        if isinstance(c, BatchCandidate):
-            return c.model is not None and c.trained_on >= self.min_labels
+        if isinstance(c, BatchCandidate):  # and judged by a model of the snapshots' time
+            return c.model is not None and c.trained_on >= self.min_labels and bool(
+                c.history) and c.history[0][0] <= c.newest_release - c.h_ms
         return True
 
     def decide(self, release_ms: int) -> None:
