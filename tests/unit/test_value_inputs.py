@@ -133,7 +133,10 @@ def test_learner_uses_the_value_inputs_only_when_configured() -> None:
     assert means_on["bg_p_alive"] == (0.25 + 1.0) / 2
     assert means_on["bg_customer"] == 1.0  # days_since_last_purchase 1.0 < 365
     assert means_on["bg_log_expected_purchases"] == math.log1p(0.5) / 2
-    assert not any(n.startswith("bg_") for n in off.pipeline.steps["StandardScaler"].means)
+    # without them the model's regression never sees them (its scaler is shared with the
+    # stacked candidate, which does: core.champion)
+    assert not any(n.startswith("bg_") for n in off.pipeline.steps["LogisticRegression"].weights)
+    assert any(n.startswith("bg_") for n in on.pipeline.steps["LogisticRegression"].weights)
     assert on.summary()["value_inputs"] == 1.0 and off.summary()["value_inputs"] == 0.0
 
 
