@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from core import blend
 from core.batch import BatchCandidate
 from core.candidates import Candidate, FixedCandidate, OnlineCandidate, calibrate, platt
 from core.evaluation import pr_auc, ranking_metrics, rocauc
@@ -46,6 +47,7 @@ from core.rules import RULE_NAME
 from core.scoring import Reasons, Scorer
 
 METRICS = ("rocauc", "pr_auc", "lift_at_10")
+BLEND = "blend"
 ALL_INPUTS = (*FEATURE_NAMES, *LONG_RANGE_NAMES, *VALUE_INPUT_NAMES)
 
 
@@ -81,7 +83,14 @@ class Champion:
                                         horizon_days=horizon_days))
         self.candidates: dict[str, Any] = {c.name: c for c in cands}
         self.shared = _share_scaler(cands[0], cands[1])
-        self.scores: dict[str, deque[float]] = {n: deque(maxlen=window) for n in self.candidates}
+        # the blend (core.blend): a logistic regression over these candidates' scores
+        self.blend_of = tuple((c.name, self.transform(c.name)) for c in cands
+                              if c.name != RULE_NAME)
+        self.blend_w: np.ndarray | None = None
+        self.bg_e: deque[float] = deque(maxlen=window)  # log1p E[purchase days in H]
+        self._unblended = 0
+        names = [*self.candidates, BLEND]
+        self.scores: dict[str, deque[float]] = {n: deque(maxlen=window) for n in names}
         self.labels: deque[int] = deque(maxlen=window)
         self.examples = 0
         self.champion = RULE_NAME
@@ -116,6 +125,8 @@ class Champion:
             if name == self.champion:
                 spoke = s
         self.labels.append(int(y))
+        self.bg_e.append(math.log1p(max(0.0, f["bg_expected_purchases"])))
+        self._unblended += 1
         self.examples += 1
         if self.examples % self.every == 0:
             self.decide(release_ms)
@@ -125,6 +136,16 @@ class Champion:
         for name, c in self.candidates.items():
             if isinstance(c, BatchCandidate):
                 self.scores[name].extend(0.5 if math.isnan(s) else s for s, _ in c.flush())
+        m = self._unblended  # every component has scored them now: blend them
+        if m:
+            self.scores[BLEND].extend(blend.score(self._blend_inputs(m), self.blend_w).tolist())
+            self._unblended = 0
+
+    def _blend_inputs(self, m: int) -> np.ndarray:
+        """The blend's inputs of the last ``m`` examples of the window."""
+        cols = [blend.transform(np.array(list(self.scores[n])[-m:]), kind)
+                for n, kind in self.blend_of]
+        return np.column_stack([*cols, np.array(list(self.bg_e)[-m:])])
 
     # --- judging -------------------------------------------------------------------
     def metrics(self) -> dict[str, dict[str, float]]:
@@ -132,7 +153,7 @@ class Champion:
         self.flush()
         y = np.fromiter(self.labels, np.int8, len(self.labels))
         out = {}
-        for name in sorted(self.candidates):
+        for name in sorted(self.scores):
             s = np.fromiter(self.scores[name], float, len(self.scores[name]))
             m = ranking_metrics(s, y, (0.05, 0.10, 0.20), False) if len(y) else {}
             out[name] = {"rocauc": m.get("rocauc", math.nan), "pr_auc": m.get("pr_auc", math.nan),
@@ -142,6 +163,8 @@ class Champion:
         return out
 
     def eligible(self, name: str) -> bool:
+        if name == BLEND:
+            return self.blend_w is not None and self.examples >= self.min_labels
         c = self.candidates[name]
         if isinstance(c, OnlineCandidate):
             return c.learned >= self.min_labels
@@ -156,7 +179,7 @@ class Champion:
         if y.min(initial=0) == y.max(initial=0):
             return  # one class so far: nothing can be judged
         values = {n: _metric(self.metric, np.fromiter(self.scores[n], float, len(y)), y)
-                  for n in self.candidates if self.eligible(n)}
+                  for n in self.scores if self.eligible(n) and len(self.scores[n]) == len(y)}
         values = {n: v for n, v in values.items() if math.isfinite(v)}
         self.decided = values
         if not self.compare:
@@ -174,16 +197,25 @@ class Champion:
         s = np.fromiter(self.scores[self.champion], float, len(y))
         self.calibration = platt(s, y, self.transform(self.champion)) \
             if len(y) >= 200 else None
+        if len(y) >= 200:  # the blend's weights for the examples from now on
+            self.blend_w = blend.fit(self._blend_inputs(len(y)), y.astype(float))
 
     def transform(self, name: str) -> str:
         return "log1p" if name == "recency" else "logit"
 
     # --- serving -------------------------------------------------------------------
+    def raw_scorer(self, name: str, version: int) -> Scorer:
+        """One candidate (the blend too) as a vectorised scorer of raw scores."""
+        if name == BLEND:
+            parts = [(self.candidates[n].scorer(version), kind) for n, kind in self.blend_of]
+            return blend.BlendScorer(parts, self.blend_w, version)
+        c: Candidate = self.candidates[name]
+        return c.scorer(version)
+
     def scorer(self, version: int) -> Scorer:
         """The champion as a vectorised scorer, its risks calibrated."""
-        c: Candidate = self.candidates[self.champion]
-        return Calibrated(c.scorer(version), self.calibration, self.transform(self.champion),
-                          self.horizon)
+        return Calibrated(self.raw_scorer(self.champion, version), self.calibration,
+                          self.transform(self.champion), self.horizon)
 
 
 class _SharedScaler:

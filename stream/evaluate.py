@@ -240,9 +240,9 @@ class Evaluator:
             scorer = m.scorer(m.examples, self.cfg.min_labels, self.cfg.handoff_compare, name)
             scores[f"live:{name}"] = np.asarray(scorer.score(given)[0], dtype=np.float64)
             if i == 0 and m.champion is not None:  # each candidate alone, raw
-                for cname, cand in m.champion.candidates.items():
+                for cname in m.champion.scores:
                     if m.champion.eligible(cname):
-                        raw = cand.scorer(m.examples).score(given)[0]
+                        raw = m.champion.raw_scorer(cname, m.examples).score(given)[0]
                         scores[f"cand:{cname}"] = np.asarray(raw, dtype=np.float64)
         scores["rule"] = np.asarray(self.rule.score(feats)[0], dtype=np.float64)
         scores["recency"] = recency_scores(feats)

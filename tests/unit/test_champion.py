@@ -59,7 +59,24 @@ def test_candidate_metrics_equal_a_brute_force_recomputation() -> None:
     for f, y, rel in data:
         batch.queue(f, y, rel)
     preds["batch:hgb"] = [0.5 if math.isnan(s) else s for s, _ in batch.flush()]
-    y = np.array([int(y) for _, y, _ in data])[-1000:]
+    # the blend: weights refit at each decision (every 500 examples) on the window of the
+    # others' scores, used for the examples after it
+    from core import blend
+
+    labels = np.array([int(y) for _, y, _ in data])
+    e = np.log1p(np.array([f["bg_expected_purchases"] for f, _, _ in data]))
+    kinds = [("model:logreg", "logit"), ("stacked:logreg", "logit"), ("bgnbd", "logit"),
+             ("recency", "log1p"), ("batch:hgb", "logit")]
+    g = np.column_stack([*(blend.transform(np.array(preds[n]), k) for n, k in kinds), e])
+    w = None
+    mixed = []
+    for k in range(len(data)):
+        mixed.append(float(blend.score(g[k:k + 1], w)[0]))
+        if (k + 1) % 500 == 0:
+            lo = max(0, k + 1 - 1000)
+            w = blend.fit(g[lo:k + 1], labels[lo:k + 1].astype(float))
+    preds["blend"] = mixed
+    y = labels[-1000:]
     assert sorted(got) == sorted(preds)
     for name, p in preds.items():
         want = roc_auc_score(y, np.array(p[-1000:]))
@@ -80,6 +97,8 @@ def test_margin_and_switches() -> None:
             ch.scores[name].extend(s.tolist())
         ch.labels.clear()
         ch.labels.extend(y.astype(int).tolist())
+        ch.bg_e.clear()
+        ch.bg_e.extend([0.0] * 400)
     fill("recency", 0.02)  # better than the rule, by less than the margin
     ch.decide(release_ms=5)
     assert ch.champion == RULE_NAME and not ch.switches
@@ -105,7 +124,7 @@ def test_platt_recovers_known_parameters() -> None:
 
 
 @pytest.mark.parametrize("name", ["model:logreg", "stacked:logreg", "bgnbd", "recency",
-                                  RULE_NAME, "batch:hgb"])
+                                  RULE_NAME, "batch:hgb", "blend"])
 def test_served_scores_are_the_calibrated_candidate(name: str) -> None:
     data = stream(2500, seed=2)
     ch = Champion(window=1000, every=250, min_labels=200, batch_every_days=1)
@@ -120,8 +139,16 @@ def test_served_scores_are_the_calibrated_candidate(name: str) -> None:
     users = [f for f, _, _ in stream(50, seed=9)]
     served = pickle.loads(pickle.dumps(ch)).scorer(7)  # as a worker loads it
     risks, why = served.score(users)
-    cand = ch.candidates[name]
-    raw = [cand.predict(f) for f in users]
+    if name == "blend":  # the others' raw scores, transformed, weighted
+        from core import blend
+
+        cols = [blend.transform(np.array([ch.candidates[n].predict(f) for f in users]), k)
+                for n, k in ch.blend_of]
+        e = np.log1p([f["bg_expected_purchases"] for f in users])
+        raw = blend.score(np.column_stack([*cols, e]), ch.blend_w).tolist()
+    else:
+        cand = ch.candidates[name]
+        raw = [cand.predict(f) for f in users]
     want = calibrate(raw, ch.calibration, ch.transform(name))
     assert np.allclose(risks, want, rtol=1e-12, atol=1e-15)
     assert served.name == name and served.version == (0 if name == RULE_NAME else 7)
