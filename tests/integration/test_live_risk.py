@@ -118,7 +118,7 @@ def test_live_risk_with_kills(namespace: Namespace, tmp_path: Path) -> None:
     assert model["scorer"] == model["champion"] != "rule:recency-frequency"
     assert model["version"] > killed_version
     assert set(model["candidates"]) == {"model:logreg", "stacked:logreg", "bgnbd", "recency",
-                                        "rule:recency-frequency", "batch:hgb"}
+                                        "blend", "rule:recency-frequency", "batch:hgb"}
     assert versions == sorted(versions) and killed_version < versions[-1] <= model["version"]
     assert model["metrics"]["rocauc"] > 0.8, model["metrics"]
     assert model["metrics"]["lift_at_5"] > 3, model["metrics"]
