@@ -26,3 +26,25 @@ def test_bad_examples_are_counted_and_skipped() -> None:
     assert state.offset == len(bad) - 1  # skipped, never re-read
     assert state.learn(example(label=0), len(bad)) is not None
     assert state.examples == 1 and state.labels[0] == 1
+
+
+def test_bad_long_range_and_value_inputs_are_counted_and_skipped() -> None:
+    """The fields `long` and `value` of an example: wrong types, missing names and
+    non-finite numbers are invalid examples (counted, skipped); nothing else is lost."""
+    from core.long_range import LONG_RANGE_NAMES
+    from core.model import VALUE_INPUT_NAMES
+
+    good = {"features": {n: 1.0 for n in FEATURE_NAMES}, "label": 1,
+            "long": {n: 2.0 for n in LONG_RANGE_NAMES},
+            "value": {n: 0.5 for n in VALUE_INPUT_NAMES}}
+    bad = [{**good, "long": [1, 2]}, {**good, "long": {"purchase_days_total": 1.0}},
+           {**good, "long": {**good["long"], "purchase_gap_cv": "x"}},
+           {**good, "long": {**good["long"], "purchase_gap_cv": float("nan")}},
+           {**good, "value": "none"}, {**good, "value": {"bg_p_alive": 0.5}},
+           {**good, "value": {**good["value"], "bg_p_alive": float("inf")}}]
+    state = new_state(Settings())
+    for offset, body in enumerate(bad):
+        assert state.learn(json.dumps(body).encode(), offset) is None, body
+    assert state.invalid == len(bad) and state.examples == 0
+    assert state.learn(json.dumps(good).encode(), len(bad)) is not None
+    assert state.examples == 1
