@@ -1,7 +1,8 @@
 """Customer value and RFM segment of one user, for ``GET /v1/users/{id}`` and ``/v1/top``.
 
 The current fit (BG/NBD, Gamma-Gamma, RFM cut points) is read from Redis at most every
-two seconds; the user's summary comes from the state the route already read.
+two seconds; the user's summary comes from the state the route already read. A score's
+reasons name its BG/NBD inputs under the fit that served it (its day's, on the schedule).
 """
 
 from __future__ import annotations
@@ -10,25 +11,41 @@ import time
 from typing import Any
 
 from core import segments
+from core.bgnbd import BGNBD
 from core.features import DAY_MS, Aggregates
 from core.model import REASON_NAMES, VALUE_INPUT_NAMES
 from core.settings import Settings
 from core.value import ValueInputs, bgnbd_inputs, summary_arrays, user_value, value_inputs
 from state.codec import decode_score, newest_ms, value_field
+from state.value_model import ValueModel
 from state.value_store import ValueFit, ValueStore
 
 
 class FitCache:
-    def __init__(self, store: ValueStore, ttl: float = 2.0) -> None:
+    """The newest fit (value, CLV, segments), and the BG/NBD fit that served a score on
+    its day, as the workers chose it (``state.value_model``), for its reasons."""
+
+    def __init__(self, store: ValueStore, ttl: float = 2.0, every_days: int = 0,
+                 lag_days: int = 7, horizon_days: int = 30) -> None:
         self.store, self.ttl = store, ttl
         self._fit: ValueFit | None = None
         self._read_at = -1e9
+        self.serving = ValueModel(store, horizon_days, every_days=every_days,
+                                  lag_days=lag_days)
 
     async def get(self) -> ValueFit | None:
         if time.monotonic() - self._read_at > self.ttl:
             self._fit = await self.store.current()
+            await self.serving.restore({})
             self._read_at = time.monotonic()
         return self._fit
+
+    async def bgnbd_at(self, day: int) -> BGNBD | None:
+        """The BG/NBD fit serving on UTC day ``day`` (the newest without the schedule)."""
+        fit = await self.get()
+        if self.serving.scheduled:
+            return self.serving.serving(day)
+        return fit.params.bgnbd if fit is not None else None
 
 
 PROSPECT = {"name": segments.PROSPECT, "r": None, "f": None, "m": None}
@@ -76,12 +93,12 @@ def value_of(fit: ValueFit | None, agg: Aggregates, settings: Settings
 
 
 def with_value_inputs(feats: dict[str, float], reasons: tuple[tuple[int, float], ...],
-                      fit: ValueFit | None, agg: Aggregates, horizon_days: int
+                      bg: BGNBD | None, agg: Aggregates, horizon_days: int
                       ) -> dict[str, float]:
-    """The features plus the user's BG/NBD inputs under the current fit, when a stored
-    reason names one of them (a model with ``CHURN_MODEL_VALUE_INPUTS`` scored it)."""
+    """The features plus the user's BG/NBD inputs under ``bg`` (the fit that served the
+    score), when a stored reason names one of them (a model with the value inputs
+    scored it)."""
     if not any(REASON_NAMES[i] in VALUE_INPUT_NAMES for i, _ in reasons):
         return feats
-    row = bgnbd_inputs(fit.params.bgnbd if fit is not None else None, horizon_days,
-                       *summary_arrays([agg]))[0]
+    row = bgnbd_inputs(bg, horizon_days, *summary_arrays([agg]))[0]
     return {**feats, **dict(zip(VALUE_INPUT_NAMES, row.tolist(), strict=True))}

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core import gammagamma
 from core.bgnbd import BGNBD, fit, loglik, simulate
 from core.settings import Settings
-from state.value_store import SUMMARY
+from state.value_rows import SUMMARY
 from stream.value_job import GG_SAMPLE, fit_summaries
 
 

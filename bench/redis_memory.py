@@ -24,7 +24,7 @@ from core.events import Event, Rejected, parse_event  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
 from state.server import RedisServer  # noqa: E402
-from state.value_store import ValueModel  # noqa: E402
+from state.value_model import ValueModel  # noqa: E402
 from stream import simulate  # noqa: E402
 from stream.anchors import Anchors  # noqa: E402
 from stream.live import Live  # noqa: E402

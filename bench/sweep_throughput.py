@@ -42,7 +42,7 @@ from core.settings import Settings  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
 from state.server import RedisServer  # noqa: E402
 from state.store import Item  # noqa: E402
-from state.value_store import ValueModel  # noqa: E402
+from state.value_model import ValueModel  # noqa: E402
 from stream.live import Live  # noqa: E402
 from stream.sweeper import Sweeper  # noqa: E402
 

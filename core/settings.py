@@ -34,6 +34,11 @@ EXTRA_ENV = {
 }
 # old name -> documented name; still read, with a warning at start-up
 DEPRECATED_ENV = {"CHURN_CHURN_HORIZON_DAYS": "CHURN_HORIZON_DAYS"}
+# removed name -> why, and what to set instead; start-up refuses them with that line
+REMOVED_ENV = {
+    "CHURN_VALUE_FIT_SECONDS": "the customer-value fit runs in event time now, not every N "
+                               "wall-clock seconds; set CHURN_VALUE_FIT_EVERY_DAYS (0 = off)",
+}
 
 
 def _csv(value: str) -> list[str]:
@@ -112,9 +117,17 @@ class Settings(BaseSettings):
     # no snapshots in a partition's first days: a fresh log's 30-day windows are truncated
     label_warmup_days: int = Field(30, ge=0)
 
-    # customer value (BG/NBD + Gamma-Gamma): refit every value_fit_seconds in the learner
-    # (0 = only `churnstream fit-value`); CLV over value_clv_days, discounted per 30 days
-    value_fit_seconds: float = Field(600.0, ge=0)
+    # customer value (BG/NBD + Gamma-Gamma), in event time (core/value_schedule.py): the
+    # anchor of every value_fit_every_days-th day takes every customer's summary, the
+    # learner fits on them, the fit serves from value_fit_lag_days later (0 = no scheduled
+    # fits, only `churnstream fit-value`). A worker that reaches the serving day before the
+    # fit waits up to value_fit_wait_seconds for it; the learner fits without a partition
+    # that has not reached the fit day after value_fit_partial_seconds.
+    # CLV over value_clv_days, discounted per 30 days
+    value_fit_every_days: int = Field(7, ge=0)
+    value_fit_lag_days: int = Field(7, ge=1)
+    value_fit_wait_seconds: float = Field(60.0, ge=0)
+    value_fit_partial_seconds: float = Field(300.0, gt=0)
     value_min_customers: int = Field(100, ge=10)
     value_clv_days: int = Field(365, ge=30)
     value_discount: float = Field(0.01, ge=0, lt=1)

@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-from importlib import resources
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from core.bgnbd import BGNBD
-from core.features import DAY_MS, Aggregates
+from core.features import DAY_MS
 from core.segments import RFMCuts
-from core.value import ValueParams, bgnbd_inputs, summary_arrays
+from core.value import ValueParams
 from state.keys import Keys
-
-SUMMARY = np.dtype([("x", "<i4"), ("t_x", "<i4"), ("T", "<i4"), ("n", "<u4"),
-                    ("spend", "<f8"), ("recency", "<i4"), ("frequency", "<i4")])
-_SCAN = "".join(resources.files("state").joinpath("lua", name).read_text()
-                for name in ("aggregates.lua", "value_scan.lua"))  # value_of() is shared
+from state.value_rows import LUA, SUMMARY
 
 
 class RowInfo(NamedTuple):
@@ -70,14 +64,14 @@ class ValueFit(NamedTuple):
 
 
 class ValueStore:
-    def __init__(self, client: Any, prefix: str = "churn", keep: int = 3) -> None:
+    def __init__(self, client: Any, prefix: str = "churn", keep: int = 4) -> None:
         self.r = client
         self.keys = Keys(prefix)
         self.meta_key = f"{prefix}:value:meta"
         self.fit_prefix = f"{prefix}:value:fit:"
         self.index_key = f"{prefix}:value"
         self.keep = keep
-        self._scan = client.register_script(_SCAN)
+        self._scan = client.register_script(LUA["value_scan"])
 
     async def summaries(self, frequency_days: int, count: int = 2000) -> Summaries:
         """Every customer's summary, each at its partition's event-time watermark, and
@@ -171,27 +165,3 @@ class ValueStore:
             await self.r.rename(tmp, self.index_key)
         else:
             await self.r.delete(self.index_key)
-
-
-class ValueModel:
-    """The newest BG/NBD fit as the online model's optional inputs (one per worker; the
-    anchors and the scorer share it). :meth:`refresh` reads the fit only when its
-    version changed; ``store`` None: fixed ``params`` (tests, what-if runs)."""
-
-    def __init__(self, store: ValueStore | None, horizon_days: int,
-                 params: BGNBD | None = None) -> None:
-        self.store, self.horizon = store, horizon_days
-        self.params, self.version = params, 0
-
-    async def refresh(self) -> None:
-        if self.store is None:
-            return
-        version = await self.store.version()
-        if version != self.version:
-            fit = await self.store.current()
-            self.params = fit.params.bgnbd if fit is not None else None
-            self.version = version
-
-    def inputs(self, aggs: list[Aggregates]) -> np.ndarray:
-        """One row of VALUE_INPUT_NAMES per user, at each aggregate's reference time."""
-        return bgnbd_inputs(self.params, self.horizon, *summary_arrays(aggs))

@@ -6,8 +6,8 @@ before applying any event later than ``A``:
 
 1. snapshot a deterministic sample (``CHURN_LABEL_SAMPLE_RATE``) of the partition's
    users active in ``(A - H, A]``, with their features and long-range inputs at ``A`` and
-   their BG/NBD inputs under the fit current at ``A`` (``ValueModel``; neutral before the
-   first fit), as
+   their BG/NBD inputs under the fit serving at ``A`` (``state.value_model``; on a fit
+   day the partition's value summaries are stored first; neutral before the first fit), as
    pending labels in Redis (so they survive restarts; at most H + 1 anchors are pending
    per partition);
 2. release the snapshots taken at ``t = A - H`` to ``training.examples``: label 0 if
@@ -31,7 +31,7 @@ from core.labels import DAY_MS, sampled
 from core.long_range import LONG_RANGE_NAMES, scoring_features
 from core.model import VALUE_INPUT_NAMES
 from state.store import FeatureStore
-from state.value_store import ValueModel
+from state.value_model import ValueModel
 
 TrainingSink = Callable[[Sequence[bytes]], Awaitable[None]]
 
@@ -63,7 +63,7 @@ class Anchors:
         else:
             active = await store.active_users(partition, anchor_ms - self.h_ms, anchor_ms)
             sample = [u for u, _ in active if sampled(u, anchor_ms, self.rate)]
-        await self.value.refresh()
+        await self.value.at_anchor(partition, anchor_ms)  # the fit serving on this day
         rows: list[tuple[str, list[float]]] = []
         for i in range(0, len(sample), self.chunk):
             part = sample[i:i + self.chunk]

@@ -182,7 +182,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             ks=tuple(float(k) / 100 for k in args.k.split(",")),
             pipelines=tuple(p for p in args.pipelines.split(",") if p),
             model_lr=settings.model_lr, min_labels=given(args.min_labels, settings.min_labels),
-            hgb=not args.no_hgb, bgnbd=not args.no_bgnbd)
+            hgb=not args.no_hgb, bgnbd=not args.no_bgnbd,
+            value_fit_every_days=settings.value_fit_every_days,
+            value_fit_lag_days=settings.value_fit_lag_days,
+            value_min_customers=settings.value_min_customers)
         for name in cfg.pipelines:  # an unknown pipeline fails now, not at the first anchor
             make_pipeline(name.removesuffix("+value"))
     except (ValueError, ImportError, AttributeError) as exc:
@@ -216,7 +219,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         env = dict(os.environ, **svc.env, CHURN_KAFKA_SESSION_TIMEOUT="3")
         # a small demo population: snapshot more users so the model takes over sooner
         env.setdefault("CHURN_LABEL_SAMPLE_RATE", "0.2")
-        env.setdefault("CHURN_VALUE_FIT_SECONDS", "30")  # customer value within a minute
         env.setdefault("CHURN_MODEL_VALUE_INPUTS", "1")  # and the model learns from it
         ensure_topics(svc.settings())
         exe = [sys.executable, "-m", "stream.cli"]
@@ -235,7 +237,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"  one user:   curl -s {api}/v1/users/{user}\n"
               f"  riskiest:   curl -s '{api}/v1/top?k=10'\n"
               f"  value:      curl -s '{api}/v1/top?sort=saved_value&k=10'   "
-              f"curl -s {api}/v1/segments   (after the first value fit, 30 s)\n"
+              f"curl -s {api}/v1/segments\n"
+              f"              (after the first value fit: every 7 days of event time)\n"
               f"  model:      curl -s {api}/v1/model   (the rule scores until "
               f"CHURN_MIN_LABELS examples are learned)\n"
               f"  metrics:    {api}/metrics  http://127.0.0.1:9101/metrics (worker)  "

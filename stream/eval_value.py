@@ -21,6 +21,7 @@ from core.bgnbd import BGNBD
 from core.features import DAY_MS
 from core.model import VALUE_INPUT_NAMES
 from core.value import bgnbd_inputs
+from core.value_schedule import is_fit_day, pick
 
 SUFFIX = "+value"
 
@@ -47,32 +48,36 @@ def summaries(users: Sequence[MemoryUser], anchor_ms: int) -> Summaries:
 
 
 class ValueTrack:
-    """BG/NBD parameters refit every ``every_days`` on all users (compressed rows), or
-    ``fixed`` ones that never change (what-if runs; the live/offline parity test)."""
+    """BG/NBD parameters on the live path's event-time schedule (core/value_schedule.py):
+    fitted at every fit day's anchor on all users' summaries (compressed rows, warm-started
+    from the previous fit, like ``stream.value_job``), serving from ``lag_days`` later; or
+    ``fixed`` ones that never change (what-if runs)."""
 
-    def __init__(self, horizon_days: int, every_days: int = 7, fixed: BGNBD | None = None
-                 ) -> None:
+    def __init__(self, horizon_days: int, every_days: int = 7, fixed: BGNBD | None = None,
+                 lag_days: int = 7, min_customers: int = 100) -> None:
         self.horizon = horizon_days
-        self.every_ms = every_days * DAY_MS
+        self.every, self.lag, self.min_customers = every_days, lag_days, min_customers
         self.params: BGNBD | None = fixed
         self.fixed = fixed is not None
-        self.fitted_at = -1
+        self.made: dict[int, BGNBD] = {}  # fit day -> params
         self.fits = 0
 
     def maybe_fit(self, users: dict[str, MemoryUser], anchor_ms: int) -> None:
-        if self.fixed or (self.params is not None
-                          and anchor_ms - self.fitted_at < self.every_ms):
+        """At each daily anchor: fit on a fit day, then serve this day's fit."""
+        day = anchor_ms // DAY_MS
+        if self.fixed or self.every <= 0:
             return
-        cust, x, t_x, T = summaries(list(users.values()), anchor_ms)
-        keep = cust > 0
-        if keep.sum() < 50:
-            return
-        rows, weight = np.unique(np.stack([x[keep], t_x[keep], T[keep]], axis=1), axis=0,
-                                 return_counts=True)
-        start = self.params or bgnbd.START
-        self.params = bgnbd.fit(rows[:, 0], rows[:, 1], rows[:, 2], weights=weight, start=start)
-        self.fitted_at = anchor_ms
-        self.fits += 1
+        if is_fit_day(day, self.every):
+            cust, x, t_x, T = summaries(list(users.values()), anchor_ms)
+            keep = cust > 0
+            if keep.sum() >= self.min_customers:
+                rows, weight = np.unique(np.stack([x[keep], t_x[keep], T[keep]], axis=1),
+                                         axis=0, return_counts=True)
+                start = self.made[max(self.made)] if self.made else bgnbd.START
+                self.made[day] = bgnbd.fit(rows[:, 0], rows[:, 1], rows[:, 2],
+                                           weights=weight.astype(np.float64), start=start)
+                self.fits += 1
+        self.params = pick(self.made, day, self.every, self.lag)
 
     def expected(self, sums: Summaries) -> np.ndarray | None:
         """E[purchase days in the next H days] per user of :func:`summaries` (None before

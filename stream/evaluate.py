@@ -62,7 +62,12 @@ class EvalConfig:
     min_labels: int = 1000
     hgb: bool = True
     bgnbd: bool = True  # the BG/NBD expected-purchases baseline (stream/eval_value.py)
-    value_params: BGNBD | None = None  # fixed BG/NBD parameters instead of weekly refits
+    value_params: BGNBD | None = None  # fixed BG/NBD parameters instead of scheduled fits
+    # the live schedule of the value fit (CHURN_VALUE_FIT_EVERY_DAYS / _LAG_DAYS, and
+    # CHURN_VALUE_MIN_CUSTOMERS)
+    value_fit_every_days: int = 7
+    value_fit_lag_days: int = 7
+    value_min_customers: int = 100
     hgb_max_examples: int = 300_000
     calibration_bins: int = 10
     # the event-time clock, as the worker's (core.clock): a record more than a step ahead
@@ -135,7 +140,8 @@ class Evaluator:
         self.rule = RuleScorer(cfg.horizon_days)
         self.with_value = [n for n in cfg.pipelines if n.endswith(SUFFIX)]
         # the candidates learn from the BG/NBD inputs (the stacked model, BG/NBD itself)
-        self.value = ValueTrack(cfg.horizon_days, cfg.every_days, cfg.value_params)
+        self.value = ValueTrack(cfg.horizon_days, cfg.value_fit_every_days, cfg.value_params,
+                                cfg.value_fit_lag_days, cfg.value_min_customers)
         self.on_anchor = on_anchor
         self.on_release = on_release  # every training example, as the learner gets it
         self.clock: int | None = None  # the watermark

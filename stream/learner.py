@@ -39,6 +39,7 @@ from core.scoring import Scorer, make_scorer, model_speaks
 from core.settings import Settings
 from state.models import ModelStore
 from stream.learner_metrics import LearnerMetrics
+from stream.value_job import scheduled_fits
 
 log = logging.getLogger("churnstream.learner")
 
@@ -288,34 +289,6 @@ class Learner:
             await consumer.stop()
 
 
-async def value_loop(settings: Settings, client: object, metrics: LearnerMetrics,
-                     stop: asyncio.Event) -> None:
-    """Refit customer value every ``CHURN_VALUE_FIT_SECONDS`` (the first fit after one
-    interval). A failed fit is logged and counted; the previous version stays served."""
-    from state.value_store import ValueStore
-    from stream.value_job import run_fit
-
-    store = ValueStore(client, settings.redis_prefix)
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), settings.value_fit_seconds)
-            return
-        except TimeoutError:
-            pass
-        t0 = time.perf_counter()
-        try:
-            fit = await run_fit(store, settings)
-        except Exception:
-            log.exception("value fit failed")
-            metrics.value_fits.labels("failed").inc()
-            continue
-        if fit is None:
-            metrics.value_fits.labels("skipped").inc()
-        else:
-            metrics.value_fit(fit.params.version, fit.params.customers,
-                              time.perf_counter() - t0, fit.segments)
-
-
 def run_learner(settings: Settings) -> None:
     """``churnstream learner``: run until SIGINT/SIGTERM, checkpointing on the way out."""
     import signal
@@ -340,8 +313,8 @@ def run_learner(settings: Settings) -> None:
             except OSError as exc:
                 log.error("metrics port %d unavailable (%s); set CHURN_LEARNER_METRICS_PORT",
                           settings.learner_metrics_port, exc)
-        fits = (asyncio.create_task(value_loop(settings, client, metrics, stop))
-                if settings.value_fit_seconds > 0 else None)
+        fits = (asyncio.create_task(scheduled_fits(settings, client, stop, metrics.value_fit))
+                if settings.value_fit_every_days > 0 else None)
         try:
             await Learner(settings, ModelStore(client, settings.redis_prefix), metrics).run(stop)
         finally:

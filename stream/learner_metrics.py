@@ -11,6 +11,8 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from state.value_store import ValueFit
+
 KS = (5, 10, 20)
 
 
@@ -67,13 +69,16 @@ class LearnerMetrics:
         self.skipped.labels("invalid").inc(d_invalid)
         self.skipped.labels("repeat").inc(d_repeats)
 
-    def value_fit(self, version: int, customers: int, seconds: float,
-                  segments: Mapping[str, int]) -> None:
-        self.value_fits.labels("fitted").inc()
-        self.value_version.set(version)
-        self.value_customers.set(customers)
+    def value_fit(self, outcome: str, fit: ValueFit | None, seconds: float) -> None:
+        """One scheduled value fit: ``fitted``, ``partial`` (a partition missing),
+        ``skipped`` (too few customers) or ``failed``."""
+        self.value_fits.labels(outcome).inc()
+        if fit is None:
+            return
+        self.value_version.set(fit.params.version)
+        self.value_customers.set(fit.params.customers)
         self.value_fit_seconds.set(seconds)
-        for name, n in segments.items():
+        for name, n in fit.segments.items():
             self.segment_users.labels(name).set(n)
 
     def candidates(self, summary: Mapping[str, object]) -> None:

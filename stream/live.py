@@ -24,7 +24,7 @@ from core.tiers import ALL_TIERS, DAY_MS, AlertGate, TierPolicy, decide
 from core.timefmt import rfc3339
 from state.codec import Score
 from state.store import FeatureStore, Placed, ScoreWrite, TierChange
-from state.value_store import ValueModel
+from state.value_model import ValueModel
 
 AlertSink = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]  # (user id, JSON)
 

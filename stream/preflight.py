@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.settings import DEPRECATED_ENV, ENV_PREFIX, EXTRA_ENV, Settings
+from core.settings import DEPRECATED_ENV, ENV_PREFIX, EXTRA_ENV, REMOVED_ENV, Settings
 
 
 class StartupError(SystemExit):
@@ -69,6 +69,8 @@ def check_names(environ: Mapping[str, str], file_values: Mapping[str, str],
     for source, names in (("", environ), (f" in {env_file}", file_values)):
         for name in sorted(names):
             upper = name.upper()
+            if upper in REMOVED_ENV:
+                raise StartupError(f"{name}{source} was removed: {REMOVED_ENV[upper]}", 2)
             if upper.startswith(ENV_PREFIX) and upper not in known:
                 hint = closest(upper)
                 unknown.append(f"{name}{source}" + (f" (did you mean {hint}?)" if hint else ""))

@@ -1,7 +1,9 @@
 """The customer-value fit: summaries from Redis -> BG/NBD + Gamma-Gamma + RFM cut points
 -> a new version in Redis and a rebuilt value index (CLV per customer).
 
-Run by the learner every ``CHURN_VALUE_FIT_SECONDS`` and by ``churnstream fit-value``.
+Run by the learner on the event-time schedule (:func:`scheduled_fits`: every fit day's
+summaries, as the partitions' anchors stored them; core/value_schedule.py) and by
+``churnstream fit-value`` (every customer now, each at its partition's watermark).
 The BG/NBD fit sees each distinct (x, t_x, T) once with its count as weight (whole days
 repeat a lot: 1M summaries of a 180-day log have about 150k distinct rows; bench/).
 Gamma-Gamma uses at most GG_SAMPLE customers.
@@ -10,8 +12,10 @@ Gamma-Gamma uses at most GG_SAMPLE customers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,7 +24,8 @@ from core import bgnbd, gammagamma, segments
 from core.features import DAY_MS
 from core.settings import Settings
 from core.value import ValueParams, discounted_purchases
-from state.value_store import ValueFit, ValueStore
+from state.value_rows import ValueRows
+from state.value_store import Summaries, ValueFit, ValueStore
 
 log = logging.getLogger(__name__)
 # Gamma-Gamma has no compressible summary (log(gamma + n m) mixes the parameter with each
@@ -65,10 +70,13 @@ def fit_summaries(s: np.ndarray, as_of_ms: int, settings: Settings,
     return ValueFit(params, cuts, counts, as_of_ms, settings.rfm_frequency_days), clv
 
 
-async def run_fit(store: ValueStore, settings: Settings) -> ValueFit | None:
-    """One fit over the current population; None (and the old fit kept) when there are
-    fewer than ``CHURN_VALUE_MIN_CUSTOMERS`` customers."""
-    ids, s, as_of, prospects, retired = await store.summaries(settings.rfm_frequency_days)
+async def run_fit(store: ValueStore, settings: Settings, summaries: Summaries | None = None
+                  ) -> ValueFit | None:
+    """One fit over ``summaries`` (default: the current population); None (and the old
+    fit kept) when there are fewer than ``CHURN_VALUE_MIN_CUSTOMERS`` customers."""
+    if summaries is None:
+        summaries = await store.summaries(settings.rfm_frequency_days)
+    ids, s, as_of, prospects, retired = summaries
     if len(s) < settings.value_min_customers:
         log.info("value fit skipped: %d customers (< %d)", len(s), settings.value_min_customers)
         return None
@@ -91,3 +99,62 @@ def describe(fit: ValueFit) -> dict[str, Any]:
             "seconds": p.seconds, "as_of_day": fit.as_of_ms // DAY_MS,
             "bgnbd": p.bgnbd._asdict(), "gamma_gamma": p.gg._asdict(),
             "segments": fit.segments}
+
+
+async def fit_due(store: ValueStore, rows: ValueRows, settings: Settings,
+                  on_fit: Callable[[str, ValueFit | None, float], None] | None = None
+                  ) -> int:
+    """Fit every due fit day, oldest first, whose rows every expected partition has
+    delivered (or, after ``CHURN_VALUE_FIT_PARTIAL_SECONDS``, those that did: outcome
+    ``partial``); stops at the first day still waiting. Returns the days done."""
+    done = 0
+    for day, first_ms in await rows.due():
+        missing = await rows.missing(day)
+        waited = time.time() * 1000 - first_ms
+        if missing and waited < settings.value_fit_partial_seconds * 1000:
+            break
+        if missing:
+            log.warning("value fit of day %d without partitions %s (not there after %.0f s)",
+                        day, sorted(missing), waited / 1000)
+        t0 = time.perf_counter()
+        ids, recs, prospects = await rows.read(day)
+        retired = await store.retired(day)
+        fit = await run_fit(store, settings, Summaries(ids, recs, day * DAY_MS, prospects,
+                                                       retired))
+        await rows.finish(day, fit.params.version if fit is not None else 0, store.keep)
+        if on_fit is not None:
+            outcome = "skipped" if fit is None else "partial" if missing else "fitted"
+            on_fit(outcome, fit, time.perf_counter() - t0)
+        done += 1
+    return done
+
+
+async def scheduled_fits(settings: Settings, client: Any, stop: asyncio.Event,
+                         on_fit: Callable[[str, ValueFit | None, float], None] | None = None,
+                         poll_seconds: float = 0.2) -> None:
+    """The learner's value job: beat, fit what is due, until ``stop``. A failed fit is
+    logged and reported (``failed``); its rows stay and are tried again."""
+    store, rows = ValueStore(client, settings.redis_prefix), ValueRows(client,
+                                                                       settings.redis_prefix)
+    failures = 0
+    while not stop.is_set():
+        try:
+            await rows.beat()
+            await fit_due(store, rows, settings, on_fit)
+            failures = 0
+        except Exception:
+            log.exception("value fit failed")
+            failures += 1
+            if on_fit is not None:
+                on_fit("failed", None, 0.0)
+            if failures >= 3:  # not transient: give the oldest day up, go on with the rest
+                with contextlib.suppress(Exception):
+                    due = await rows.due()
+                    if due:
+                        log.error("value fit of day %d given up after %d failures",
+                                  due[0][0], failures)
+                        await rows.finish(due[0][0], 0, store.keep)
+                failures = 0
+            await asyncio.sleep(5 * poll_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), poll_seconds)

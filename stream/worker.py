@@ -18,7 +18,8 @@ from core.settings import Settings
 from core.tiers import ALL_TIERS
 from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect
-from state.value_store import ValueModel, ValueStore
+from state.value_model import ValueModel
+from state.value_store import ValueStore
 from state.workers import WorkerRegistry
 from stream.anchors import Anchors
 from stream.lifecycle import Lifecycle, Worker, run
@@ -101,7 +102,12 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Lifecycle]
     # the BG/NBD fit: snapshots always carry its inputs (the learner decides whether to
     # use them, CHURN_MODEL_VALUE_INPUTS), the scorer needs them when the model does
     live.value = ValueModel(ValueStore(client, settings.redis_prefix),
-                            settings.churn_horizon_days)
+                            settings.churn_horizon_days,
+                            every_days=settings.value_fit_every_days,
+                            lag_days=settings.value_fit_lag_days,
+                            wait_seconds=settings.value_fit_wait_seconds,
+                            frequency_days=settings.rfm_frequency_days,
+                            on_late=metrics.value_fit_late.inc)
     anchors = Anchors(store, send_training, settings.churn_horizon_days,
                       settings.label_sample_rate, settings.sweep_chunk,
                       settings.label_warmup_days, live.value)

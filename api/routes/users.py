@@ -10,7 +10,7 @@ from api.responses import FastJSON
 from api.routes import ranking
 from api.schemas import UserRisk
 from api.value import segment_of, value_of, with_value_inputs
-from core.features import compute_features, window_aggregates
+from core.features import DAY_MS, compute_features, window_aggregates
 from core.long_range import long_range
 from core.model import reason_rows
 from core.rules import RULE_NAME, recency_frequency_risk
@@ -67,8 +67,9 @@ async def get_user(request: Request) -> FastJSON:
     if score is not None and score.as_of_ms == now:
         risk, scorer, scored_at = score.risk, score.scorer, score.as_of_ms
         version = score.version
+        served = await request.app.state.value_fits.bgnbd_at(now // DAY_MS)
         why = reason_rows(score.reasons, with_value_inputs(
-            {**feats, **long}, score.reasons, fit, agg, settings.churn_horizon_days),
+            {**feats, **long}, score.reasons, served, agg, settings.churn_horizon_days),
             view.means)
     else:  # no stored score for this reference time: the transparent rule, computed now
         risk = recency_frequency_risk(feats, settings.churn_horizon_days)

@@ -1,63 +1,17 @@
--- (state/lua/aggregates.lua is prepended: value_of, DAY)
--- One step of a SCAN over the user hashes: the value summary of each customer (a user
--- with at least one purchase day; field 'v', see apply_event.lua). Read-only.
+-- (aggregates.lua and value_summary.lua are prepended: value_of, DAY, summarize)
+-- One step of a SCAN over the user hashes: the value summary of each customer, each on
+-- its partition's watermark day. Read-only.
 -- ARGV[1] cursor   ARGV[2] MATCH pattern   ARGV[3] COUNT
 -- ARGV[4] RFM frequency window in days (0 = lifetime)
 -- ARGV[5..] today (UTC day number of the event-time watermark) of partition 0, 1, ...
--- returns {next cursor, records, users without a purchase, key, key, ...}: one packed '<iiiIdii' record per key:
---         x, t_x, T, purchase days with known spend, their spend, days since the last
---         purchase day, purchase days in the frequency window
+-- returns {next cursor, records, users without a purchase, key, key, ...}
 local res = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
-local W = tonumber(ARGV[4])
 local today_of, maxday = {}, 0
 for i = 5, #ARGV do
   today_of[i - 5] = tonumber(ARGV[i])
   if today_of[i - 5] > maxday then maxday = today_of[i - 5] end
 end
-local POP = {}
-for i = 0, 255 do
-  local c, b = 0, i
-  while b > 0 do
-    c = c + b % 2
-    b = math.floor(b / 2)
-  end
-  POP[i] = c
-end
-local recs, out, prospects = {}, {res[1], '', 0}, 0
-for _, k in ipairs(res[2]) do
-  local h = redis.call('HMGET', k, 'v', 'm', 'o')
-  local v = h[1]
-  if v and h[2] then
-    local base, npd, vn, vs, first = value_of(v)
-    local _, _, lastp = struct.unpack('<ddd', h[2])
-    local lastd = math.floor(lastp / DAY)
-    local today = maxday
-    if h[3] then today = today_of[struct.unpack('<H', h[3])] or maxday end
-    if today < lastd then today = lastd end
-    if first < 0 then first = lastd end
-    local f = npd
-    if W > 0 then
-      local lo = today - W + 1
-      f = 0
-      for j = 21, #v do
-        local d0 = base + 8 * (j - 21)
-        local byte = string.byte(v, j)
-        if d0 >= lo then
-          f = f + POP[byte]
-        elseif d0 + 7 >= lo then
-          for bit_i = 0, 7 do
-            if d0 + bit_i >= lo and math.floor(byte / 2 ^ bit_i) % 2 == 1 then f = f + 1 end
-          end
-        end
-      end
-    end
-    recs[#recs + 1] = struct.pack('<iiiIdii', npd - 1, lastd - first, today - first, vn, vs,
-                                  today - lastd, f)
-    out[#out + 1] = k
-  elseif h[2] then
-    prospects = prospects + 1
-  end
-end
-out[3] = prospects
-out[2] = table.concat(recs)
+local recs, ids, prospects = summarize(res[2], tonumber(ARGV[4]), today_of, maxday)
+local out = {res[1], recs, prospects}
+for _, k in ipairs(ids) do out[#out + 1] = k end
 return out

@@ -67,7 +67,7 @@ def test_every_panel_returns_data(namespace: Namespace, tmp_path: Path) -> None:
     ns.extra_env.update(CHURN_WORKER_METRICS_PORT=str(ports["worker"]),
                         CHURN_LEARNER_METRICS_PORT=str(ports["learner"]),
                         CHURN_LABEL_SAMPLE_RATE="0.3", CHURN_MIN_LABELS="100",
-                        CHURN_VALUE_FIT_SECONDS="1", CHURN_VALUE_MIN_CUSTOMERS="10",
+                        CHURN_VALUE_MIN_CUSTOMERS="10",  # fits every 7 event-time days
                         CHURN_LABEL_WARMUP_DAYS="0")  # a short log: snapshots from day 1
     ns.start_worker()
     ns.spawn("learner")

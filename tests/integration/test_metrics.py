@@ -41,7 +41,7 @@ def test_metrics_of_every_process(namespace: Namespace, tmp_path: Path) -> None:
     ns.extra_env.update(CHURN_WORKER_METRICS_PORT=str(worker_port),
                         CHURN_LEARNER_METRICS_PORT=str(learner_port),
                         CHURN_LABEL_SAMPLE_RATE="0.3",
-                        CHURN_VALUE_FIT_SECONDS="1", CHURN_VALUE_MIN_CUSTOMERS="10",
+                        CHURN_VALUE_MIN_CUSTOMERS="10",  # fits every 7 event-time days
                         CHURN_LABEL_WARMUP_DAYS="0")  # a short log: snapshots from day 1
     rows = generate(users=400, days=50, seed=4)
     path = tmp_path / "events.csv"
@@ -110,7 +110,7 @@ def test_metrics_of_every_process(namespace: Namespace, tmp_path: Path) -> None:
     assert total(ln["churn_model_version"]) == int(meta["version"])
     assert 0 < total(ln["churn_model_rocauc"]) <= 1
 
-    # learner: the customer-value fit (every second here) covers every user
+    # learner: the customer-value fits (on the event-time schedule) cover every user
     users = len(ns.user_hashes())
 
     def value_fitted() -> bool:

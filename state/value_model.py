@@ -1,0 +1,165 @@
+"""The BG/NBD fit a worker serves, per partition, as the model's optional inputs.
+
+With ``CHURN_VALUE_FIT_EVERY_DAYS`` > 0 the fit follows event time
+(core/value_schedule.py): at the anchor of a fit day a partition stores its users'
+summaries (:class:`state.value_rows.ValueRows`), and at every anchor it switches to the fit
+that serves on that day. If that fit is not made yet although every partition delivered
+its rows and the learner is alive, the anchor waits for it (up to
+``CHURN_VALUE_FIT_WAIT_SECONDS``); otherwise the previous fit keeps serving and the miss
+is counted (``late``): results then depend on timing, not only on the log.
+
+Every score and snapshot uses the fit serving on its own reference day (``as_of``), among
+the fits the worker knows: a sweep that runs behind the processor, a late event and a
+partition behind the others all get their day's fit, whatever the worker did since.
+
+With the schedule off (0), :meth:`ValueModel.refresh` serves the newest version whenever
+it changes (``churnstream fit-value``). ``store`` None: fixed ``params`` (tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from core.bgnbd import BGNBD
+from core.features import DAY_MS, Aggregates
+from core.model import VALUE_INPUT_NAMES
+from core.value import bgnbd_inputs, summary_arrays
+from core.value_schedule import is_fit_day, pick, serving_fit_day
+from state.value_rows import ValueRows
+from state.value_store import ValueFit, ValueStore
+
+log = logging.getLogger(__name__)
+
+
+class ValueModel:
+    def __init__(self, store: ValueStore | None, horizon_days: int,
+                 params: BGNBD | None = None, every_days: int = 0, lag_days: int = 7,
+                 wait_seconds: float = 60.0, frequency_days: int = 365,
+                 on_late: Callable[[], None] | None = None) -> None:
+        self.store, self.horizon = store, horizon_days
+        self.params, self.version = params, 0  # without the schedule: the newest fit
+        self.every, self.lag, self.wait = every_days, lag_days, wait_seconds
+        self.frequency_days = frequency_days
+        self.rows = ValueRows(store.r, store.keys.prefix) if store is not None else None
+        self.known: dict[int, BGNBD] = {}  # fit day -> params, of the versions still kept
+        self._versions: dict[int, int] = {}  # fit day -> version loaded
+        self._resolved: dict[int, int] = {}  # partition -> the serving day it resolved
+        self.late = 0
+        self._warned: set[int] = set()
+        self.on_late = on_late
+
+    @property
+    def scheduled(self) -> bool:
+        return self.store is not None and self.every > 0
+
+    async def refresh(self) -> None:
+        """Without the schedule: serve the newest fit (one read when nothing changed)."""
+        if self.store is None or self.scheduled:
+            return
+        version = await self.store.version()
+        if version != self.version:
+            fit = await self.store.current()
+            self.params = fit.params.bgnbd if fit is not None else None
+            self.version = version
+
+    async def at_anchor(self, partition: int, anchor_ms: int) -> None:
+        """Run by the partition's anchor before its snapshots: deliver the rows of a fit
+        day, then make sure the fit serving on this day is known."""
+        if not self.scheduled:
+            await self.refresh()
+            return
+        assert self.rows is not None
+        day = anchor_ms // DAY_MS
+        if is_fit_day(day, self.every):
+            await self.rows.put(partition, day, self.frequency_days,
+                                drop_before=day - self.every - self.lag)
+        await self.select(partition, day, wait=True)
+
+    async def restore(self, anchors: dict[int, int]) -> None:
+        """After a start: learn the fits that exist (no waiting)."""
+        if self.scheduled:
+            assert self.rows is not None
+            await self._sync(await self.rows.fit_days())
+
+    async def select(self, partition: int, day: int, wait: bool) -> None:
+        assert self.rows is not None
+        want = serving_fit_day(day, self.every, self.lag)
+        if self._resolved.get(partition) == want:
+            return
+        days = await self.rows.fit_days()
+        why = ""
+        if want not in days and wait:
+            days, why = await self._wait(want)
+        await self._sync(days)
+        if want in days:
+            self._resolved[partition] = want
+        elif why:
+            self.late += 1
+            if want not in self._warned:
+                self._warned.add(want)
+                log.warning("value fit of day %d not made in time (partition %d, %s): the "
+                            "previous fit serves; scores now depend on timing", want,
+                            partition, why)
+            if self.on_late is not None:
+                self.on_late()
+
+    async def _wait(self, want: int) -> tuple[dict[int, int], str]:
+        """Wait for the fit of ``want`` while it can come. Returns the fit days and, when
+        it did not come although some partition delivered its rows, why."""
+        assert self.rows is not None
+        deadline = time.monotonic() + self.wait
+        while True:
+            # rows first, then the days: the learner sets the day, then drops the rows
+            rows = bool(await self.rows.r.exists(self.rows.rows_key(want)))
+            days = await self.rows.fit_days()
+            if want in days or not rows:  # no rows: nobody delivered, no fit can come
+                return days, ""
+            missing = await self.rows.missing(want)
+            why = (f"partitions {sorted(missing)} have not reached that day" if missing
+                   else "no learner is running" if not await self.rows.learner_alive()
+                   else f"not made within {self.wait:g} s" if time.monotonic() >= deadline
+                   else "")
+            if why:
+                days = await self.rows.fit_days()
+                return days, "" if want in days else why
+            await asyncio.sleep(0.05)
+
+    async def _sync(self, days: dict[int, int]) -> None:
+        """Load the fits of ``days`` not known yet; forget the ones Redis no longer keeps."""
+        assert self.store is not None
+        for d, v in days.items():
+            if v > 0 and self._versions.get(d) != v:
+                raw = await self.store.r.get(f"{self.store.fit_prefix}{v}")
+                if raw is not None:
+                    self.known[d], self._versions[d] = ValueFit.from_json(raw).params.bgnbd, v
+        for d in [d for d in self.known if d not in days]:
+            del self.known[d], self._versions[d]
+        if self.known:
+            newest = max(self.known)
+            self.params, self.version = self.known[newest], self._versions[newest]
+
+    def serving(self, day: int) -> BGNBD | None:
+        """The fit serving on ``day`` among the known ones: None before the first fit,
+        and for a day whose fit Redis no longer keeps (the newest four are kept)."""
+        if not self.scheduled:
+            return self.params
+        return pick(self.known, day, self.every, self.lag)
+
+    def inputs(self, aggs: list[Aggregates]) -> np.ndarray:
+        """One row of VALUE_INPUT_NAMES per user, at each aggregate's reference time, under
+        the fit serving on that day."""
+        if not self.scheduled or not aggs:
+            return bgnbd_inputs(self.params, self.horizon, *summary_arrays(aggs))
+        fits = [self.serving(a.now_ms // DAY_MS) for a in aggs]
+        if all(f is fits[0] for f in fits):
+            return bgnbd_inputs(fits[0], self.horizon, *summary_arrays(aggs))
+        out = np.empty((len(aggs), len(VALUE_INPUT_NAMES)))
+        for f in {id(f): f for f in fits}.values():
+            idx = [i for i, g in enumerate(fits) if g is f]
+            out[idx] = bgnbd_inputs(f, self.horizon, *summary_arrays([aggs[i] for i in idx]))
+        return out
