@@ -7,13 +7,15 @@ arrives, the model is retrained on the examples before it, so the schedule and t
 training sets depend only on the example stream, never on wall-clock time or on how the
 stream was chunked. Workers serve the newest model.
 
-Its prequential score for an example snapshotted at t (released at t + H) comes from
-the newest model trained only on labels released by t: a model trained on later labels
-knows the activity of the same users after t, that is, part of the example's own label
-window, and a tree ensemble can tie it to the user (on the sparse profile that lifted
-its window ROC-AUC to 0.80 while it ranked the anchors at 0.72). The models of the last
-H days are kept for that. Scores are computed in chunks (one predict call per model
-and chunk): :meth:`queue` queues, :meth:`flush` scores.
+Cross-fitting keeps an example's own future out of its prequential score: the users
+are split in two folds (a hash of the user id), one model is trained per fold, and an
+example is scored by the model of the other fold, which never saw that user's labels.
+A model trained on the same user's later snapshots knows that user's activity after
+the snapshot time, part of the example's own label window, and a tree ensemble ties it
+to the user: judged on its own users, its window ROC-AUC on the sparse profile was 0.80
+while it ranked the anchors at 0.72. Workers serve the mean of the two fold models.
+Scores are computed in chunks (one predict call per fold and chunk): :meth:`queue`
+queues, :meth:`flush` scores.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(1)
@@ -23,7 +25,7 @@ and chunk): :meth:`queue` queues, :meth:`flush` scores.
 >>> for i in range(600):
 ...     d = float(rng.uniform(0, 40))
 ...     f = {"days_since_last_event": d, "n_events_30d": float(rng.integers(0, 9))}
-...     _ = c.queue(f, d > 20, release_ms=i * day // 100)
+...     _ = c.queue(f, d > 20, release_ms=i * day // 100, fold=i % 2)
 >>> c.flush() and c.trained_on > 0, c.retrains > 1
 (True, True)
 >>> s = c.score_rows(np.array([[35.0, 1.0], [1.0, 8.0]]))
@@ -51,15 +53,15 @@ class BatchCandidate:
         self.names = tuple(names)
         self.every_ms = every_days * DAY_MS
         self.h_ms = horizon_days * DAY_MS
-        # (trained_at, model) for the prequential scores; the newest also serves
-        self.history: list[tuple[int, Any]] = []
-        self.newest_release = -1
         self.min_examples, self.seed, self.max_iter = min_examples, seed, max_iter
         # a ring buffer of the newest examples (compact in a checkpoint: two arrays)
         self.buf = np.zeros((max_examples, len(self.names)), dtype=np.float32)
         self.ybuf = np.zeros(max_examples, dtype=np.int8)
+        self.fbuf = np.zeros(max_examples, dtype=np.int8)  # the user's fold, 0 or 1
         self.count = self.pos = self.positives = 0
-        self.model: Any = None
+        self.fold_n = [0, 0]  # examples and churners per fold in the buffer
+        self.fold_pos = [0, 0]
+        self.model: Any = None  # (fold 0 model, fold 1 model) once trained
         self.trained_at = -1  # release time of the last retraining
         self.trained_on = 0
         self.retrains = 0
@@ -69,30 +71,31 @@ class BatchCandidate:
         self.pending: list[tuple[np.ndarray, bool, int]] = []
         self.results: list[tuple[float, bool]] = []
 
-    def queue(self, f: Mapping[str, float], y: bool, release_ms: int) -> bool:
-        """Queue one example for a prequential score, then learn it; retrains first when
-        the schedule says so (returns whether it did)."""
+    def queue(self, f: Mapping[str, float], y: bool, release_ms: int, fold: int = 0) -> bool:
+        """Queue one example (of a user in ``fold``) for a prequential score, then learn
+        it; retrains first when the schedule says so (returns whether it did)."""
         retrained = False
-        self.newest_release = max(self.newest_release, release_ms)
         due = self.trained_at < 0 or release_ms >= self.trained_at + self.every_ms
-        if due and self.count >= self.min_examples and 0 < self.positives < self.count:
+        both = all(0 < self.fold_pos[k] < self.fold_n[k] for k in (0, 1))
+        if due and self.count >= self.min_examples and both:
             self._score_pending()  # with the models of their time
-            self._retrain()
-            self.trained_at = release_ms
-            self.history.append((release_ms, self.model))
-            retrained = True
-        # a model that no example from now on can use: a later one is old enough for all
-        cut = release_ms - self.h_ms
-        while len(self.history) > 1 and self.history[1][0] <= cut:
-            self.history.pop(0)
+            retrained = self._retrain()
+            if retrained:
+                self.trained_at = release_ms
         row = np.array([f[n] for n in self.names], dtype=np.float32)
-        self.pending.append((row, y, release_ms))
+        self.pending.append((row, y, fold & 1))
         cap = len(self.ybuf)
         if self.count == cap:
+            old = int(self.fbuf[self.pos])
             self.positives -= int(self.ybuf[self.pos])
+            self.fold_n[old] -= 1
+            self.fold_pos[old] -= int(self.ybuf[self.pos])
         else:
             self.count += 1
+        self.fold_n[fold & 1] += 1
+        self.fold_pos[fold & 1] += int(y)
         self.buf[self.pos], self.ybuf[self.pos] = row, int(y)
+        self.fbuf[self.pos] = fold & 1
         self.positives += int(y)
         self.pos = (self.pos + 1) % cap
         return retrained
@@ -107,20 +110,18 @@ class BatchCandidate:
     def _score_pending(self) -> None:
         if not self.pending:
             return
-        # the newest model trained on labels released by the example's snapshot time
-        cuts = np.array([rel - self.h_ms for _, _, rel in self.pending])
-        starts = np.array([at for at, _ in self.history] or [0])
-        which = np.searchsorted(starts, cuts, side="right") - 1
         scores = np.full(len(self.pending), np.nan)
-        if self.history:
+        if self.model is not None:  # each example by the model of the other fold
             x = np.stack([r for r, _, _ in self.pending])
-            for k in np.unique(which[which >= 0]):
-                rows = which == k
-                scores[rows] = self._predict(self.history[int(k)][1], x[rows])
+            folds = np.array([k for _, _, k in self.pending])
+            for k in (0, 1):
+                rows = folds == k
+                if rows.any():
+                    scores[rows] = self._predict(self.model[1 - k], x[rows])
         self.results.extend(zip(scores.tolist(), (y for _, y, _ in self.pending), strict=True))
         self.pending = []
 
-    def _retrain(self) -> None:
+    def _retrain(self) -> bool:
         from sklearn.ensemble import HistGradientBoostingClassifier
         from threadpoolctl import threadpool_limits
 
@@ -128,20 +129,25 @@ class BatchCandidate:
             else np.arange(self.count)  # oldest first: the fit does not depend on the ring
         x = self.buf[order].astype(np.float64)
         y = self.ybuf[order].astype(np.int64)
+        folds = self.fbuf[order]
+        if any(len(set(y[folds == k].tolist())) < 2 for k in (0, 1)):
+            return False  # a fold without both classes: keep the models as they are
         with threadpool_limits(limits=1):  # see core.baselines
-            self.model = HistGradientBoostingClassifier(
-                max_iter=self.max_iter, random_state=self.seed).fit(x, y)
+            self.model = tuple(HistGradientBoostingClassifier(
+                max_iter=self.max_iter, random_state=self.seed).fit(x[folds == k], y[folds == k])
+                for k in (0, 1))
         self.trained_on, self.retrains = len(y), self.retrains + 1
         self.mean, std = x.mean(axis=0), x.std(axis=0)
         self.std = np.where(std > 0, std, 1.0)
         yc = y - y.mean()
         self.sign = np.sign(((x - self.mean) * yc[:, None]).sum(axis=0))
+        return True
 
     def score_rows(self, x: np.ndarray) -> np.ndarray:
-        """Scores of the newest model (what workers serve)."""
+        """What workers serve: the mean of the two fold models."""
         if self.model is None:
             return np.full(len(x), np.nan)
-        return self._predict(self.model, x)
+        return (self._predict(self.model[0], x) + self._predict(self.model[1], x)) / 2
 
     @staticmethod
     def _predict(model: Any, x: np.ndarray) -> np.ndarray:

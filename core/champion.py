@@ -4,9 +4,10 @@ Every released example is scored by every candidate (:mod:`core.candidates`,
 :mod:`core.batch`) before any of them learns it. The scores and labels of the last
 ``window`` examples are kept for every candidate, so all are judged on the same
 examples. Every ``every`` examples the champion is decided again: the candidate with
-the best ``metric`` (``rocauc``, ``pr_auc`` or ``lift_at_10``) over the window replaces
-the champion only when it beats it by more than ``margin`` (no flip-flopping). A
-candidate that learns is eligible once it has learned ``min_labels`` examples; the
+the best ``metric`` (``rocauc``, ``pr_auc`` or ``lift_at_10``) over the newest
+``judge`` examples of the window replaces the champion only when it beats it by more
+than ``margin`` (no flip-flopping). A candidate that learns is eligible once it has
+learned ``min_labels`` examples; the
 cold-start rule speaks until someone beats it. The decision then calibrates the
 champion on the window (:func:`core.candidates.platt`, strictly increasing, so ranks,
 tiers and Top-K are the candidate's own) and ``risk`` reads as P(no activity in H).
@@ -28,6 +29,7 @@ example.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections import deque
@@ -64,11 +66,13 @@ class Champion:
                  min_labels: int = 1000, margin: float = 0.005, metric: str = "rocauc",
                  pipeline: str = "logreg", params: dict[str, Any] | None = None,
                  value_inputs: bool = False, batch_every_days: int = 7,
-                 batch: bool = True, compare: bool = True, long_inputs: bool = True) -> None:
+                 batch: bool = True, compare: bool = True, long_inputs: bool = True,
+                 judge: int = 2000) -> None:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}")
         params = params or {}
         self.horizon, self.window, self.every = horizon_days, window, every
+        self.judge = min(judge, window)  # decisions look at the newest examples only
         self.min_labels, self.margin, self.metric = min_labels, margin, metric
         self.compare = compare  # False (CHURN_MODEL_HANDOFF=count): the model from min_labels
         self.model_name = f"model:{pipeline}"
@@ -101,8 +105,9 @@ class Champion:
         self.decided: dict[str, float] = {}  # the metrics of the last decision
 
     # --- learning ------------------------------------------------------------------
-    def learn(self, f: Mapping[str, float], y: bool, release_ms: int) -> float:
-        """Score with every candidate, then learn; returns the champion's raw score."""
+    def learn(self, f: Mapping[str, float], y: bool, release_ms: int, user: str = "") -> float:
+        """Score with every candidate, then learn; returns the champion's raw score.
+        ``user``: the example's user id (the batch challenger's cross-fitting folds)."""
         spoke = math.nan
         x = model_inputs(f)  # once, for every online candidate
         shared = getattr(self, "shared", None)
@@ -112,7 +117,7 @@ class Champion:
             if shared is not None and name in pair:
                 s = pair[name]
             elif isinstance(c, BatchCandidate):
-                c.queue(f, y, release_ms)  # scored in chunks: appended at flush
+                c.queue(f, y, release_ms, fold_of(user))  # scored in chunks, at flush
                 continue
             elif isinstance(c, OnlineCandidate):
                 xc = c.inputs(x)
@@ -168,9 +173,8 @@ class Champion:
         c = self.candidates[name]
         if isinstance(c, OnlineCandidate):
             return c.learned >= self.min_labels
-        if isinstance(c, BatchCandidate):  # and judged by a model of the snapshots' time
-            return c.model is not None and c.trained_on >= self.min_labels and bool(
-                c.history) and c.history[0][0] <= c.newest_release - c.h_ms
+        if isinstance(c, BatchCandidate):
+            return c.model is not None and c.trained_on >= self.min_labels
         return True
 
     def decide(self, release_ms: int) -> None:
@@ -178,8 +182,15 @@ class Champion:
         y = np.fromiter(self.labels, np.int8, len(self.labels))
         if y.min(initial=0) == y.max(initial=0):
             return  # one class so far: nothing can be judged
-        values = {n: _metric(self.metric, np.fromiter(self.scores[n], float, len(y)), y)
+        # judged on the newest ``judge`` examples: a candidate that learns fast is not held
+        # back by its own first predictions (the whole window made the rule speak for
+        # weeks after the models ranked better)
+        j = min(getattr(self, "judge", len(y)), len(y))
+        yj = y[-j:]
+        values = {n: _metric(self.metric, np.fromiter(self.scores[n], float, len(y))[-j:], yj)
                   for n in self.scores if self.eligible(n) and len(self.scores[n]) == len(y)}
+        if yj.min() == yj.max():
+            return
         values = {n: v for n, v in values.items() if math.isfinite(v)}
         self.decided = values
         if not self.compare:
@@ -216,6 +227,15 @@ class Champion:
         """The champion as a vectorised scorer, its risks calibrated."""
         return Calibrated(self.raw_scorer(self.champion, version), self.calibration,
                           self.transform(self.champion), self.horizon)
+
+
+def fold_of(user: str) -> int:
+    """The user's cross-fitting fold (stable across processes and runs).
+
+    >>> [fold_of(f"u{i:07d}") for i in range(4, 10)]
+    [0, 1, 1, 1, 0, 1]
+    """
+    return hashlib.blake2b(user.encode(), digest_size=8).digest()[0] & 1
 
 
 class _SharedScaler:

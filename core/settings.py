@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     champion_metric: Literal["rocauc", "pr_auc", "lift_at_10"] = "rocauc"
     champion_margin: float = Field(0.005, ge=0)
     champion_every: int = Field(1000, ge=1)
+    champion_window: int = Field(2000, ge=50)  # the newest examples a decision looks at
     champion_batch: bool = True
     batch_every_days: int = Field(7, ge=1)
     learner_checkpoint_every: int = Field(5000, ge=1)

@@ -77,6 +77,7 @@ class EvalConfig:
     # the live learner's model selection (core.champion; Settings of the same names)
     metrics_window: int = 10_000
     champion_every: int = 1000
+    champion_window: int = 2000
     champion_margin: float = 0.005
     champion_metric: str = "rocauc"
     champion_batch: bool = True
@@ -135,7 +136,8 @@ class Evaluator:
                 value_inputs=name.removesuffix(SHORT).endswith(SUFFIX), long_inputs=not short,
                 compare=cfg.handoff_compare, every=cfg.champion_every,
                 margin=cfg.champion_margin, metric=cfg.champion_metric,
-                batch=cfg.champion_batch, batch_every_days=cfg.batch_every_days)
+                batch=cfg.champion_batch, batch_every_days=cfg.batch_every_days,
+                judge=cfg.champion_window)
         self.hgb = BatchBaseline(cfg.hgb_max_examples) if cfg.hgb and hgb_available() else None
         self.rule = RuleScorer(cfg.horizon_days)
         self.with_value = [n for n in cfg.pipelines if n.endswith(SUFFIX)]
@@ -209,7 +211,7 @@ class Evaluator:
                 self.on_release(ex)
             feats = dict(ex.features)  # with the long-range and BG/NBD inputs
             for model in self.models.values():
-                model.learn_example(feats, ex.label, release_ms=anchor_ms)
+                model.learn_example(feats, ex.label, release_ms=anchor_ms, user=ex.user_id)
             if self.hgb is not None:
                 self.hgb.add(feats, ex.label)
             self.released += 1

@@ -85,14 +85,15 @@ class LearnerState:
             where = (int(body.get("partition", -1)), int(body.get("t", -1)),
                      int(body.get("i", -1)))
             release = int(body.get("release", -1))
+            user = str(body.get("user_id", ""))
         except (ValueError, KeyError, TypeError, AttributeError):
             self.invalid += 1
             return None
-        return self.learn_example(features, label, where, release)
+        return self.learn_example(features, label, where, release, user)
 
     def learn_example(self, features: dict[str, float], label: object,
-                      where: tuple[int, int, int] = (-1, -1, -1), release_ms: int = -1
-                      ) -> float | None:
+                      where: tuple[int, int, int] = (-1, -1, -1), release_ms: int = -1,
+                      user: str = "") -> float | None:
         """The same, for an example already parsed (``churnstream evaluate`` calls this
         directly). ``where`` = (partition, t, i) of the release, for repeat detection;
         ``release_ms`` its release time (the batch challenger's event-time schedule)."""
@@ -108,7 +109,7 @@ class LearnerState:
         y = label == 1
         champion = getattr(self, "champion", None)
         if champion is not None:  # every candidate predicts, then learns
-            champion.learn(features, y, release_ms)
+            champion.learn(features, y, release_ms, user)
             p = champion.scores[champion.model_name][-1]
         else:
             if not getattr(self, "long_inputs", True):
@@ -182,18 +183,21 @@ def new_state(settings: Settings) -> LearnerState:
                       compare=settings.model_handoff == "compare",
                       every=settings.champion_every, margin=settings.champion_margin,
                       metric=settings.champion_metric, batch=settings.champion_batch,
-                      batch_every_days=settings.batch_every_days)
+                      batch_every_days=settings.batch_every_days,
+                      judge=settings.champion_window)
 
 
 def make_state(pipeline: str, lr: float, horizon_days: int, window: int, min_labels: int,
                value_inputs: bool = False, long_inputs: bool = True, compare: bool = True,
                every: int = 1000, margin: float = 0.005, metric: str = "rocauc",
-               batch: bool = True, batch_every_days: int = 7) -> LearnerState:
+               batch: bool = True, batch_every_days: int = 7, judge: int = 2000
+               ) -> LearnerState:
     """A fresh learner state: the candidates (``pipeline`` is the model candidate) and
     their champion; ``churnstream evaluate`` builds its learners here too."""
     params: dict[str, Any] = {"lr": lr} if pipeline == "logreg" else {}
     champion = Champion(horizon_days, window, every, min_labels, margin, metric, pipeline,
-                        params, value_inputs, batch_every_days, batch, compare, long_inputs)
+                        params, value_inputs, batch_every_days, batch, compare, long_inputs,
+                        judge)
     return LearnerState(champion.candidates[champion.model_name].pipeline, Prequential(window),
                         rule_metrics=Prequential(window), horizon_days=horizon_days,
                         value_inputs=value_inputs, long_inputs=long_inputs, champion=champion)

@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from core.batch import BatchCandidate
 from core.candidates import FixedCandidate, OnlineCandidate, calibrate, platt
-from core.champion import ALL_INPUTS, Champion
+from core.champion import ALL_INPUTS, Champion, fold_of
 from core.model import model_inputs
 from core.rules import RULE_NAME
 
@@ -40,8 +40,8 @@ def stream(n: int, seed: int = 1) -> list[tuple[dict[str, float], bool, int]]:
 def test_candidate_metrics_equal_a_brute_force_recomputation() -> None:
     data = stream(3000)
     ch = Champion(horizon_days=30, window=1000, every=500, min_labels=300, batch_every_days=2)
-    for f, y, rel in data:
-        ch.learn(f, y, rel)
+    for i, (f, y, rel) in enumerate(data):
+        ch.learn(f, y, rel, user=f"u{i % 700}")
     got = ch.metrics()
     # the same candidates, built apart, each predicting before it learns
     twins: dict[str, object] = {
@@ -56,8 +56,8 @@ def test_candidate_metrics_equal_a_brute_force_recomputation() -> None:
             preds[name].append(c.predict(f))
             c.learn(f, y)
     batch = BatchCandidate(ALL_INPUTS, every_days=2, min_examples=300)
-    for f, y, rel in data:
-        batch.queue(f, y, rel)
+    for i, (f, y, rel) in enumerate(data):
+        batch.queue(f, y, rel, fold_of(f"u{i % 700}"))
     preds["batch:hgb"] = [0.5 if math.isnan(s) else s for s, _ in batch.flush()]
     # the blend: weights refit at each decision (every 500 examples) on the window of the
     # others' scores, used for the examples after it
@@ -128,8 +128,8 @@ def test_platt_recovers_known_parameters() -> None:
 def test_served_scores_are_the_calibrated_candidate(name: str) -> None:
     data = stream(2500, seed=2)
     ch = Champion(window=1000, every=250, min_labels=200, batch_every_days=1)
-    for f, y, rel in data:
-        ch.learn(f, y, rel)
+    for i, (f, y, rel) in enumerate(data):
+        ch.learn(f, y, rel, user=f"u{i % 500}")
     ch.champion = name  # as if it had won
     ch.decide(release_ms=data[-1][2])
     if ch.champion != name:  # a better candidate took over again: force it
@@ -168,13 +168,14 @@ def test_no_candidate_learns_before_the_release() -> None:
     trained: list[tuple[int, int]] = []  # (examples it trained on, examples released before)
     original = batch._retrain
 
-    def spy() -> None:
-        original()
+    def spy() -> bool:
+        ok = original()
         trained.append((batch.trained_on, len(seen)))
+        return ok
 
     batch._retrain = spy  # type: ignore[method-assign]
-    for f, y, rel in data:
-        ch.learn(f, y, rel)
+    for i, (f, y, rel) in enumerate(data):
+        ch.learn(f, y, rel, user=f"u{i % 400}")
         seen.append(rel)
     assert len(trained) >= 5
     assert all(on == before for on, before in trained)  # never the trigger or later ones
@@ -201,8 +202,8 @@ def test_no_calibration_rather_than_a_constant() -> None:
 
 def test_the_batch_challenger_is_judged_without_its_own_future() -> None:
     """Each user is snapshotted twice, H/2 apart, with the same label and an input that
-    identifies the user. A model trained on labels released after the second snapshot
-    was taken would know its label; judged honestly, the identifier is worthless."""
+    identifies the user. A model trained on that user's other snapshot knows the label;
+    judged by the model of the other fold (cross-fitting), the identifier is worthless."""
     h_days = 30
     rng = np.random.default_rng(5)
     c = BatchCandidate(("id", "noise"), every_days=3, min_examples=200, horizon_days=h_days)
@@ -214,7 +215,7 @@ def test_the_batch_challenger_is_judged_without_its_own_future() -> None:
             events.append((snap + h_days * DAY, {"id": float(u), "noise": rng.random()}, label))
     events.sort(key=lambda e: e[0])
     for release, f, label in events:
-        c.queue(f, label, release)
+        c.queue(f, label, release, fold_of(f"u{int(f['id'])}"))
     scored = [(s, y) for s, y in c.flush() if not math.isnan(s)]
     assert len(scored) > 4000 and c.retrains > 50
     auc = roc_auc_score([y for _, y in scored], [s for s, _ in scored])
