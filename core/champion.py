@@ -3,7 +3,9 @@
 Every released example is scored by every candidate (:mod:`core.candidates`,
 :mod:`core.batch`) before any of them learns it. The scores and labels of the last
 ``window`` examples are kept for every candidate, so all are judged on the same
-examples. Every ``every`` examples the champion is decided again: the candidate with
+examples. Every ``every`` examples (and at every/8, every/4 and every/2 before that:
+:func:`due`; the label-free candidates can beat the rule long before the first
+``every``) the champion is decided again: the candidate with
 the best ``metric`` (``rocauc``, ``pr_auc`` or ``lift_at_10``) over the newest
 ``judge`` examples of the window replaces the champion only when it beats it by more
 than ``margin`` (no flip-flopping). A candidate that learns is eligible once it has
@@ -59,6 +61,17 @@ def _metric(name: str, s: np.ndarray, y: np.ndarray) -> float:
     if name == "pr_auc":
         return pr_auc(s, y)
     return float(ranking_metrics(s, y, (0.10,), False)["lift_at_10"])
+
+
+def due(examples: int, every: int) -> bool:
+    """Whether a decision falls on the ``examples``-th example.
+
+    >>> [n for n in range(1, 3001) if due(n, 1000)]
+    [125, 250, 500, 1000, 2000, 3000]
+    """
+    if examples % every == 0:
+        return True
+    return examples < every and any(examples == every // k for k in (2, 4, 8) if every // k)
 
 
 class Champion:
@@ -133,7 +146,7 @@ class Champion:
         self.bg_e.append(math.log1p(max(0.0, f["bg_expected_purchases"])))
         self._unblended += 1
         self.examples += 1
-        if self.examples % self.every == 0:
+        if due(self.examples, self.every):
             self.decide(release_ms)
         return spoke
 

@@ -153,16 +153,25 @@ def _plots(report: dict[str, Any],
     axes[0].legend()
     written.append(_save(fig, out, "metrics_over_anchors.png"))
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    # reliability: observed churn rate per predicted-probability bin, with the Brier
+    # score in the legend and the rows per bin below (a bin of ten rows says little)
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     for name, rows in report["calibration"].items():
         if name.startswith("cand:"):
             continue
-        cal = [(r["predicted"], r["observed"]) for r in rows if r["n"]]
-        ax.plot([p for p, _ in cal], [o for _, o in cal], marker="o", label=name)
-    ax.set(xlabel="predicted churn probability", ylabel="observed churn rate",
-           title="Calibration (pooled anchors)")
-    ax.legend()
+        cal = [(r["predicted"], r["observed"], r["n"], (r["lo"] + r["hi"]) / 2)
+               for r in rows if r["n"]]
+        brier = report["pooled"].get(name, {}).get("brier", math.nan)
+        line, = ax.plot([c[0] for c in cal], [c[1] for c in cal], marker="o",
+                        label=f"{name} (Brier {_fmt(brier)})")
+        hist.plot([c[3] for c in cal], [c[2] for c in cal], marker=".",
+                  color=line.get_color())
+    ax.set(ylabel="observed churn rate", title="Reliability (pooled anchors)",
+           xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=8)
+    hist.set(xlabel="predicted churn probability", ylabel="rows per bin", yscale="log")
     written.append(_save(fig, out, "calibration.png"))
     return written
 
