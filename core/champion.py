@@ -63,6 +63,9 @@ def _metric(name: str, s: np.ndarray, y: np.ndarray) -> float:
     return float(ranking_metrics(s, y, (0.10,), False)["lift_at_10"])
 
 
+MIN_JUDGED = 200  # the fewest examples a decision may look at once models are eligible
+
+
 def due(examples: int, every: int) -> bool:
     """Whether a decision falls on the ``examples``-th example.
 
@@ -199,6 +202,13 @@ class Champion:
         # back by its own first predictions (the whole window made the rule speak for
         # weeks after the models ranked better)
         j = min(getattr(self, "judge", len(y)), len(y))
+        # and, once there are enough, only the examples after the first min_labels: a
+        # learning candidate is not judged on the predictions it made before it could
+        # be eligible (the rule kept speaking for a thousand examples after the model
+        # ranked better)
+        after = self.examples - self.min_labels
+        if after >= MIN_JUDGED:
+            j = min(j, after)
         yj = y[-j:]
         values = {n: _metric(self.metric, np.fromiter(self.scores[n], float, len(y))[-j:], yj)
                   for n in self.scores if self.eligible(n) and len(self.scores[n]) == len(y)}

@@ -223,3 +223,31 @@ def test_the_batch_challenger_is_judged_without_its_own_future() -> None:
     # the newest model does know the identifiers it learned (it serves, not judges)
     x = np.array([[f["id"], f["noise"]] for _, f, _ in events[-1000:]])
     assert roc_auc_score([y for _, _, y in events[-1000:]], c.score_rows(x)) > 0.6
+
+
+def test_decisions_fall_early_and_judge_only_mature_examples() -> None:
+    """Decisions at every/8, /4, /2 and then every ``every``; each judges every eligible
+    candidate on the same newest examples: min(judge, window), and once there are
+    MIN_JUDGED of them only those after the first ``min_labels`` (brute force below)."""
+    from core.champion import MIN_JUDGED, due
+
+    assert [n for n in range(1, 1700) if due(n, 400)] == [50, 100, 200, 400, 800, 1200, 1600]
+    data = stream(1600, seed=6)
+    ch = Champion(window=900, every=400, min_labels=300, judge=600, batch_every_days=1)
+    seen = []
+    for i, (f, y, rel) in enumerate(data):
+        ch.learn(f, y, rel, user=f"u{i % 300}")
+        if due(i + 1, 400) and ch.decided:  # what the decision saw, copied now
+            seen.append((i + 1, dict(ch.decided), list(ch.labels),
+                         {n: list(v) for n, v in ch.scores.items()}))
+            ch.decided = {}
+    assert [n for n, *_ in seen] == [50, 100, 200, 400, 800, 1200, 1600]
+    for n, values, labels, scores in seen:
+        j = min(600, len(labels))
+        if n - 300 >= MIN_JUDGED:
+            j = min(j, n - 300)  # 800: the newest 500, not 600
+        y = np.array(labels[-j:])
+        for name, v in values.items():
+            assert v == pytest.approx(roc_auc_score(y, scores[name][-j:]), abs=1e-9), (n, name)
+        if n >= 400:
+            assert {"model:logreg", "bgnbd", RULE_NAME} <= set(values), n
