@@ -16,6 +16,7 @@ p ~ Beta(a, b).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -70,6 +71,24 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = 
     res = minimize(nll, x0, method="Nelder-Mead", bounds=[(-LOG_BOUND, LOG_BOUND)] * 4,
                    options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": 4000})
     return BGNBD(*(float(v) for v in np.exp(res.x)))
+
+
+def identified(m: BGNBD) -> bool:
+    """Whether a fit identified drop-out: ``a`` off its lower bound (a -> 0 puts the
+    drop-out probabilities of almost everyone at 0) and a mean drop-out probability per
+    purchase a / (a + b) of at least 1e-4. A young log (a few weeks of a frequent-visit
+    population) gives a fit where nobody ever drops out: P(alive) is 1 for everyone to
+    six decimals, and a model that learned from that near-constant meets a real fit's
+    P(alive) later as a shift of thousands of standard deviations.
+
+    >>> identified(BGNBD(0.24, 4.4, 0.79, 2.4)), identified(BGNBD(1.1, 15.0, 1e-4, 22026.5))
+    (True, False)
+    >>> identified(BGNBD(0.9, 14.0, math.exp(-LOG_BOUND), 0.0012))
+    False
+    """
+    if m.a <= math.exp(-LOG_BOUND) * 1.001:
+        return False
+    return m.a / (m.a + m.b) >= 1e-4
 
 
 def p_alive(m: BGNBD, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> np.ndarray:

@@ -31,7 +31,7 @@ from core.model import VALUE_INPUT_NAMES
 from core.value import bgnbd_inputs, summary_arrays
 from core.value_schedule import is_fit_day, pick, serving_fit_day
 from state.value_rows import ValueRows
-from state.value_store import ValueFit, ValueStore
+from state.value_store import ValueStore
 
 log = logging.getLogger(__name__)
 
@@ -130,22 +130,17 @@ class ValueModel:
             await asyncio.sleep(0.05)
 
     async def _sync(self, days: dict[int, int]) -> None:
-        """Load the fits of ``days`` not known yet; forget the ones Redis no longer keeps."""
-        assert self.store is not None
-        for d, v in days.items():
-            if v > 0 and self._versions.get(d) != v:
-                raw = await self.store.r.get(f"{self.store.fit_prefix}{v}")
-                if raw is not None:
-                    self.known[d], self._versions[d] = ValueFit.from_json(raw).params.bgnbd, v
-        for d in [d for d in self.known if d not in days]:
-            del self.known[d], self._versions[d]
+        """Learn the served fits not known yet (``days`` tells whether any changed)."""
+        assert self.rows is not None
+        if any(v > 0 and d not in self.known for d, v in days.items()):
+            self.known = await self.rows.served_fits()
+            self._versions = {d: v for d, v in days.items() if d in self.known}
         if self.known:
             newest = max(self.known)
-            self.params, self.version = self.known[newest], self._versions[newest]
+            self.params, self.version = self.known[newest], self._versions.get(newest, 0)
 
     def serving(self, day: int) -> BGNBD | None:
-        """The fit serving on ``day`` among the known ones: None before the first fit,
-        and for a day whose fit Redis no longer keeps (the newest four are kept)."""
+        """The fit serving on ``day`` among the known ones (None before the first)."""
         if not self.scheduled:
             return self.params
         return pick(self.known, day, self.every, self.lag)

@@ -9,7 +9,11 @@ expected at ``D`` has delivered (:meth:`missing`), records which version the day
 Keys: ``<prefix>:value:rows:<D>`` (hash: ``r:<p>`` the packed SUMMARY records, ``i:<p>``
 the customers' ids, ``n:<p>`` users without a purchase), ``<prefix>:value:due`` (sorted
 set: fit day -> wall-clock ms of its first delivery), ``<prefix>:value:days`` (hash: fit
-day -> version, 0 for a skipped fit), ``<prefix>:value:job`` (the learner's heartbeat).
+day -> version, 0 for a skipped fit, minus the version of a fit kept for value but not
+served to the model: one that identified no drop-out, ``core.bgnbd.identified``),
+``<prefix>:value:served`` (hash: fit day -> the BG/NBD parameters it serves, the newest
+120 days: scores as old as two years are explained under their own fit),
+``<prefix>:value:job`` (the learner's heartbeat).
 Rows that can no longer serve (older than ``every + lag`` days before the newest) are
 dropped when new ones are written, so a stack without a learner keeps at most a few sets.
 """
@@ -22,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from core.bgnbd import BGNBD
 from core.features import DAY_MS
 from state.keys import Keys
 
@@ -39,6 +44,7 @@ class ValueRows:
         self.due_key = f"{prefix}:value:due"
         self.days_key = f"{prefix}:value:days"
         self.job_key = f"{prefix}:value:job"
+        self.served_key = f"{prefix}:value:served"
         self._rows_prefix = f"{prefix}:value:rows:"
         self._rows = client.register_script(LUA["value_rows"])
 
@@ -100,8 +106,10 @@ class ValueRows:
         recs = np.frombuffer(b"".join(raw[f"r:{p}".encode()] for p in parts), dtype=SUMMARY)
         return ids, recs, sum(int(raw[f"n:{p}".encode()]) for p in parts)
 
-    async def finish(self, day: int, version: int, keep: int) -> None:
-        """Record the version made from ``day`` (0: skipped) and drop its rows; forget
+    async def finish(self, day: int, version: int, keep: int, served: BGNBD | None = None,
+                     history: int = 120) -> None:
+        """Record the version made from ``day`` (0: skipped, < 0: not served) and drop
+        its rows; forget
         the days of versions no longer kept (the newest ``keep`` are)."""
         days = await self.fit_days()
         days[day] = version
@@ -112,9 +120,19 @@ class ValueRows:
         pipe.hset(self.days_key, str(day), version)
         if stale:
             pipe.hdel(self.days_key, *map(str, stale))
+        if served is not None:  # its BG/NBD parameters, for as long as scores may need them
+            pipe.hset(self.served_key, str(day), ",".join(repr(float(v)) for v in served))
+            old = sorted(int(d) for d in await self.r.hkeys(self.served_key))
+            if len(old) >= history:
+                pipe.hdel(self.served_key, *map(str, old[:len(old) - history + 1]))
         pipe.delete(self.rows_key(day))
         pipe.zrem(self.due_key, str(day))
         await pipe.execute()
+
+    async def served_fits(self) -> dict[int, BGNBD]:
+        """Fit day -> the BG/NBD parameters it serves (the newest ``history`` days)."""
+        raw = await self.r.hgetall(self.served_key)
+        return {int(d): BGNBD(*map(float, v.split(b","))) for d, v in raw.items()}
 
     async def fit_days(self) -> dict[int, int]:
         return {int(d): int(v) for d, v in (await self.r.hgetall(self.days_key)).items()}

@@ -59,7 +59,8 @@ class ValueTrack:
         self.every, self.lag, self.min_customers = every_days, lag_days, min_customers
         self.params: BGNBD | None = fixed
         self.fixed = fixed is not None
-        self.made: dict[int, BGNBD] = {}  # fit day -> params
+        self.made: dict[int, BGNBD] = {}  # fit day -> params (the served ones)
+        self.last: BGNBD | None = None  # the newest fit, served or not
         self.fits = 0
 
     def maybe_fit(self, users: dict[str, MemoryUser], anchor_ms: int) -> None:
@@ -73,10 +74,14 @@ class ValueTrack:
             if keep.sum() >= self.min_customers:
                 rows, weight = np.unique(np.stack([x[keep], t_x[keep], T[keep]], axis=1),
                                          axis=0, return_counts=True)
-                start = self.made[max(self.made)] if self.made else bgnbd.START
-                self.made[day] = bgnbd.fit(rows[:, 0], rows[:, 1], rows[:, 2],
-                                           weights=weight.astype(np.float64), start=start)
+                # warm-started from the previous fit, served only if it identified
+                # drop-out (as stream.value_job)
+                m = bgnbd.fit(rows[:, 0], rows[:, 1], rows[:, 2],
+                              weights=weight.astype(np.float64), start=self.last or bgnbd.START)
+                self.last = m
                 self.fits += 1
+                if bgnbd.identified(m):
+                    self.made[day] = m
         self.params = pick(self.made, day, self.every, self.lag)
 
     def expected(self, sums: Summaries) -> np.ndarray | None:

@@ -121,9 +121,15 @@ async def fit_due(store: ValueStore, rows: ValueRows, settings: Settings,
         retired = await store.retired(day)
         fit = await run_fit(store, settings, Summaries(ids, recs, day * DAY_MS, prospects,
                                                        retired))
-        await rows.finish(day, fit.params.version if fit is not None else 0, store.keep)
+        # a fit that identified no drop-out is kept for value and segments but does
+        # not feed the model (a negative version in value:days; bgnbd.identified)
+        served = fit is not None and bgnbd.identified(fit.params.bgnbd)
+        version = 0 if fit is None else fit.params.version if served else -fit.params.version
+        await rows.finish(day, version, store.keep,
+                          fit.params.bgnbd if served and fit is not None else None)
         if on_fit is not None:
-            outcome = "skipped" if fit is None else "partial" if missing else "fitted"
+            outcome = ("skipped" if fit is None else "partial" if missing
+                       else "fitted" if served else "unidentified")
             on_fit(outcome, fit, time.perf_counter() - t0)
         done += 1
     return done

@@ -24,7 +24,7 @@ from state.value_rows import ValueRows
 from state.value_store import ValueStore
 from stream.services import EmbeddedServices
 from stream.value_job import fit_due, fit_summaries
-from tests.integration.test_value_store import _stream
+from tests.integration.test_value_store import T0, _stream
 from tests.reference import Reference, RefEvent
 
 _LOOP = asyncio.new_event_loop()
@@ -40,7 +40,9 @@ def world(services: EmbeddedServices):  # type: ignore[no-untyped-def]
     client = connect(services.redis.url)
     prefix = f"s{uuid.uuid4().hex[:8]}"
     store = RedisFeatureStore(client, prefix=prefix)
-    items = _stream(7)
+    # users drop out (no event after a personal day), so that BG/NBD identifies drop-out
+    items = [it for it in _stream(7, n=9000)
+             if it.event.time_ms < T0 + (20 + int(it.event.user_id[1:]) * 37 % 180) * DAY_MS]
     marks = {p: max(it.event.time_ms for it in items if it.partition == p) for p in range(3)}
     run(store.apply(items, [Commit(p, max(it.offset for it in items if it.partition == p),
                                    marks[p], {}) for p in range(3)]))
@@ -91,6 +93,8 @@ def test_rows_of_a_fit_day_equal_the_reference_and_the_fit_is_exact(world) -> No
     fit = run(vs.current())
     assert fit is not None and fit.as_of_ms == day * DAY_MS
     assert run(rows.fit_days()) == {day: fit.params.version}
+    served = run(rows.served_fits())  # kept apart from the versions, for old scores
+    assert served == {day: fit.params.bgnbd}
     assert run(client.exists(rows.rows_key(day))) == 0 and run(rows.due()) == []
     # the same BG/NBD as a fit on the reference's summaries, row by row
     x, t_x, T = (np.array(c, dtype=float) for c in zip(*[w[:3] for w in want.values()],

@@ -222,40 +222,52 @@ def test_a_bad_value_object_is_counted_invalid_and_learns_nothing() -> None:
 
 def test_the_evaluators_value_fits_follow_the_live_schedule() -> None:
     """Fits only at fit days (day % every == 0) with enough customers, each on the
-    summaries of that anchor, warm-started from the previous fit; each serves from
-    ``lag`` days later (core.value_schedule), a skipped day leaves the older one."""
+    summaries of that anchor, warm-started from the previous fit, served only when it
+    identified drop-out; each serves from ``lag`` days later (core.value_schedule), a
+    skipped day leaves the older one."""
     from core import bgnbd
     from stream.eval_value import ValueTrack
 
     rng = random.Random(5)
-    users: dict[str, MemoryUser] = {}
     day0 = 20_000 - 20_000 % 7  # a fit day
-    off = 0
-    track = ValueTrack(30, every_days=7, lag_days=7, min_customers=40)
+    evs = []  # customers join over 30 days, buy every few days, drop out after a purchase
+    for k in range(300):
+        t = (day0 - 40 + k % 30) * DAY + rng.randrange(DAY)
+        while t < (day0 + 30) * DAY:
+            evs.append(Event(event_id=f"e{len(evs)}", user_id=f"u{k}", event_type="purchase",
+                             event_time=t, price=5.0))
+            if rng.random() < 0.3:
+                break
+            t += int(rng.expovariate(1 / 3) * DAY) + DAY
+    evs.sort(key=lambda e: e.time_ms)
+    users: dict[str, MemoryUser] = {}
+    track = ValueTrack(30, every_days=7, lag_days=7, min_customers=150)
     served: dict[int, BGNBD | None] = {}
     made: dict[int, BGNBD] = {}
-    for day in range(day0 - 3, day0 + 30):
-        n = 3 if day < day0 + 1 else 40  # 40 customers only from day0 + 1
-        for _ in range(n):
-            u = f"u{rng.randrange(200)}"
-            t = day * DAY + rng.randrange(DAY)
-            apply_event(users, Event(event_id=f"e{off}", user_id=u, event_type="purchase",
-                                     event_time=t, price=5.0), 0, off)
-            off += 1
+    last: BGNBD | None = None
+    i = 0
+    for day in range(day0 - 40, day0 + 30):
         anchor = (day + 1) * DAY  # the anchor at the end of the day
+        while i < len(evs) and evs[i].time_ms < anchor:
+            apply_event(users, evs[i], 0, i)
+            i += 1
         if (day + 1) % 7 == 0:
             cust, x, t_x, T = summaries(list(users.values()), anchor)
             keep = cust > 0
-            if keep.sum() >= 40:
-                start = made[max(made)] if made else bgnbd.START
-                made[day + 1] = bgnbd.fit(x[keep], t_x[keep], T[keep], start=start)
+            if keep.sum() >= 150:
+                last = bgnbd.fit(x[keep], t_x[keep], T[keep], start=last or bgnbd.START)
+                if bgnbd.identified(last):  # served only when it found drop-out
+                    made[day + 1] = last
         track.maybe_fit(users, anchor)
         served[day + 1] = track.params
-    assert sorted(made) == sorted(track.made) == [day0 + 7, day0 + 14, day0 + 21, day0 + 28]
+    assert sorted(made) == sorted(track.made) and len(made) >= 4, sorted(made)
+    assert all(d % 7 == 0 for d in made) and track.fits >= len(made)
+    assert min(made) > day0 - 35  # the first fit days had too few customers
     for d, m in made.items():  # compressed rows + weights: the same likelihood
         assert all(close(a, b, 2e-3) for a, b in zip(track.made[d], m, strict=True))
     for d, p in served.items():
         fit_day = (d - 7) // 7 * 7
         want = max((k for k in track.made if k <= fit_day), default=None)
         assert p == (track.made[want] if want is not None else None), d
-    assert served[day0 + 13] is None and served[day0 + 14] == track.made[day0 + 7]
+    first = min(made)
+    assert served[first + 6] is None and served[first + 7] == track.made[first]
