@@ -249,3 +249,47 @@ def calibrate(raw: Sequence[float] | np.ndarray, ab: tuple[float, float] | None,
         return np.minimum(1.0, r / horizon_days) if transform == "log1p" else r
     a, b = ab
     return 1 / (1 + np.exp(-np.clip(a * _g(r, transform) + b, -35, 35)))
+
+
+class SharedScaler:
+    """The model and the stacked candidate, both ``StandardScaler | LogisticRegression``,
+    with one scaler: River's scaler is per input, so one over the union of their inputs
+    is each one's own scaler, and the learner updates and applies it once per example
+    instead of twice. The steps are exactly those of River's ``Pipeline.learn_one``
+    (scaler learns, then transforms, then the regression learns); a test holds the
+    candidates' predictions equal to separately built pipelines."""
+
+    def __init__(self, a: OnlineCandidate, b: OnlineCandidate) -> None:
+        self.a, self.b = a, b
+        self.scaler = a.pipeline.steps["StandardScaler"]
+        b.pipeline.steps["StandardScaler"] = self.scaler
+        self.lr_a = a.pipeline.steps["LogisticRegression"]
+        self.lr_b = b.pipeline.steps["LogisticRegression"]
+
+    def learn(self, x: dict[str, float], y: bool) -> dict[str, float]:
+        a, b, sc = self.a, self.b, self.scaler
+        keys_a = a.drop
+        z = sc.transform_one(x)
+        za = {k: v for k, v in z.items() if k not in keys_a} if keys_a else z
+        zb = {k: v for k, v in z.items() if k not in b.drop} if b.drop else z
+        out = {a.name: float(self.lr_a.predict_proba_one(za).get(True, 0.5)),
+               b.name: float(self.lr_b.predict_proba_one(zb).get(True, 0.5))}
+        sc.learn_one(x)
+        z = sc.transform_one(x)
+        self.lr_a.learn_one({k: v for k, v in z.items() if k not in keys_a} if keys_a else z, y)
+        self.lr_b.learn_one({k: v for k, v in z.items() if k not in b.drop} if b.drop else z, y)
+        a.learned += 1
+        b.learned += 1
+        return out
+
+
+def share_scaler(a: Any, b: Any) -> SharedScaler | None:
+    from core.scoring import _linear_parts
+
+    if not (isinstance(a, OnlineCandidate) and isinstance(b, OnlineCandidate)):
+        return None
+    if _linear_parts(a.pipeline) is None or _linear_parts(b.pipeline) is None:
+        return None
+    if type(a.pipeline.steps["StandardScaler"]) is not type(b.pipeline.steps["StandardScaler"]):
+        return None
+    return SharedScaler(a, b)

@@ -42,7 +42,14 @@ import numpy as np
 
 from core import blend
 from core.batch import BatchCandidate
-from core.candidates import Candidate, FixedCandidate, OnlineCandidate, calibrate, platt
+from core.candidates import (
+    Candidate,
+    FixedCandidate,
+    OnlineCandidate,
+    calibrate,
+    platt,
+    share_scaler,
+)
 from core.evaluation import pr_auc, ranking_metrics, rocauc
 from core.features import FEATURE_NAMES
 from core.long_range import LONG_RANGE_NAMES
@@ -102,7 +109,7 @@ class Champion:
                                         min_examples=min(min_labels, 500) or 1,
                                         horizon_days=horizon_days))
         self.candidates: dict[str, Any] = {c.name: c for c in cands}
-        self.shared = _share_scaler(cands[0], cands[1])
+        self.shared = share_scaler(cands[0], cands[1])
         # the blend (core.blend): a logistic regression over these candidates' scores
         self.blend_of = tuple((c.name, self.transform(c.name)) for c in cands
                               if c.name != RULE_NAME)
@@ -259,50 +266,6 @@ def fold_of(user: str) -> int:
     [0, 1, 1, 1, 0, 1]
     """
     return hashlib.blake2b(user.encode(), digest_size=8).digest()[0] & 1
-
-
-class _SharedScaler:
-    """The model and the stacked candidate, both ``StandardScaler | LogisticRegression``,
-    with one scaler: River's scaler is per input, so one over the union of their inputs
-    is each one's own scaler, and the learner updates and applies it once per example
-    instead of twice. The steps are exactly those of River's ``Pipeline.learn_one``
-    (scaler learns, then transforms, then the regression learns); a test holds the
-    candidates' predictions equal to separately built pipelines."""
-
-    def __init__(self, a: OnlineCandidate, b: OnlineCandidate) -> None:
-        self.a, self.b = a, b
-        self.scaler = a.pipeline.steps["StandardScaler"]
-        b.pipeline.steps["StandardScaler"] = self.scaler
-        self.lr_a = a.pipeline.steps["LogisticRegression"]
-        self.lr_b = b.pipeline.steps["LogisticRegression"]
-
-    def learn(self, x: dict[str, float], y: bool) -> dict[str, float]:
-        a, b, sc = self.a, self.b, self.scaler
-        keys_a = a.drop
-        z = sc.transform_one(x)
-        za = {k: v for k, v in z.items() if k not in keys_a} if keys_a else z
-        zb = {k: v for k, v in z.items() if k not in b.drop} if b.drop else z
-        out = {a.name: float(self.lr_a.predict_proba_one(za).get(True, 0.5)),
-               b.name: float(self.lr_b.predict_proba_one(zb).get(True, 0.5))}
-        sc.learn_one(x)
-        z = sc.transform_one(x)
-        self.lr_a.learn_one({k: v for k, v in z.items() if k not in keys_a} if keys_a else z, y)
-        self.lr_b.learn_one({k: v for k, v in z.items() if k not in b.drop} if b.drop else z, y)
-        a.learned += 1
-        b.learned += 1
-        return out
-
-
-def _share_scaler(a: Any, b: Any) -> _SharedScaler | None:
-    from core.scoring import _linear_parts
-
-    if not (isinstance(a, OnlineCandidate) and isinstance(b, OnlineCandidate)):
-        return None
-    if _linear_parts(a.pipeline) is None or _linear_parts(b.pipeline) is None:
-        return None
-    if type(a.pipeline.steps["StandardScaler"]) is not type(b.pipeline.steps["StandardScaler"]):
-        return None
-    return _SharedScaler(a, b)
 
 
 class Calibrated:
