@@ -85,12 +85,15 @@ class ValueTrack:
         self.params = pick(self.made, day, self.every, self.lag)
 
     def expected(self, sums: Summaries) -> np.ndarray | None:
-        """E[purchase days in the next H days] per user of :func:`summaries` (None before
-        the first fit)."""
-        if self.params is None:
+        """The BG/NBD baseline: E[purchase days in the next H days] per user of
+        :func:`summaries` under the newest fit made, whether or not it identified drop-out
+        and without the serving lag (what a BG/NBD library refitted weekly would give;
+        None before the first fit; the fixed fit in what-if runs)."""
+        m = self.params if self.fixed else self.last
+        if m is None:
             return None
         _, x, t_x, T = sums
-        return np.asarray(bgnbd.expected_purchases(self.params, self.horizon, x, t_x, T))
+        return np.asarray(bgnbd.expected_purchases(m, self.horizon, x, t_x, T))
 
     def extras(self, sums: Summaries) -> list[dict[str, float]]:
         """The model's BG/NBD inputs per user (neutral before the first fit): the live
