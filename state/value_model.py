@@ -51,6 +51,7 @@ class ValueModel:
         self._resolved: dict[int, int] = {}  # partition -> the serving day it resolved
         self.late = 0
         self._warned: set[int] = set()
+        self._timed_out: set[int] = set()  # days whose fit a wait gave up on
         self.on_late = on_late
 
     @property
@@ -93,12 +94,15 @@ class ValueModel:
             return
         days = await self.rows.fit_days()
         why = ""
-        if want not in days and wait:
+        if want not in days and wait and want not in self._timed_out:  # at most one timeout
             days, why = await self._wait(want)
+            if why.startswith("not made within"):
+                self._timed_out.add(want)
         await self._sync(days)
         if want in days:
             self._resolved[partition] = want
-        elif why:
+        elif why or (wait and want in self._timed_out):
+            why = why or "timed out before"
             self.late += 1
             if want not in self._warned:
                 self._warned.add(want)
@@ -150,7 +154,13 @@ class ValueModel:
         the fit serving on that day."""
         if not self.scheduled or not aggs:
             return bgnbd_inputs(self.params, self.horizon, *summary_arrays(aggs))
-        fits = [self.serving(a.now_ms // DAY_MS) for a in aggs]
+        by_day: dict[int, BGNBD | None] = {}  # a batch's users share a few days
+        fits = []
+        for a in aggs:
+            d = a.now_ms // DAY_MS
+            if d not in by_day:
+                by_day[d] = self.serving(d)
+            fits.append(by_day[d])
         if all(f is fits[0] for f in fits):
             return bgnbd_inputs(fits[0], self.horizon, *summary_arrays(aggs))
         out = np.empty((len(aggs), len(VALUE_INPUT_NAMES)))

@@ -54,7 +54,13 @@ class ValueRows:
     async def put(self, partition: int, day: int, frequency_days: int, drop_before: int,
                   chunk: int = 2000) -> int:
         """Store the summaries of ``partition``'s users on ``day``; drop the row sets of
-        fit days before ``drop_before``. Returns the number of customers."""
+        fit days before ``drop_before``. Returns the number of customers (0, and nothing
+        written, for a day already done or too old to serve)."""
+        # a partition far behind the others: its day was fitted, given up or dropped
+        # already (rows it wrote now would make an incomplete set nobody completes)
+        newest = [int(d) for d in await self.r.zrange(self.due_key, -1, -1)]
+        if (newest and day < newest[0] - (day - drop_before)) or day in await self.fit_days():
+            return 0
         users: list[bytes] = []
         for key in (self.keys.active(partition), self.keys.gone(partition)):
             users.extend(await self.r.zrange(key, 0, -1))

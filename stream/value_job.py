@@ -106,13 +106,25 @@ async def fit_due(store: ValueStore, rows: ValueRows, settings: Settings,
                   ) -> int:
     """Fit every due fit day, oldest first, whose rows every expected partition has
     delivered (or, after ``CHURN_VALUE_FIT_PARTIAL_SECONDS``, those that did: outcome
-    ``partial``); stops at the first day still waiting. Returns the days done."""
+    ``partial``); stops at the first day still waiting, unless a later day is complete:
+    then the waiting day can no longer serve before it and is given up (``superseded``,
+    recorded as skipped). Returns the days done."""
     done = 0
-    for day, first_ms in await rows.due():
-        missing = await rows.missing(day)
+    due = await rows.due()
+    missing_of = {day: await rows.missing(day) for day, _ in due}
+    for k, (day, first_ms) in enumerate(due):
+        missing = missing_of[day]
         waited = time.time() * 1000 - first_ms
         if missing and waited < settings.value_fit_partial_seconds * 1000:
-            break
+            if not any(not missing_of[d] for d, _ in due[k + 1:]):
+                break
+            log.warning("value fit of day %d given up: partitions %s never delivered and "
+                        "a later day is complete", day, sorted(missing))
+            await rows.finish(day, 0, store.keep)
+            if on_fit is not None:
+                on_fit("superseded", None, 0.0)
+            done += 1
+            continue
         if missing:
             log.warning("value fit of day %d without partitions %s (not there after %.0f s)",
                         day, sorted(missing), waited / 1000)

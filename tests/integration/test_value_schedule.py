@@ -187,3 +187,26 @@ def test_the_worker_waits_for_a_fit_only_while_it_can_come(world) -> None:  # ty
     again = ValueModel(vs, 30, every_days=7, lag_days=7)
     run(again.restore({}))
     assert again.known == model.known
+
+
+def test_a_day_left_behind_does_not_hold_the_later_ones(world) -> None:  # type: ignore[no-untyped-def]
+    """A partition far behind: a later fit day is complete while an earlier one waits
+    for it. The earlier day is given up (it could no longer serve before the later one),
+    the later one is fitted, and the laggard's late rows for the given-up day are not
+    written (an incomplete set nobody would complete)."""
+    client, prefix, _, day = world
+    rows, vs = ValueRows(client, prefix), ValueStore(client, prefix)
+    settings = Settings(value_min_customers=10, value_fit_partial_seconds=3600)
+    run(rows.put(0, day, 0, drop_before=day - 14))
+    for p in range(3):
+        run(rows.put(p, day + 7, 0, drop_before=day - 7))
+    outcomes: list[str] = []
+    assert run(fit_due(vs, rows, settings, lambda o, f, s: outcomes.append(o))) == 2
+    assert outcomes == ["superseded", "fitted"]
+    days = run(rows.fit_days())
+    assert days[day] == 0 and days[day + 7] == run(vs.current()).params.version
+    assert run(rows.put(1, day, 0, drop_before=day - 14)) == 0  # the laggard arrives
+    assert run(client.exists(rows.rows_key(day))) == 0 and run(rows.due()) == []
+    # and a day far older than the newest due one is not written either
+    run(rows.put(0, day + 28, 0, drop_before=day + 14))
+    assert run(rows.put(2, day + 7 + 1, 0, drop_before=day - 6)) == 0
