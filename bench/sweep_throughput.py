@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from core.bgnbd import BGNBD  # noqa: E402
 from core.events import Event  # noqa: E402
 from core.features import FEATURE_NAMES  # noqa: E402
+from core.long_range import LONG_RANGE_NAMES  # noqa: E402
 from core.model import make_pipeline, model_inputs  # noqa: E402
 from core.process import tune_gc  # noqa: E402
 from core.scoring import LinearScorer, PipelineScorer  # noqa: E402
@@ -74,10 +75,11 @@ def trained_pipeline(value: bool = False) -> object:
     rng = random.Random(2)
     m = make_pipeline("logreg", lr=0.01)
     for _ in range(3000):
-        f = {n: rng.random() * 10 for n in FEATURE_NAMES}
+        # the 17 features and the long-range inputs, as the default model learns them
+        f = {n: rng.random() * 10 for n in (*FEATURE_NAMES, *LONG_RANGE_NAMES)}
         if value:
             f.update(bg_customer=float(rng.random() < 0.6), bg_p_alive=rng.random(),
-                     bg_expected_purchases=rng.random() * 3)
+                     bg_expected_purchases=rng.random() * 3, bg_p_no_purchase=rng.random())
         m.learn_one(model_inputs(f), f["days_since_last_event"] > 6)
     return m
 
