@@ -153,8 +153,14 @@ def _plots(report: dict[str, Any],
     axes[0].legend()
     written.append(_save(fig, out, "metrics_over_anchors.png"))
 
-    # reliability: observed churn rate per predicted-probability bin, with the Brier
-    # score in the legend and the rows per bin below (a bin of ten rows says little)
+    written.append(_reliability(plt, report, out))
+    return written
+
+
+
+def _reliability(plt: Any, report: dict[str, Any], out: Path) -> str:
+    """Observed churn rate per predicted-probability bin, with the Brier score in the
+    legend and the rows per bin below (a bin of ten rows says little)."""
     fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
@@ -172,8 +178,7 @@ def _plots(report: dict[str, Any],
            xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=8)
     hist.set(xlabel="predicted churn probability", ylabel="rows per bin", yscale="log")
-    written.append(_save(fig, out, "calibration.png"))
-    return written
+    return _save(fig, out, "calibration.png")
 
 
 def anchor_series(report: dict[str, Any], name: str, metric: str

@@ -67,9 +67,9 @@ async def get_user(request: Request) -> FastJSON:
     if score is not None and score.as_of_ms == now:
         risk, scorer, scored_at = score.risk, score.scorer, score.as_of_ms
         version = score.version
-        served = await request.app.state.value_fits.bgnbd_at(now // DAY_MS)
-        why = reason_rows(score.reasons, with_value_inputs(
-            {**feats, **long}, score.reasons, served, agg, settings.churn_horizon_days),
+        why = reason_rows(score.reasons, with_value_inputs(  # under the fit that served
+            {**feats, **long}, score.reasons, await request.app.state.value_fits.bgnbd_at(
+                now // DAY_MS), agg, settings.churn_horizon_days),
             view.means)
     else:  # no stored score for this reference time: the transparent rule, computed now
         risk = recency_frequency_risk(feats, settings.churn_horizon_days)

@@ -165,3 +165,26 @@ def test_an_event_years_ahead_changes_no_anchor(lines: list[bytes]) -> None:
         _same(full[t], got[t])
         if full[t].returned is not None:
             assert np.array_equal(full[t].returned, got[t].returned)
+
+
+def test_the_report_writes_its_tables_and_four_plots(lines: list[bytes], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``report.json``, ``report.md`` and the four PNGs (matplotlib renders them; they
+    were looked at by eye when their layout changed): real PNG files, the reliability
+    plot with its legend's Brier scores, the Markdown with the pooled Brier column."""
+    pytest.importorskip("matplotlib")
+    from stream import eval_report
+
+    report = run(_events(lines), CFG)
+    files = eval_report.write(report, tmp_path)
+    names = {f.name for f in files}
+    assert names == {"report.json", "report.md", "lift_curve.png", "pr_curve.png",
+                     "metrics_over_anchors.png", "calibration.png"}
+    for f in files:
+        if f.suffix == ".png":
+            data = f.read_bytes()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, f.name
+    md = (tmp_path / "report.md").read_text()
+    assert "| brier |" in md and "## Calibration (pooled)" in md
+    saved = json.loads((tmp_path / "report.json").read_text())
+    live = next(n for n in saved["pooled"] if n.startswith("live:"))
+    assert 0 < saved["pooled"][live]["brier"] < 0.5
