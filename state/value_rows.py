@@ -58,8 +58,8 @@ class ValueRows:
         written, for a day already done or too old to serve)."""
         # a partition far behind the others: its day was fitted, given up or dropped
         # already (rows it wrote now would make an incomplete set nobody completes)
-        newest = [int(d) for d in await self.r.zrange(self.due_key, -1, -1)]
-        if (newest and day < newest[0] - (day - drop_before)) or day in await self.fit_days():
+        old = [int(d) for d in await self.r.zrange(self.due_key, 0, -1)]  # a few days
+        if (old and day < max(old) - (day - drop_before)) or day in await self.fit_days():
             return 0
         users: list[bytes] = []
         for key in (self.keys.active(partition), self.keys.gone(partition)):
@@ -73,7 +73,6 @@ class ValueRows:
             blobs.append(res[0])
             prospects += int(res[1])
             ids.extend(self.keys.user_id_of(k.decode()) for k in res[2:])
-        old = [int(d) for d in await self.r.zrangebyscore(self.due_key, 0, "+inf")]
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.rows_key(day), mapping={f"r:{partition}": b"".join(blobs),
                                                f"i:{partition}": "\n".join(ids),
