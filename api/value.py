@@ -36,7 +36,7 @@ class FitCache:
     async def get(self) -> ValueFit | None:
         if time.monotonic() - self._read_at > self.ttl:
             self._fit = await self.store.current()
-            await self.serving.restore({})
+            await self.serving.restore()
             self._read_at = time.monotonic()
         return self._fit
 

@@ -79,29 +79,31 @@ class ValueModel:
         if is_fit_day(day, self.every):
             await self.rows.put(partition, day, self.frequency_days,
                                 drop_before=day - self.every - self.lag)
-        await self.select(partition, day, wait=True)
+        await self.select(partition, day)
 
-    async def restore(self, anchors: dict[int, int]) -> None:
-        """After a start: learn the fits that exist (no waiting)."""
+    async def restore(self) -> None:
+        """After a start: learn the fits that exist (no waiting; each score then picks the
+        one serving on its own day)."""
         if self.scheduled:
             assert self.rows is not None
             await self._sync(await self.rows.fit_days())
 
-    async def select(self, partition: int, day: int, wait: bool) -> None:
+    async def select(self, partition: int, day: int) -> None:
+        """Make the fit serving on ``day`` known, waiting for it while it can come."""
         assert self.rows is not None
         want = serving_fit_day(day, self.every, self.lag)
         if self._resolved.get(partition) == want:
             return
         days = await self.rows.fit_days()
         why = ""
-        if want not in days and wait and want not in self._timed_out:  # at most one timeout
+        if want not in days and want not in self._timed_out:  # at most one timeout
             days, why = await self._wait(want)
             if why.startswith("not made within"):
                 self._timed_out.add(want)
         await self._sync(days)
         if want in days:
             self._resolved[partition] = want
-        elif why or (wait and want in self._timed_out):
+        elif why or want in self._timed_out:
             why = why or "timed out before"
             self.late += 1
             if want not in self._warned:

@@ -154,7 +154,7 @@ class BatchProcessor:
             for p, wm in wms.items():
                 anchor.setdefault(p, wm - wm % DAY_MS)  # state from before anchors existed
             self._anchor = anchor
-            await self.live.value.restore(anchor)  # each partition's serving value fit
+            await self.live.value.restore()  # the value fits that serve by day
             held = await self.store.unconfirmed()
             self._guards = {p: ClockGuard(self.clock_step, self.clock_users, wms.get(p),
                                           ClockGuard.loads(held.get(p)))

@@ -64,10 +64,8 @@ class WorkerMetrics:
                                  "Label snapshots taken at anchors", registry=r)
         self.released = Counter("churn_examples_released_total",
                                 "Training examples released, by label", ["label"], registry=r)
-        self.value_fit_late = Counter(
-            "churn_value_fit_late_total", "Anchors that served an older customer-value fit "
-            "because the one due was not made in time (results then depend on timing)",
-            registry=r)
+        self.value_fit_late = Counter("churn_value_fit_late_total", "Anchors that served an "
+                                      "older value fit: the due one was late", registry=r)
         self.position = Gauge("churn_consumer_position",
                               "Last applied offset per owned partition", ["partition"],
                               registry=r)

@@ -91,8 +91,7 @@ async def get_user(request: Request) -> FastJSON:
         "user_id": user_id, "as_of": as_of_text, "risk": risk, "scorer": scorer,
         "model_version": version,
         "scored_at": as_of_text if scored_at == now else rfc3339(scored_at), **position,
-        "alert_tier": alert_tier, "reasons": why, "features": feats,
-        "long_range": long,
+        "alert_tier": alert_tier, "reasons": why, "features": feats, "long_range": long,
         "value": value, "segment": segment,
         "expected_saved_value": risk * value["clv"] if value and value["clv"] is not None
         else None,

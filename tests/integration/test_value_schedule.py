@@ -185,7 +185,7 @@ def test_the_worker_waits_for_a_fit_only_while_it_can_come(world) -> None:  # ty
         assert np.allclose(got[i], bgnbd_inputs(m, 30, *summary_arrays([a]))[0])
     # a restarted worker knows the same fits
     again = ValueModel(vs, 30, every_days=7, lag_days=7)
-    run(again.restore({}))
+    run(again.restore())
     assert again.known == model.known
 
 

@@ -171,7 +171,8 @@ def test_the_report_writes_its_tables_and_four_plots(lines: list[bytes], tmp_pat
     """``report.json``, ``report.md`` and the four PNGs (matplotlib renders them; they
     were looked at by eye when their layout changed): real PNG files, the reliability
     plot with its legend's Brier scores, the Markdown with the pooled Brier column."""
-    pytest.importorskip("matplotlib")
+    import matplotlib  # noqa: F401  (the test extra installs it: no silent skip)
+
     from stream import eval_report
 
     report = run(_events(lines), CFG)
