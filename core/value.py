@@ -198,7 +198,10 @@ def bgnbd_inputs(m: BGNBD | None, horizon_days: float, cust: np.ndarray, x: np.n
     """The online model's optional BG/NBD inputs, one row per user, columns in
     ``VALUE_INPUT_NAMES`` order: customer flag, P(alive), E[purchase days in the next
     ``horizon_days``], P(no purchase day in them). Before the first fit (``m`` None):
-    P(alive) 1, E 0, P(none) 0 (a constant: it ranks nobody).
+    P(alive) 1, E 0, P(none) 0 (a constant: it ranks nobody). A fit that identified no
+    drop-out (:func:`core.bgnbd.identified`) is the NBD model without drop-out: P(alive)
+    is then exactly 1 for everyone (not 1 to six decimals, a near-constant that a scaler
+    would later blow up), while E and P(none) still rank customers by frequency.
 
     >>> m = BGNBD(0.243, 4.414, 0.793, 2.426)
     >>> bgnbd_inputs(m, 39, np.array([1.0]), np.array([2.0]), np.array([30.0]),
@@ -206,6 +209,12 @@ def bgnbd_inputs(m: BGNBD | None, horizon_days: float, cust: np.ndarray, x: np.n
     [[1.0, 0.73, 1.253, 0.439]]
     >>> bgnbd_inputs(None, 30, *(np.zeros(1),) * 4).tolist()
     [[0.0, 1.0, 0.0, 0.0]]
+    >>> # no drop-out identified: the NBD closed forms, E = (r + x) H / (alpha + T) and
+    >>> # P(none) = ((alpha + T) / (alpha + T + H)) ** (r + x): 2.243 * 39 / 42.414 = 2.062
+    >>> nbd = BGNBD(0.243, 4.414, 1e-4, 22026.5)
+    >>> bgnbd_inputs(nbd, 39, np.ones(2), np.array([2.0, 9.0]), np.array([30.0, 30.0]),
+    ...              np.array([38.0, 38.0])).round(3).tolist()
+    [[1.0, 1.0, 2.062, 0.232], [1.0, 1.0, 8.499, 0.002]]
     """
     out = np.empty((len(cust), len(VALUE_INPUT_NAMES)))
     out[:, 0] = cust
@@ -213,7 +222,7 @@ def bgnbd_inputs(m: BGNBD | None, horizon_days: float, cust: np.ndarray, x: np.n
         out[:, 1], out[:, 2], out[:, 3] = 1.0, 0.0, 0.0
         return out
     with np.errstate(over="ignore", invalid="ignore"):
-        out[:, 1] = bgnbd.p_alive(m, x, t_x, T)
+        out[:, 1] = bgnbd.p_alive(m, x, t_x, T) if bgnbd.identified(m) else 1.0
         e = bgnbd.expected_purchases(m, horizon_days, x, t_x, T)
         none = bgnbd.p_no_purchase(m, horizon_days, x, t_x, T)
     out[:, 2] = np.where(np.isfinite(e), e, 0.0)

@@ -9,8 +9,8 @@ expected at ``D`` has delivered (:meth:`missing`), records which version the day
 Keys: ``<prefix>:value:rows:<D>`` (hash: ``r:<p>`` the packed SUMMARY records, ``i:<p>``
 the customers' ids, ``n:<p>`` users without a purchase), ``<prefix>:value:due`` (sorted
 set: fit day -> wall-clock ms of its first delivery), ``<prefix>:value:days`` (hash: fit
-day -> version, 0 for a skipped fit, minus the version of a fit kept for value but not
-served to the model: one that identified no drop-out, ``core.bgnbd.identified``),
+day -> version, 0 for a skipped fit; a negative version, written by earlier releases,
+marks a fit that did not serve the model),
 ``<prefix>:value:served`` (hash: fit day -> the BG/NBD parameters it serves, the newest
 120 days: scores as old as two years are explained under their own fit),
 ``<prefix>:value:job`` (the learner's heartbeat).

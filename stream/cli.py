@@ -170,22 +170,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     settings = args.settings
     allowed = settings.allowed_types()
 
-    def given(value: Any, default: Any) -> Any:
-        return default if value is None else value
-
     try:
-        cfg = EvalConfig(
-            horizon_days=given(args.horizon, settings.churn_horizon_days),
-            every_days=args.every, first_day=args.first_day,
-            sample_rate=given(args.sample_rate, settings.label_sample_rate),
-            warmup_days=given(args.warmup, settings.label_warmup_days),
+        cfg = EvalConfig.from_settings(
+            settings, horizon_days=args.horizon, every_days=args.every,
+            first_day=args.first_day, sample_rate=args.sample_rate, warmup_days=args.warmup,
             ks=tuple(float(k) / 100 for k in args.k.split(",")),
             pipelines=tuple(p for p in args.pipelines.split(",") if p),
-            model_lr=settings.model_lr, min_labels=given(args.min_labels, settings.min_labels),
-            hgb=not args.no_hgb, bgnbd=not args.no_bgnbd,
-            value_fit_every_days=settings.value_fit_every_days,
-            value_fit_lag_days=settings.value_fit_lag_days,
-            value_min_customers=settings.value_min_customers)
+            min_labels=args.min_labels, hgb=not args.no_hgb, bgnbd=not args.no_bgnbd)
         for name in cfg.pipelines:  # an unknown pipeline fails now, not at the first anchor
             make_pipeline(name.removesuffix("+value"))
     except (ValueError, ImportError, AttributeError) as exc:

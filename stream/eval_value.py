@@ -74,14 +74,13 @@ class ValueTrack:
             if keep.sum() >= self.min_customers:
                 rows, weight = np.unique(np.stack([x[keep], t_x[keep], T[keep]], axis=1),
                                          axis=0, return_counts=True)
-                # warm-started from the previous fit, served only if it identified
-                # drop-out (as stream.value_job)
+                # warm-started from the previous fit; every fit serves (as
+                # stream.value_job; one without drop-out as the NBD model)
                 m = bgnbd.fit(rows[:, 0], rows[:, 1], rows[:, 2],
                               weights=weight.astype(np.float64), start=self.last or bgnbd.START)
                 self.last = m
                 self.fits += 1
-                if bgnbd.identified(m):
-                    self.made[day] = m
+                self.made[day] = m
         self.params = pick(self.made, day, self.every, self.lag)
 
     def expected(self, sums: Summaries) -> np.ndarray | None:

@@ -100,6 +100,24 @@ class EvalConfig:
         if bad:
             raise ValueError("; ".join(bad))
 
+    @classmethod
+    def from_settings(cls, settings: Any, **given: Any) -> EvalConfig:
+        """The live stack's settings (core.settings.Settings) as ``evaluate`` uses them:
+        the same labels, value schedule and model selection; ``given`` wins (the CLI's
+        options; None = not given)."""
+        s = settings
+        cfg: dict[str, Any] = dict(
+            horizon_days=s.churn_horizon_days, sample_rate=s.label_sample_rate,
+            warmup_days=s.label_warmup_days, model_lr=s.model_lr, min_labels=s.min_labels,
+            value_fit_every_days=s.value_fit_every_days,
+            value_fit_lag_days=s.value_fit_lag_days, value_min_customers=s.value_min_customers,
+            metrics_window=s.metrics_window, champion_every=s.champion_every,
+            champion_window=s.champion_window, champion_margin=s.champion_margin,
+            champion_metric=s.champion_metric, champion_batch=s.champion_batch,
+            batch_every_days=s.batch_every_days, handoff_compare=s.model_handoff == "compare")
+        cfg.update({k: v for k, v in given.items() if v is not None})
+        return cls(**cfg)
+
 
 @dataclass
 class AnchorRows:

@@ -133,15 +133,13 @@ async def fit_due(store: ValueStore, rows: ValueRows, settings: Settings,
         retired = await store.retired(day)
         fit = await run_fit(store, settings, Summaries(ids, recs, day * DAY_MS, prospects,
                                                        retired))
-        # a fit that identified no drop-out is kept for value and segments but does
-        # not feed the model (a negative version in value:days; bgnbd.identified)
-        served = fit is not None and bgnbd.identified(fit.params.bgnbd)
-        version = 0 if fit is None else fit.params.version if served else -fit.params.version
-        await rows.finish(day, version, store.keep,
-                          fit.params.bgnbd if served and fit is not None else None)
+        # every fit serves; one that identified no drop-out (bgnbd.identified) serves
+        # as the NBD model, P(alive) exactly 1 (core.value.bgnbd_inputs)
+        version = 0 if fit is None else fit.params.version
+        await rows.finish(day, version, store.keep, fit.params.bgnbd if fit is not None else None)
         if on_fit is not None:
             outcome = ("skipped" if fit is None else "partial" if missing
-                       else "fitted" if served else "unidentified")
+                       else "fitted" if bgnbd.identified(fit.params.bgnbd) else "unidentified")
             on_fit(outcome, fit, time.perf_counter() - t0)
         done += 1
     return done

@@ -36,13 +36,23 @@ def run(coro):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def world(services: EmbeddedServices):  # type: ignore[no-untyped-def]
-    """150 users over 3 partitions, applied; the partitions' clocks started at day 0."""
+    """150 users over 3 partitions, applied; the partitions' clocks started at day 0;
+    users drop out (no event after a personal day), so that BG/NBD identifies drop-out."""
+    yield from _world(services, dropout=True)
+
+
+@pytest.fixture
+def steady_world(services: EmbeddedServices):  # type: ignore[no-untyped-def]
+    """The same users buying until the end: a fit that identifies no drop-out."""
+    yield from _world(services, dropout=False)
+
+
+def _world(services: EmbeddedServices, dropout: bool):  # type: ignore[no-untyped-def]
     client = connect(services.redis.url)
     prefix = f"s{uuid.uuid4().hex[:8]}"
     store = RedisFeatureStore(client, prefix=prefix)
-    # users drop out (no event after a personal day), so that BG/NBD identifies drop-out
-    items = [it for it in _stream(7, n=9000)
-             if it.event.time_ms < T0 + (20 + int(it.event.user_id[1:]) * 37 % 180) * DAY_MS]
+    items = [it for it in _stream(7, n=9000) if not dropout
+             or it.event.time_ms < T0 + (20 + int(it.event.user_id[1:]) * 37 % 180) * DAY_MS]
     marks = {p: max(it.event.time_ms for it in items if it.partition == p) for p in range(3)}
     run(store.apply(items, [Commit(p, max(it.offset for it in items if it.partition == p),
                                    marks[p], {}) for p in range(3)]))
@@ -105,6 +115,35 @@ def test_rows_of_a_fit_day_equal_the_reference_and_the_fit_is_exact(world) -> No
     assert np.allclose(fit.params.bgnbd, same.params.bgnbd, rtol=1e-12)
     index = run(client.zcard(vs.index_key))
     assert index == len(want)
+
+
+def test_a_fit_without_drop_out_serves_as_the_nbd_model(steady_world) -> None:  # type: ignore[no-untyped-def]
+    """Outcome ``unidentified``, but served: P(alive) exactly 1 for every user, while
+    P(no purchase in H) and E[purchases in H] are the NBD closed forms on the
+    reference's summaries (they still rank customers)."""
+    client, prefix, ref, day = steady_world
+    rows, vs = ValueRows(client, prefix), ValueStore(client, prefix)
+    for p in range(3):
+        run(rows.put(p, day, 0, drop_before=0))
+    outcomes: list[str] = []
+    settings = Settings(value_min_customers=10, value_fit_partial_seconds=3600)
+    assert run(fit_due(vs, rows, settings, lambda o, f, s: outcomes.append(o))) == 1
+    fit = run(vs.current())
+    assert outcomes == ["unidentified"] and not bgnbd.identified(fit.params.bgnbd)
+    assert run(rows.fit_days()) == {day: fit.params.version} and fit.params.version > 0
+    model = ValueModel(vs, 30, every_days=1, lag_days=0)
+    run(model.restore())
+    assert model.serving(day) == fit.params.bgnbd
+    r, alpha = fit.params.bgnbd.r, fit.params.bgnbd.alpha
+    want = _reference_rows(ref, day)
+    aggs = run(RedisFeatureStore(client, prefix=prefix).aggregates_at(sorted(want), day * DAY_MS))
+    got = model.inputs(aggs)
+    assert (got[:, 1] == 1.0).all()
+    # the fit's a is tiny, not 0: the BG/NBD forms are the NBD ones to within 1e-4
+    for (x, _, T, _), row in zip((want[u] for u in sorted(want)), got, strict=True):
+        assert np.isclose(row[3], ((alpha + T) / (alpha + T + 30)) ** (r + x), rtol=1e-4)
+        assert np.isclose(row[2], (r + x) * 30 / (alpha + T), rtol=1e-4)
+    assert len({round(v, 9) for v in got[:, 3]}) > 10  # it ranks
 
 
 def test_a_partition_that_never_delivers_makes_a_partial_fit(world) -> None:  # type: ignore[no-untyped-def]

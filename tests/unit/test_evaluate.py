@@ -189,3 +189,33 @@ def test_the_report_writes_its_tables_and_four_plots(lines: list[bytes], tmp_pat
     saved = json.loads((tmp_path / "report.json").read_text())
     live = next(n for n in saved["pooled"] if n.startswith("live:"))
     assert 0 < saved["pooled"][live]["brier"] < 0.5
+
+
+def test_evaluate_takes_the_live_settings_of_labels_value_fits_and_model_selection() -> None:
+    """Every EvalConfig field with a Settings counterpart follows the settings (an
+    evaluate that ignored CHURN_CHAMPION_MARGIN judged a different system); CLI options
+    that were given win."""
+    import dataclasses
+
+    from core.settings import Settings
+    from stream.evaluate import EvalConfig
+
+    names = {"horizon_days": "churn_horizon_days", "sample_rate": "label_sample_rate",
+             "warmup_days": "label_warmup_days"}
+    changed = Settings(churn_horizon_days=45, label_sample_rate=0.2, label_warmup_days=3,
+                       model_lr=0.002, min_labels=300, value_fit_every_days=14,
+                       value_fit_lag_days=3, value_min_customers=50, metrics_window=5000,
+                       champion_every=500, champion_window=800, champion_margin=0.01,
+                       champion_metric="lift_at_10", champion_batch=False,
+                       batch_every_days=3, model_handoff="count")
+    cfg = EvalConfig.from_settings(changed)
+    fields = {f.name for f in dataclasses.fields(EvalConfig)}
+    shared = [n for n in fields if names.get(n, n) in Settings.model_fields]
+    assert len(shared) == 15, sorted(shared)
+    default = EvalConfig.from_settings(Settings())
+    for name in shared:
+        want = getattr(changed, names.get(name, name))
+        assert getattr(cfg, name) == want != getattr(default, name), name
+    assert cfg.handoff_compare is False and default.handoff_compare is True
+    given = EvalConfig.from_settings(changed, horizon_days=90, min_labels=None)
+    assert (given.horizon_days, given.min_labels) == (90, 300)

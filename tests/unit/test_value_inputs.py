@@ -222,9 +222,9 @@ def test_a_bad_value_object_is_counted_invalid_and_learns_nothing() -> None:
 
 def test_the_evaluators_value_fits_follow_the_live_schedule() -> None:
     """Fits only at fit days (day % every == 0) with enough customers, each on the
-    summaries of that anchor, warm-started from the previous fit, served only when it
-    identified drop-out; each serves from ``lag`` days later (core.value_schedule), a
-    skipped day leaves the older one."""
+    summaries of that anchor, warm-started from the previous fit, each served (one
+    without drop-out as the NBD model); each serves from ``lag`` days later
+    (core.value_schedule), a skipped day leaves the older one."""
     from core import bgnbd
     from stream.eval_value import ValueTrack
 
@@ -256,12 +256,11 @@ def test_the_evaluators_value_fits_follow_the_live_schedule() -> None:
             keep = cust > 0
             if keep.sum() >= 150:
                 last = bgnbd.fit(x[keep], t_x[keep], T[keep], start=last or bgnbd.START)
-                if bgnbd.identified(last):  # served only when it found drop-out
-                    made[day + 1] = last
+                made[day + 1] = last
         track.maybe_fit(users, anchor)
         served[day + 1] = track.params
     assert sorted(made) == sorted(track.made) and len(made) >= 4, sorted(made)
-    assert all(d % 7 == 0 for d in made) and track.fits >= len(made)
+    assert all(d % 7 == 0 for d in made) and track.fits == len(made)
     assert min(made) > day0 - 35  # the first fit days had too few customers
     for d, m in made.items():  # compressed rows + weights: the same likelihood
         assert all(close(a, b, 2e-3) for a, b in zip(track.made[d], m, strict=True))
