@@ -17,10 +17,16 @@ while it ranked the anchors at 0.72. Workers serve the mean of the two fold mode
 Scores are computed in chunks (one predict call per fold and chunk): :meth:`queue`
 queues, :meth:`flush` scores.
 
+Retraining runs off the learner's thread (one background thread; scikit-learn's tree
+code releases the GIL for most of a fit): the training set is the buffer at the trigger,
+and the new models serve from the first example released ``serve_after_days`` of event
+time later (by then the learner waits for the fit if it is not done), so which model
+scores which example still depends only on the example stream.
+
 >>> import numpy as np
 >>> rng = np.random.default_rng(1)
 >>> c = BatchCandidate(("days_since_last_event", "n_events_30d"), every_days=1,
-...                    min_examples=100)
+...                    min_examples=100, serve_after_days=0.25)
 >>> day = 86_400_000
 >>> for i in range(600):
 ...     d = float(rng.uniform(0, 40))
@@ -35,12 +41,40 @@ True
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 DAY_MS = 86_400_000
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(1, thread_name_prefix="batch-retrain")
+        return _POOL
+
+
+def _fit(x: np.ndarray, y: np.ndarray, folds: np.ndarray, max_iter: int, seed: int
+         ) -> tuple[Any, int, np.ndarray, np.ndarray, np.ndarray]:
+    """Two fold models on (x, y), and the training set's moments and input directions."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # see core.baselines
+        model = tuple(HistGradientBoostingClassifier(
+            max_iter=max_iter, random_state=seed).fit(x[folds == k], y[folds == k])
+            for k in (0, 1))
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    yc = y - y.mean()
+    sign = np.sign(((x - mean) * yc[:, None]).sum(axis=0))
+    return model, len(y), mean, np.where(std > 0, std, 1.0), sign
 
 
 class BatchCandidate:
@@ -49,9 +83,13 @@ class BatchCandidate:
 
     def __init__(self, names: Sequence[str], every_days: int = 7,
                  max_examples: int = 20_000, min_examples: int = 500, seed: int = 0,
-                 max_iter: int = 100, horizon_days: int = 30) -> None:
+                 max_iter: int = 100, horizon_days: int = 30,
+                 serve_after_days: float = 1.0) -> None:
         self.names = tuple(names)
         self.every_ms = every_days * DAY_MS
+        # the retrained models serve this much event time after the trigger (at most
+        # one schedule step: a fit is done before the next one starts)
+        self.serve_after_ms = int(min(serve_after_days, every_days) * DAY_MS)
         self.h_ms = horizon_days * DAY_MS
         self.min_examples, self.seed, self.max_iter = min_examples, seed, max_iter
         # a ring buffer of the newest examples (compact in a checkpoint: two arrays)
@@ -64,6 +102,10 @@ class BatchCandidate:
         self.model: Any = None  # (fold 0 model, fold 1 model) once trained
         self.trained_at = -1  # release time of the last retraining
         self.trained_on = 0
+        self.training_on = 0  # examples in the training set of the fit under way
+        self.job: Future[Any] | None = None  # that fit (not pickled: see __getstate__)
+        self.fitted: Any = None  # its result, once a checkpoint waited for it
+        self.serve_ms = -1  # release time from which it serves
         self.retrains = 0
         self.mean = np.zeros(len(self.names))
         self.std = np.ones(len(self.names))
@@ -77,11 +119,16 @@ class BatchCandidate:
         retrained = False
         due = self.trained_at < 0 or release_ms >= self.trained_at + self.every_ms
         both = all(0 < self.fold_pos[k] < self.fold_n[k] for k in (0, 1))
-        if due and self.count >= self.min_examples and both:
+        busy = self.job is not None or self.fitted is not None
+        if due and not busy and self.count >= self.min_examples and both:
             self._score_pending()  # with the models of their time
             retrained = self._retrain()
             if retrained:
                 self.trained_at = release_ms
+                self.serve_ms = release_ms + self.serve_after_ms
+        if (self.job is not None or self.fitted is not None) and release_ms >= self.serve_ms:
+            self._score_pending()  # the examples before: the models of their time
+            self._adopt()
         row = np.array([f[n] for n in self.names], dtype=np.float32)
         self.pending.append((row, y, fold & 1))
         cap = len(self.ybuf)
@@ -122,9 +169,7 @@ class BatchCandidate:
         self.pending = []
 
     def _retrain(self) -> bool:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        from threadpoolctl import threadpool_limits
-
+        """Start a fit on the buffer as it is (in the background)."""
         order = np.roll(np.arange(self.count), -self.pos) if self.count == len(self.ybuf) \
             else np.arange(self.count)  # oldest first: the fit does not depend on the ring
         x = self.buf[order].astype(np.float64)
@@ -132,16 +177,32 @@ class BatchCandidate:
         folds = self.fbuf[order]
         if any(len(set(y[folds == k].tolist())) < 2 for k in (0, 1)):
             return False  # a fold without both classes: keep the models as they are
-        with threadpool_limits(limits=1):  # see core.baselines
-            self.model = tuple(HistGradientBoostingClassifier(
-                max_iter=self.max_iter, random_state=self.seed).fit(x[folds == k], y[folds == k])
-                for k in (0, 1))
-        self.trained_on, self.retrains = len(y), self.retrains + 1
-        self.mean, std = x.mean(axis=0), x.std(axis=0)
-        self.std = np.where(std > 0, std, 1.0)
-        yc = y - y.mean()
-        self.sign = np.sign(((x - self.mean) * yc[:, None]).sum(axis=0))
+        self.training_on = len(y)
+        self.job = _pool().submit(_fit, x, y, folds, self.max_iter, self.seed)
         return True
+
+    def _adopt(self) -> None:
+        """Serve the fit started last (waiting for it if it is not done)."""
+        fitted = self.fitted if self.fitted is not None else self.job.result()  # type: ignore[union-attr]
+        self.job = self.fitted = None
+        self.model, self.trained_on, self.mean, self.std, self.sign = fitted
+        self.retrains += 1
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A checkpoint holds the fit under way as its result (it serves at the same
+        example after a restore)."""
+        state = self.__dict__.copy()
+        if self.job is not None:
+            state["fitted"], state["job"] = self.job.result(), None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("job", None)  # checkpoints from before the background fit
+        state.setdefault("fitted", None)
+        state.setdefault("serve_ms", -1)
+        state.setdefault("training_on", 0)
+        state.setdefault("serve_after_ms", 0)
+        self.__dict__.update(state)
 
     def score_rows(self, x: np.ndarray) -> np.ndarray:
         """What workers serve: the mean of the two fold models."""

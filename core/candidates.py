@@ -114,6 +114,7 @@ class OnlineCandidate(Candidate):
         self.name, self.value_inputs, self.long_inputs = name, value_inputs, long_inputs
         self.pipeline = make_pipeline(pipeline_name, **params)
         self.learned = 0
+        self.pair: SharedScaler | None = None  # set when it shares its scaler
         # the model inputs it leaves out of the inputs of every source (model_inputs once
         # per example for all candidates: the learner's own cost is mostly River's)
         self.drop = frozenset((() if value_inputs else _VALUE_X) + (() if long_inputs
@@ -131,13 +132,25 @@ class OnlineCandidate(Candidate):
         self.learn_x(self.inputs(model_inputs(f)), y)
 
     def predict_x(self, x: dict[str, float]) -> float:
+        self._sync()
         return float(self.pipeline.predict_proba_one(x).get(True, 0.5))
 
     def learn_x(self, x: dict[str, float], y: bool) -> None:
+        self._sync()
         self.pipeline.learn_one(x, y)
+        pair = getattr(self, "pair", None)  # absent in checkpoints from before it
+        if pair is not None:
+            pair.load()
         self.learned += 1
 
+    def _sync(self) -> None:
+        """A candidate sharing its scaler (SharedScaler) may hold its state in arrays."""
+        pair = getattr(self, "pair", None)
+        if pair is not None:
+            pair.sync()
+
     def scorer(self, version: int) -> Scorer:
+        self._sync()
         return make_scorer(self.pipeline, self.name.split(":", 1)[1], version, self.learned, 0,
                            30, value_inputs=self.value_inputs, name=self.name)
 
@@ -256,18 +269,43 @@ class SharedScaler:
     with one scaler: River's scaler is per input, so one over the union of their inputs
     is each one's own scaler, and the learner updates and applies it once per example
     instead of twice. The steps are exactly those of River's ``Pipeline.learn_one``
-    (scaler learns, then transforms, then the regression learns); a test holds the
-    candidates' predictions equal to separately built pipelines."""
+    (scaler learns, then transforms, then the regression learns), on arrays
+    (:class:`core.fast_linear.ArrayPair`) when River's plain SGD and log loss are used; a
+    test holds the candidates' predictions equal to separately built pipelines.
+    :meth:`sync` writes the arrays into the River objects (before a pickle or a scorer)."""
 
     def __init__(self, a: OnlineCandidate, b: OnlineCandidate) -> None:
+        from core.fast_linear import ArrayPair, supported
+
         self.a, self.b = a, b
         self.scaler = a.pipeline.steps["StandardScaler"]
         b.pipeline.steps["StandardScaler"] = self.scaler
         self.lr_a = a.pipeline.steps["LogisticRegression"]
         self.lr_b = b.pipeline.steps["LogisticRegression"]
+        self.arrays = ArrayPair(a.pipeline, b.pipeline, a.drop, b.drop) \
+            if supported(a.pipeline) and supported(b.pipeline) else None
+        a.pair = b.pair = self
+
+    def sync(self) -> None:
+        arrays = getattr(self, "arrays", None)  # None in checkpoints from before it
+        if arrays is not None:
+            arrays.sync()
+
+    def load(self) -> None:
+        """The River objects changed outside the pair: read them again."""
+        arrays = getattr(self, "arrays", None)
+        if arrays is not None:
+            arrays.load()
 
     def learn(self, x: dict[str, float], y: bool) -> dict[str, float]:
-        a, b, sc = self.a, self.b, self.scaler
+        a, b = self.a, self.b
+        arrays = getattr(self, "arrays", None)
+        if arrays is not None:
+            pa, pb = arrays.learn(x, y)
+            a.learned += 1
+            b.learned += 1
+            return {a.name: pa, b.name: pb}
+        sc = self.scaler
         keys_a = a.drop
         z = sc.transform_one(x)
         za = {k: v for k, v in z.items() if k not in keys_a} if keys_a else z

@@ -127,6 +127,16 @@ class Champion:
         self.switches: deque[dict[str, Any]] = deque(maxlen=50)
         self.decided: dict[str, float] = {}  # the metrics of the last decision
 
+    def sync(self) -> None:
+        """Bring the River objects up to date (the shared pair learns on arrays)."""
+        shared = getattr(self, "shared", None)
+        if shared is not None:
+            shared.sync()
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.sync()
+        return self.__dict__.copy()
+
     # --- learning ------------------------------------------------------------------
     def learn(self, f: Mapping[str, float], y: bool, release_ms: int, user: str = "") -> float:
         """Score with every candidate, then learn; returns the champion's raw score.

@@ -46,21 +46,26 @@ LONG_RATIO_NAMES = ("purchase_gap_cv",)
 REASON_NAMES = (*FEATURE_NAMES, *VALUE_INPUT_NAMES, *LONG_RANGE_NAMES)
 
 
+_LOG_KEYS = tuple((name, f"log_{name}") for name in LOG_FEATURES)
+_LONG_KEYS = tuple((name, name if name in LONG_RATIO_NAMES else f"log_{name}")
+                   for name in LONG_RANGE_NAMES)
+
+
 def model_inputs(f: Mapping[str, float]) -> dict[str, float]:
     """Model inputs from the 17 features: log1p of heavy-tailed ones, ratios as they are,
     and ``recency_vs_gap`` = log1p(days since the last event / the user's typical gap);
     then the long-range inputs when ``f`` has them (log1p, ``purchase_gap_cv`` as it is),
     then the BG/NBD inputs when ``f`` has them."""
-    x = {f"log_{name}": math.log1p(max(0.0, f[name])) for name in LOG_FEATURES}
+    log1p = math.log1p  # once per training example and per scored user: no formatting
+    x = {key: log1p(v) if (v := f[name]) > 0.0 else 0.0 for name, key in _LOG_KEYS}
     for name in RATIO_FEATURES:
         x[name] = f[name]
     typical_gap = 30.0 / max(1.0, f["active_days_30d"])
-    x["recency_vs_gap"] = math.log1p(f["days_since_last_event"] / typical_gap)
+    x["recency_vs_gap"] = log1p(f["days_since_last_event"] / typical_gap)
     if "purchase_days_total" in f:  # the long-range inputs (LONG_RANGE_NAMES)
-        for name in LONG_RANGE_NAMES:
+        for name, key in _LONG_KEYS:
             v = f[name]
-            x[name if name in LONG_RATIO_NAMES else f"log_{name}"] = \
-                v if name in LONG_RATIO_NAMES else math.log1p(max(0.0, v))
+            x[key] = v if key is name else (log1p(v) if v > 0.0 else 0.0)
     if "bg_p_alive" in f:  # optional BG/NBD inputs (VALUE_INPUT_NAMES)
         x["bg_customer"] = f["bg_customer"]
         x["bg_p_alive"] = f["bg_p_alive"]

@@ -21,13 +21,14 @@ it is counted and skipped.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from core.champion import Champion
 from core.features import FEATURE_NAMES
@@ -69,12 +70,20 @@ class LearnerState:
     # None in checkpoints from before it: the old handoff (``ready``) decides
     champion: Champion | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A checkpoint: the model's River objects first brought up to date (the
+        champion's linear pair learns on arrays, core.fast_linear)."""
+        champion = getattr(self, "champion", None)
+        if champion is not None:
+            champion.sync()
+        return self.__dict__.copy()
+
     def learn(self, raw: bytes, offset: int) -> float | None:
         """Predict, then learn one example (a ``training.examples`` message); returns the
         prequential prediction, or None for an invalid or repeated example."""
         self.offset = offset
         try:
-            body = json.loads(raw)
+            body = orjson.loads(raw)
             features = {name: float(body["features"][name]) for name in FEATURE_NAMES}
             long = body.get("long")  # absent from workers before the long-range inputs: 0
             features.update((name, float(long[name]) if long is not None else 0.0)
@@ -103,7 +112,7 @@ class LearnerState:
             return None
         # a NaN/inf feature or a label other than 0/1 would poison the model: skip, count
         if label not in (0, 1) or isinstance(label, bool) or not all(
-                math.isfinite(v) for v in features.values()):
+                map(math.isfinite, features.values())):
             self.invalid += 1
             return None
         y = label == 1

@@ -129,6 +129,9 @@ def test_learner_uses_the_value_inputs_only_when_configured() -> None:
         state.learn(json.dumps(msg).encode(), 0)
         # a message from a worker without the inputs: neutral ones (customer: bought < 365 d)
         state.learn(json.dumps({**msg, "i": 1, "value": None}).encode(), 1)
+    for state in (on, off):  # the linear pair learns on arrays: into River's objects
+        assert state.champion is not None
+        state.champion.sync()
     means_on = on.pipeline.steps["StandardScaler"].means
     assert means_on["bg_p_alive"] == (0.25 + 1.0) / 2
     assert means_on["bg_customer"] == 1.0  # days_since_last_purchase 1.0 < 365
