@@ -86,7 +86,7 @@ def due(examples: int, every: int) -> bool:
 
 class Champion:
     def __init__(self, horizon_days: int = 30, window: int = 10_000, every: int = 1000,
-                 min_labels: int = 1000, margin: float = 0.005, metric: str = "rocauc",
+                 min_labels: int = 1000, margin: float = 0.002, metric: str = "rocauc",
                  pipeline: str = "logreg", params: dict[str, Any] | None = None,
                  value_inputs: bool = False, batch_every_days: int = 7,
                  batch: bool = True, compare: bool = True, long_inputs: bool = True,

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # candidate by champion_metric over the window speaks, if it beats the champion by
     # more than champion_margin; the batch challenger retrains every batch_every_days
     champion_metric: Literal["rocauc", "pr_auc", "lift_at_10"] = "rocauc"
-    champion_margin: float = Field(0.005, ge=0)
+    champion_margin: float = Field(0.002, ge=0)
     champion_every: int = Field(1000, ge=1)
     champion_window: int = Field(2000, ge=50)  # the newest examples a decision looks at
     champion_batch: bool = True

@@ -78,7 +78,7 @@ class EvalConfig:
     metrics_window: int = 10_000
     champion_every: int = 1000
     champion_window: int = 2000
-    champion_margin: float = 0.005
+    champion_margin: float = 0.002
     champion_metric: str = "rocauc"
     champion_batch: bool = True
     batch_every_days: int = 7
