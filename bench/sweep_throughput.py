@@ -17,12 +17,17 @@ examples, then times, in one run, on the same users:
   P(alive) / expected purchases under a fixed fit.
 
 Prints users/s, the ratios, and the time 1,000,000 users would take at that rate.
+``BENCH_PROFILE=/tmp/p`` profiles the timed vectorised sweep (top functions printed,
+the stats written to that path).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import os
+import pstats
 import random
 import sys
 import time
@@ -124,7 +129,15 @@ async def main() -> None:
         first = await sweeper.sweep(0, T0 + 21 * DAY)  # the model replaces the rule
         print(f"first sweep after the model replaced the rule: {first.seconds:.2f}s, "
               f"{first.alerts} alerts (tier changes)")
+        profile = os.environ.get("BENCH_PROFILE")  # a path: profile the timed sweep
+        prof = cProfile.Profile() if profile else None
+        if prof is not None:
+            prof.enable()
         vec = await sweeper.sweep(0, T0 + 22 * DAY)
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(profile)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(15)
         n = len(users)
         rows = [("bare read", bare), ("sweep, vectorised", vec.seconds)]
         assert vec.users == n, vec
