@@ -136,7 +136,7 @@ class Settings(BaseSettings):
 
     # sweeper: rescore silent users at each anchor, churn users silent > H days
     sweep_interval_seconds: float = Field(1.0, gt=0)
-    sweep_chunk: int = Field(2000, ge=1)
+    sweep_chunk: int = Field(1000, ge=1)
     retention_days: int = Field(180, ge=0)  # delete churned users silent this long; 0 = never
 
     # tiers: cumulative shares of the ranking (critical, high, elevated), or with

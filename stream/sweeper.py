@@ -40,7 +40,7 @@ class SweepStats:
 class Sweeper:
     def __init__(self, store: FeatureStore, live: Live, lock: asyncio.Lock,
                  horizon_days: int = 30, chunk: int = 2000, retention_days: int = 0,
-                 chunks_per_hold: int = 4, swept: dict[int, int] | None = None) -> None:
+                 chunks_per_hold: int = 8, swept: dict[int, int] | None = None) -> None:
         self.store = store
         # the anchor reached per partition, shared with the BatchProcessor (its
         # ``swept``): batches catch up users who arrive entirely behind it
@@ -73,6 +73,9 @@ class Sweeper:
             aggs = await nxt
             if j + 1 < len(block):
                 nxt = asyncio.ensure_future(store.aggregates_at(block[j + 1], at))
+                # let it send its request now: scoring below does not yield, and without
+                # this Redis sat idle while Python scored (their CPU times added up)
+                await asyncio.sleep(0)
             # skip users deleted, or with an event after A since the list was read
             writes, feats = live.prepare([(u, partition, a) for u, a in zip(part, aggs, strict=True)
                                           if a is not None and a.last_ms <= at],
