@@ -39,7 +39,7 @@ class SweepStats:
 
 class Sweeper:
     def __init__(self, store: FeatureStore, live: Live, lock: asyncio.Lock,
-                 horizon_days: int = 30, chunk: int = 2000, retention_days: int = 0,
+                 horizon_days: int = 30, chunk: int = 1000, retention_days: int = 0,
                  chunks_per_hold: int = 8, swept: dict[int, int] | None = None) -> None:
         self.store = store
         # the anchor reached per partition, shared with the BatchProcessor (its

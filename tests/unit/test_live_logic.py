@@ -246,3 +246,44 @@ def test_learner_metrics_accept_undefined_quality() -> None:
     assert "churn_model_rocauc 0.75" in text
     assert 'churn_model_info{pipeline="logreg",version="4"} 1.0' in text
     assert 'version="3"' not in text
+
+
+def test_the_sweep_asks_for_the_next_chunk_before_scoring_this_one() -> None:
+    """Within a hold of the lock, chunk j + 1's aggregates are requested before chunk j
+    is scored, so Redis computes them while Python scores (scoring does not yield: a
+    request only created, not started, waited for the scoring, and on a real Redis the
+    two CPU times added up). Every user is still scored once."""
+    store = MemoryFeatureStore()
+    proc, _, _, sweeper = _proc(store)
+    sweeper.chunk, sweeper.hold = 2, 3
+    t0 = 20_000 * DAY
+    log: list[tuple[str, str]] = []
+    inner_aggs, inner_prepare = store.aggregates_at, sweeper.live.prepare
+
+    async def aggregates_at(users, now_ms):  # type: ignore[no-untyped-def]
+        log.append(("ask", users[0]))
+        return await inner_aggs(users, now_ms)
+
+    def prepare(users, sweep=False):  # type: ignore[no-untyped-def]
+        if users:
+            log.append(("score", users[0][0]))
+        return inner_prepare(users, sweep)
+
+    store.aggregates_at = aggregates_at  # type: ignore[method-assign]
+    sweeper.live.prepare = prepare  # type: ignore[method-assign]
+
+    async def run() -> int:
+        for i in range(9):
+            u = f"u{i}"
+            await proc.process([Record(0, i, u.encode(), _ev(u, t0 + 60_000 * i, i))])
+        log.clear()
+        out = await sweeper.sweep(0, t0 + 2 * DAY)
+        return out.users
+
+    assert asyncio.run(run()) == 9
+    asked = [u for kind, u in log if kind == "ask"]
+    scored = [u for kind, u in log if kind == "score"]
+    assert sorted(asked) == sorted(scored) and len(scored) == 5  # chunks of 2: 5 of them
+    for j, first in enumerate(scored):
+        if j % 3 < 2 and j + 1 < len(scored):  # not the last chunk of a hold
+            assert log.index(("ask", scored[j + 1])) < log.index(("score", first)), log
