@@ -48,9 +48,9 @@ from core.candidates import (
     OnlineCandidate,
     calibrate,
     platt,
-    share_scaler,
 )
 from core.evaluation import pr_auc, ranking_metrics, rocauc
+from core.fast_linear import share_scaler
 from core.features import FEATURE_NAMES
 from core.long_range import LONG_RANGE_NAMES
 from core.model import VALUE_INPUT_NAMES, model_inputs

@@ -1,7 +1,7 @@
 """River's ``StandardScaler | LogisticRegression`` learning step on arrays (pure).
 
 The learner's two linear candidates (the model and the stacked model) share one scaler
-(:class:`core.candidates.SharedScaler`). Per example River walks dictionaries: the
+(:class:`SharedScaler`, below). Per example River walks dictionaries: the
 scaler's update and two transforms, two predictions and two SGD steps cost about two
 thirds of the learner's time. :class:`ArrayPair` does the same arithmetic on numpy
 arrays, in River's order of operations: Welford's update of the scaler (``counts``,
@@ -37,9 +37,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from core.candidates import OnlineCandidate
 
 
 def supported(pipeline: Any) -> bool:
@@ -181,3 +184,71 @@ class ArrayPair:
         self.la.sync()
         self.lb.sync()
         self.clean = True
+
+
+class SharedScaler:
+    """The model and the stacked candidate, both ``StandardScaler | LogisticRegression``,
+    with one scaler: River's scaler is per input, so one over the union of their inputs
+    is each one's own scaler, and the learner updates and applies it once per example
+    instead of twice. The steps are exactly those of River's ``Pipeline.learn_one``
+    (scaler learns, then transforms, then the regression learns), on arrays
+    (:class:`core.fast_linear.ArrayPair`) when River's plain SGD and log loss are used; a
+    test holds the candidates' predictions equal to separately built pipelines.
+    :meth:`sync` writes the arrays into the River objects (before a pickle or a scorer)."""
+
+    def __init__(self, a: OnlineCandidate, b: OnlineCandidate) -> None:
+        self.a, self.b = a, b
+        self.scaler = a.pipeline.steps["StandardScaler"]
+        b.pipeline.steps["StandardScaler"] = self.scaler
+        self.lr_a = a.pipeline.steps["LogisticRegression"]
+        self.lr_b = b.pipeline.steps["LogisticRegression"]
+        self.arrays = ArrayPair(a.pipeline, b.pipeline, a.drop, b.drop) \
+            if supported(a.pipeline) and supported(b.pipeline) else None
+        a.pair = b.pair = self
+
+    def sync(self) -> None:
+        arrays = getattr(self, "arrays", None)  # None in checkpoints from before it
+        if arrays is not None:
+            arrays.sync()
+
+    def load(self) -> None:
+        """The River objects changed outside the pair: read them again."""
+        arrays = getattr(self, "arrays", None)
+        if arrays is not None:
+            arrays.load()
+
+    def learn(self, x: dict[str, float], y: bool) -> dict[str, float]:
+        a, b = self.a, self.b
+        arrays = getattr(self, "arrays", None)
+        if arrays is not None:
+            pa, pb = arrays.learn(x, y)
+            a.learned += 1
+            b.learned += 1
+            return {a.name: pa, b.name: pb}
+        sc = self.scaler
+        keys_a = a.drop
+        z = sc.transform_one(x)
+        za = {k: v for k, v in z.items() if k not in keys_a} if keys_a else z
+        zb = {k: v for k, v in z.items() if k not in b.drop} if b.drop else z
+        out = {a.name: float(self.lr_a.predict_proba_one(za).get(True, 0.5)),
+               b.name: float(self.lr_b.predict_proba_one(zb).get(True, 0.5))}
+        sc.learn_one(x)
+        z = sc.transform_one(x)
+        self.lr_a.learn_one({k: v for k, v in z.items() if k not in keys_a} if keys_a else z, y)
+        self.lr_b.learn_one({k: v for k, v in z.items() if k not in b.drop} if b.drop else z, y)
+        a.learned += 1
+        b.learned += 1
+        return out
+
+
+def share_scaler(a: Any, b: Any) -> SharedScaler | None:
+    from core.candidates import OnlineCandidate
+    from core.scoring import _linear_parts
+
+    if not (isinstance(a, OnlineCandidate) and isinstance(b, OnlineCandidate)):
+        return None
+    if _linear_parts(a.pipeline) is None or _linear_parts(b.pipeline) is None:
+        return None
+    if type(a.pipeline.steps["StandardScaler"]) is not type(b.pipeline.steps["StandardScaler"]):
+        return None
+    return SharedScaler(a, b)
