@@ -48,3 +48,29 @@ def test_bad_long_range_and_value_inputs_are_counted_and_skipped() -> None:
     assert state.invalid == len(bad) and state.examples == 0
     assert state.learn(json.dumps(good).encode(), len(bad)) is not None
     assert state.examples == 1
+
+
+def test_any_bytes_are_an_invalid_example_never_an_error() -> None:
+    """Examples are decoded with orjson: bytes that are not UTF-8, JSON that orjson
+    refuses (NaN literals, integers past 64 bits), empty records and random bytes are
+    counted and skipped; the learner goes on."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    state = new_state(Settings())
+    fixed = [b"", b"\xff\xfe{", b'{"features": NaN, "label": 1}',
+             b'{"features": {}, "label": 1, "partition": 123456789012345678901234567890}']
+    for offset, raw in enumerate(fixed):
+        assert state.learn(raw, offset) is None
+    assert state.invalid == len(fixed)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=200))
+    def any_bytes(raw: bytes) -> None:
+        before = state.invalid
+        assert state.learn(raw, 0) is None
+        assert state.invalid == before + 1
+
+    any_bytes()
+    assert state.examples == 0
+    assert state.learn(example(label=0), 1) is not None and state.examples == 1
