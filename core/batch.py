@@ -115,7 +115,7 @@ class BatchCandidate:
 
     def queue(self, f: Mapping[str, float], y: bool, release_ms: int, fold: int = 0) -> bool:
         """Queue one example (of a user in ``fold``) for a prequential score, then learn
-        it; retrains first when the schedule says so (returns whether it did)."""
+        it; starts a retraining first when the schedule says so (returns whether it did)."""
         retrained = False
         due = self.trained_at < 0 or release_ms >= self.trained_at + self.every_ms
         both = all(0 < self.fold_pos[k] < self.fold_n[k] for k in (0, 1))
