@@ -17,11 +17,13 @@ while it ranked the anchors at 0.72. Workers serve the mean of the two fold mode
 Scores are computed in chunks (one predict call per fold and chunk): :meth:`queue`
 queues, :meth:`flush` scores.
 
-Retraining runs off the learner's thread (one background thread; scikit-learn's tree
-code releases the GIL for most of a fit): the training set is the buffer at the trigger,
-and the new models serve from the first example released ``serve_after_days`` of event
-time later (by then the learner waits for the fit if it is not done), so which model
-scores which example still depends only on the example stream.
+Retraining runs off the learner's process (one worker process, started and warmed up
+with the first candidate, so a fit competes with the learner for neither the GIL nor its
+core): the training set is the buffer at the trigger, and the new models serve from the
+first example released ``serve_after_days`` of event time later (default: one schedule
+step, when the next retraining starts; the learner waits for the fit if it is not done
+by then), so which model scores which example still depends only on the example stream.
+A fit that dies with its worker process is redone in the learner's process.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(1)
@@ -41,24 +43,45 @@ True
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 
 DAY_MS = 86_400_000
-_POOL: ThreadPoolExecutor | None = None
+_POOL: Executor | None = None
 _POOL_LOCK = threading.Lock()
 
 
-def _pool() -> ThreadPoolExecutor:
+def _warm() -> None:
+    import sklearn.ensemble  # noqa: F401  (the first fit does not pay for the import)
+
+
+def _pool() -> Executor:
+    """The one worker process of every batch candidate in this process (spawned: the
+    learner runs threads, and a fork would copy their locks)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(1, thread_name_prefix="batch-retrain")
+            _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            _POOL.submit(_warm)
         return _POOL
+
+
+def warm_up() -> None:
+    """Wait until the worker process is up and has imported scikit-learn."""
+    _pool().submit(_warm).result()
+
+
+def _reset_pool() -> None:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.shutdown(wait=False, cancel_futures=True)
+        _POOL = None
 
 
 def _fit(x: np.ndarray, y: np.ndarray, folds: np.ndarray, max_iter: int, seed: int
@@ -84,68 +107,81 @@ class BatchCandidate:
     def __init__(self, names: Sequence[str], every_days: int = 7,
                  max_examples: int = 20_000, min_examples: int = 500, seed: int = 0,
                  max_iter: int = 100, horizon_days: int = 30,
-                 serve_after_days: float = 1.0) -> None:
+                 serve_after_days: float | None = None) -> None:
         self.names = tuple(names)
         self.every_ms = every_days * DAY_MS
         # the retrained models serve this much event time after the trigger (at most
         # one schedule step: a fit is done before the next one starts)
-        self.serve_after_ms = int(min(serve_after_days, every_days) * DAY_MS)
+        after = every_days if serve_after_days is None else min(serve_after_days, every_days)
+        self.serve_after_ms = int(after * DAY_MS)
         self.h_ms = horizon_days * DAY_MS
         self.min_examples, self.seed, self.max_iter = min_examples, seed, max_iter
         # a ring buffer of the newest examples (compact in a checkpoint: two arrays)
         self.buf = np.zeros((max_examples, len(self.names)), dtype=np.float32)
         self.ybuf = np.zeros(max_examples, dtype=np.int8)
         self.fbuf = np.zeros(max_examples, dtype=np.int8)  # the user's fold, 0 or 1
-        self.count = self.pos = self.positives = 0
-        self.fold_n = [0, 0]  # examples and churners per fold in the buffer
-        self.fold_pos = [0, 0]
+        self.count = self.pos = 0
         self.model: Any = None  # (fold 0 model, fold 1 model) once trained
         self.trained_at = -1  # release time of the last retraining
         self.trained_on = 0
         self.training_on = 0  # examples in the training set of the fit under way
         self.job: Future[Any] | None = None  # that fit (not pickled: see __getstate__)
+        self.job_args: tuple[Any, ...] | None = None  # its inputs (a redo if it dies)
         self.fitted: Any = None  # its result, once a checkpoint waited for it
         self.serve_ms = -1  # release time from which it serves
         self.retrains = 0
         self.mean = np.zeros(len(self.names))
         self.std = np.ones(len(self.names))
         self.sign = np.zeros(len(self.names))  # direction of each input (reasons)
-        self.pending: list[tuple[np.ndarray, bool, int]] = []
+        # (inputs, label, fold) of the examples not yet scored / not yet in the ring
+        self.pending: list[tuple[list[float], bool, int]] = []
+        self.unstored: list[tuple[list[float], bool, int]] = []
         self.results: list[tuple[float, bool]] = []
+        _pool()  # started (and sklearn imported there) long before the first fit
 
     def queue(self, f: Mapping[str, float], y: bool, release_ms: int, fold: int = 0) -> bool:
         """Queue one example (of a user in ``fold``) for a prequential score, then learn
-        it; starts a retraining first when the schedule says so (returns whether it did)."""
+        it; starts a retraining first when the schedule says so (returns whether it did).
+        The example reaches the ring buffer with the others of its chunk (one array
+        write per chunk), before any fit reads the buffer."""
         retrained = False
-        due = self.trained_at < 0 or release_ms >= self.trained_at + self.every_ms
-        both = all(0 < self.fold_pos[k] < self.fold_n[k] for k in (0, 1))
-        busy = self.job is not None or self.fitted is not None
-        if due and not busy and self.count >= self.min_examples and both:
-            self._score_pending()  # with the models of their time
-            retrained = self._retrain()
-            if retrained:
-                self.trained_at = release_ms
-                self.serve_ms = release_ms + self.serve_after_ms
         if (self.job is not None or self.fitted is not None) and release_ms >= self.serve_ms:
             self._score_pending()  # the examples before: the models of their time
             self._adopt()
-        row = np.array([f[n] for n in self.names], dtype=np.float32)
-        self.pending.append((row, y, fold & 1))
-        cap = len(self.ybuf)
-        if self.count == cap:
-            old = int(self.fbuf[self.pos])
-            self.positives -= int(self.ybuf[self.pos])
-            self.fold_n[old] -= 1
-            self.fold_pos[old] -= int(self.ybuf[self.pos])
-        else:
-            self.count += 1
-        self.fold_n[fold & 1] += 1
-        self.fold_pos[fold & 1] += int(y)
-        self.buf[self.pos], self.ybuf[self.pos] = row, int(y)
-        self.fbuf[self.pos] = fold & 1
-        self.positives += int(y)
-        self.pos = (self.pos + 1) % cap
+        due = self.trained_at < 0 or release_ms >= self.trained_at + self.every_ms
+        if due and self.job is None and self.fitted is None:
+            self._store()
+            both = all(0 < p < n for n, p in zip(*self._fold_counts(), strict=True))
+            if self.count >= self.min_examples and both:
+                self._score_pending()  # with the models of their time
+                retrained = self._retrain()
+                if retrained:
+                    self.trained_at = release_ms
+                    self.serve_ms = release_ms + self.serve_after_ms
+        example = ([f[n] for n in self.names], y, fold & 1)
+        self.pending.append(example)
+        self.unstored.append(example)
         return retrained
+
+    def _store(self) -> None:
+        """Write the examples queued since the last store into the ring buffer."""
+        rows, self.unstored = self.unstored, []
+        if not rows:
+            return
+        cap, m = len(self.ybuf), len(rows)
+        drop = max(0, m - cap)  # more than the ring holds: the newest ``cap`` stay
+        idx = (self.pos + drop + np.arange(m - drop)) % cap
+        self.buf[idx] = np.array([r for r, _, _ in rows[drop:]], dtype=np.float32)
+        self.ybuf[idx] = np.fromiter((int(v) for _, v, _ in rows[drop:]), np.int8, m - drop)
+        self.fbuf[idx] = np.fromiter((k for _, _, k in rows[drop:]), np.int8, m - drop)
+        self.pos = (self.pos + m) % cap
+        self.count = min(cap, self.count + m)
+
+    def _fold_counts(self) -> tuple[list[int], list[int]]:
+        """Examples and churners per fold in the ring buffer."""
+        folds, ys = self.fbuf[:self.count], self.ybuf[:self.count]
+        return ([int((folds == k).sum()) for k in (0, 1)],
+                [int(ys[folds == k].sum()) for k in (0, 1)])
 
     def flush(self) -> list[tuple[float, bool]]:
         """Scores of the examples queued since the last flush (NaN before the first
@@ -159,7 +195,7 @@ class BatchCandidate:
             return
         scores = np.full(len(self.pending), np.nan)
         if self.model is not None:  # each example by the model of the other fold
-            x = np.stack([r for r, _, _ in self.pending])
+            x = np.array([r for r, _, _ in self.pending], dtype=np.float32)
             folds = np.array([k for _, _, k in self.pending])
             for k in (0, 1):
                 rows = folds == k
@@ -170,6 +206,7 @@ class BatchCandidate:
 
     def _retrain(self) -> bool:
         """Start a fit on the buffer as it is (in the background)."""
+        self._store()
         order = np.roll(np.arange(self.count), -self.pos) if self.count == len(self.ybuf) \
             else np.arange(self.count)  # oldest first: the fit does not depend on the ring
         x = self.buf[order].astype(np.float64)
@@ -178,22 +215,37 @@ class BatchCandidate:
         if any(len(set(y[folds == k].tolist())) < 2 for k in (0, 1)):
             return False  # a fold without both classes: keep the models as they are
         self.training_on = len(y)
-        self.job = _pool().submit(_fit, x, y, folds, self.max_iter, self.seed)
+        self.job_args = (x, y, folds, self.max_iter, self.seed)
+        try:
+            self.job = _pool().submit(_fit, *self.job_args)
+        except RuntimeError:  # the worker process died after its last fit: a new one
+            _reset_pool()
+            self.job = _pool().submit(_fit, *self.job_args)
         return True
 
     def _adopt(self) -> None:
         """Serve the fit started last (waiting for it if it is not done)."""
-        fitted = self.fitted if self.fitted is not None else self.job.result()  # type: ignore[union-attr]
-        self.job = self.fitted = None
+        fitted = self.fitted if self.fitted is not None else self._result()
+        self.job = self.fitted = self.job_args = None
         self.model, self.trained_on, self.mean, self.std, self.sign = fitted
         self.retrains += 1
+
+    def _result(self) -> Any:
+        """The fit under way, waited for; redone here if its worker process died."""
+        assert self.job is not None and self.job_args is not None
+        try:
+            return self.job.result()
+        except Exception:  # BrokenProcessPool, ...; a real fit error repeats here
+            _reset_pool()
+            return _fit(*self.job_args)
 
     def __getstate__(self) -> dict[str, Any]:
         """A checkpoint holds the fit under way as its result (it serves at the same
         example after a restore)."""
         state = self.__dict__.copy()
         if self.job is not None:
-            state["fitted"], state["job"] = self.job.result(), None
+            state["fitted"], state["job"] = self._result(), None
+        state["job_args"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -202,6 +254,8 @@ class BatchCandidate:
         state.setdefault("serve_ms", -1)
         state.setdefault("training_on", 0)
         state.setdefault("serve_after_ms", 0)
+        state.setdefault("job_args", None)
+        state.setdefault("unstored", [])  # older checkpoints wrote every example at once
         self.__dict__.update(state)
 
     def score_rows(self, x: np.ndarray) -> np.ndarray:

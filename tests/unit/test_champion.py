@@ -256,34 +256,49 @@ def test_decisions_fall_early_and_judge_only_mature_examples() -> None:
 
 
 def test_the_batch_fit_in_the_background_serves_at_a_fixed_example() -> None:
-    """Which model scores which example depends on the stream only: a fit that takes
-    long (the learner waits at the serving point), checkpoints taken while a fit is
+    """Which model scores which example depends on the stream only: a fit in the worker
+    process, a fit that takes long (in a thread here; the learner waits at the serving
+    point), a worker process killed under a fit (redone in the learner's process) or
+    between fits (the next fit gets a new process), checkpoints taken while a fit is
     under way, and a synchronous fit (serve_after 0, waited for at once) give these
     exact scores; the models trained at a trigger first score the examples released
     ``serve_after_days`` later."""
+    import os
+    import signal
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     import core.batch as batch_mod
 
     data = stream(2400, seed=8)
 
-    def run(cand: BatchCandidate, slow: bool = False, pickle_every: int = 0
-            ) -> tuple[list[float], list[tuple[int, int]]]:
-        fit = batch_mod._fit
+    def run(cand: BatchCandidate, slow: bool = False, pickle_every: int = 0,
+            kill: str = "") -> tuple[list[float], list[tuple[int, int]]]:
+        fit, pool = batch_mod._fit, batch_mod._pool
         if slow:
+            threads = ThreadPoolExecutor(1)
             batch_mod._fit = lambda *a: (time.sleep(0.05), fit(*a))[1]  # type: ignore[assignment]
+            batch_mod._pool = lambda: threads  # type: ignore[assignment]
         served: list[tuple[int, int]] = []  # (trigger, release) where a model started
+        killed = 0
         try:
             for i, (f, y, rel) in enumerate(data):
-                before = cand.retrains
+                before, trigger = cand.retrains, cand.trained_at
                 cand.queue(f, y, rel, fold_of(f"u{i % 500}"))
-                if cand.retrains != before:
-                    served.append((cand.trained_at, rel))
+                busy = cand.job is not None
+                idle = not busy and cand.retrains == 1
+                if not killed and ((kill == "busy" and busy) or (kill == "idle" and idle)):
+                    procs = batch_mod._POOL._processes  # type: ignore[union-attr]
+                    killed = next(iter(procs))
+                    os.kill(killed, signal.SIGKILL)
+                if cand.retrains != before:  # the fit of ``trigger`` serves from here
+                    served.append((trigger, rel))
                 if pickle_every and i % pickle_every == 0:
                     cand = pickle.loads(pickle.dumps(cand))
+            assert not kill or (killed and killed not in batch_mod._POOL._processes)  # type: ignore[union-attr]
             return [s for s, _ in cand.flush()], served
         finally:
-            batch_mod._fit = fit  # type: ignore[assignment]
+            batch_mod._fit, batch_mod._pool = fit, pool  # type: ignore[assignment]
 
     def new(after: float) -> BatchCandidate:
         return BatchCandidate(ALL_INPUTS, every_days=2, min_examples=300,
@@ -295,11 +310,16 @@ def test_the_batch_fit_in_the_background_serves_at_a_fixed_example() -> None:
     for trigger, rel in served:  # each serves from the first release a day after its trigger
         assert rel == min(r for r in releases if r >= trigger + DAY), (trigger, rel)
     assert [t for t, _ in served][:3] == [DAY, 3 * DAY, 5 * DAY]  # every 2 days from the first
-    for other in (run(new(1.0), slow=True)[0], run(new(1.0), pickle_every=37)[0]):
+    for other in (run(new(1.0), slow=True)[0], run(new(1.0), pickle_every=37)[0],
+                  run(new(1.0), kill="busy")[0], run(new(1.0), kill="idle")[0]):
         assert np.array_equal(np.array(other), np.array(scores), equal_nan=True)
     now, served_now = run(new(0.0))  # the old synchronous behaviour: serves at the trigger
     assert [rel for _, rel in served_now][:3] == [DAY, 3 * DAY, 5 * DAY]
     assert not np.array_equal(np.array(now), np.array(scores), equal_nan=True)
+    # by default a fit serves one schedule step after its trigger, when the next starts
+    _, served_step = run(BatchCandidate(ALL_INPUTS, every_days=2, min_examples=300,
+                                        max_iter=20))
+    assert served_step[:2] == [(DAY, 3 * DAY), (3 * DAY, 5 * DAY)]
 
 
 def test_a_checkpoint_holds_the_arrays_of_the_linear_pair() -> None:
