@@ -16,7 +16,8 @@ examples, then times, in one run, on the same users:
   BG/NBD inputs (``CHURN_MODEL_VALUE_INPUTS``): per chunk, the users' summaries and
   P(alive) / expected purchases under a fixed fit.
 
-Prints users/s, the ratios, and the time 1,000,000 users would take at that rate.
+Prints users/s, the ratios, the time 1,000,000 users would take at that rate, and the
+timed vectorised sweep's CPU split (Redis, this process) with Redis's time by command.
 ``BENCH_PROFILE=/tmp/p`` profiles the timed vectorised sweep (top functions printed,
 the stats written to that path).
 """
@@ -138,12 +139,17 @@ async def main() -> None:
         prof = cProfile.Profile() if profile else None
         if prof is not None:
             prof.enable()
+        await store.r.config_resetstat()
         cpu0, py0 = await _redis_cpu(store), time.process_time()
         vec = await sweeper.sweep(0, T0 + 22 * DAY)
         cpu1, py1 = await _redis_cpu(store), time.process_time()
+        stats = await store.r.info("commandstats")
         print(f"timed vectorised sweep: wall {vec.seconds:.2f}s, Redis CPU {cpu1 - cpu0:.2f}s, "
               f"this process's CPU {py1 - py0:.2f}s (all threads; overlap = their sum "
               f"over the wall time)")
+        top = sorted(stats.items(), key=lambda kv: -kv[1]["usec"])[:8]
+        print("Redis time by command in it (scripts count their calls inside): " + ", ".join(
+            f"{k.removeprefix('cmdstat_')} {v['usec'] / 1e6:.2f}s/{v['calls']}" for k, v in top))
         if prof is not None:
             prof.disable()
             prof.dump_stats(profile)
