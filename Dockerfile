@@ -6,6 +6,9 @@ COPY core ./core
 COPY state ./state
 COPY stream ./stream
 COPY api ./api
+COPY offline ./offline
+COPY services ./services
+COPY cli ./cli
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -1,1 +1,4 @@
-"""HTTP read path (FastAPI). Stateless: reads Redis; writes only through Kafka."""
+"""HTTP (FastAPI). Stateless: reads Redis through ``state``; writes only through Kafka.
+
+Imports: ``core``, ``state``.
+"""

@@ -1,29 +1,70 @@
-"""FastAPI dependencies, as ``Annotated`` aliases."""
+"""Everything a route reads from the application, in one place: plain accessors (for
+the hot routes that read the request by hand, see ``api/routes/users.py``) and the same
+as ``Annotated`` dependencies. Routes never touch ``request.app.state`` themselves."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
 from core.settings import Settings
+from core.tiers import TierPolicy
 from state.models import ModelStore
 from state.redis_store import RedisFeatureStore
 
+if TYPE_CHECKING:
+    from api.metrics import ApiMetrics
+    from api.routes.events import Producer
+    from api.value import FitCache
 
-async def get_settings(request: Request) -> Settings:
+
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def get_store(request: Request) -> RedisFeatureStore:
+def store_of(request: Request) -> RedisFeatureStore:
     store: RedisFeatureStore = request.app.state.store
     return store
 
 
-async def get_models(request: Request) -> ModelStore:
+def models_of(request: Request) -> ModelStore:
     models: ModelStore = request.app.state.models
     return models
+
+
+def fits_of(request: Request) -> FitCache:
+    """The customer-value fits (the newest, and the one serving on each day)."""
+    fits: FitCache = request.app.state.value_fits
+    return fits
+
+
+def policy_of(request: Request) -> TierPolicy:
+    policy: TierPolicy = request.app.state.tier_policy
+    return policy
+
+
+def producer_of(request: Request) -> Producer:
+    producer: Producer = request.app.state.producer
+    return producer
+
+
+def metrics_of(request: Request) -> ApiMetrics:
+    metrics: ApiMetrics = request.app.state.metrics
+    return metrics
+
+
+async def get_settings(request: Request) -> Settings:
+    return settings_of(request)
+
+
+async def get_store(request: Request) -> RedisFeatureStore:
+    return store_of(request)
+
+
+async def get_models(request: Request) -> ModelStore:
+    return models_of(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -15,7 +15,7 @@ from api.routes import events, model, ranking, segments, status, users
 from api.routes.events import Producer
 from api.security import ReadAccess, WriteAccess
 from api.value import FitCache
-from core.process import tune_gc
+from core.gc_tuning import tune_gc
 from core.settings import Settings
 from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect

@@ -19,6 +19,8 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import metrics_of
+
 LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -77,5 +79,5 @@ router = APIRouter(tags=["status"])
             responses={200: {"content": {"text/plain": {}}}})
 async def metrics(request: Request) -> Response:
     """Prometheus exposition of the API's metrics."""
-    m: ApiMetrics = request.app.state.metrics
+    m: ApiMetrics = metrics_of(request)
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""Response models (the HTTP contract of DESIGN section 7)."""
+"""Response models (the HTTP contract of docs/design.md section 7)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class UserRisk(BaseModel):
     alert_tier: str | None = Field(None, description="Stored tier with hysteresis: the last "
                                                      "one announced on `risk.alerts`")
     reasons: list[Reason] = Field([], description="Top features pushing the risk up")
-    features: dict[str, float] = Field(description="The 17 features of DESIGN section 4")
+    features: dict[str, float] = Field(description="The 17 features of docs/design.md section 4")
     long_range: dict[str, float] = Field(
         {}, description="The long-range inputs (purchase days ever and in the last "
                         "90/180/365 days, gaps between purchase days, spend per purchase "

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader
 
+from api.deps import settings_of
 from core.settings import Settings
 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -36,12 +37,12 @@ def check_key(settings: Settings, key: str | None) -> None:
 
 async def require_write(request: Request,
                         key: Annotated[str | None, Depends(_header)] = None) -> None:
-    check_key(request.app.state.settings, key)
+    check_key(settings_of(request), key)
 
 
 async def require_read(request: Request,
                        key: Annotated[str | None, Depends(_header)] = None) -> None:
-    settings: Settings = request.app.state.settings
+    settings: Settings = settings_of(request)
     if settings.api_read_auth:
         check_key(settings, key)
 

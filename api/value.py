@@ -16,9 +16,8 @@ from core.features import DAY_MS, Aggregates
 from core.model import REASON_NAMES, VALUE_INPUT_NAMES
 from core.settings import Settings
 from core.value import ValueInputs, bgnbd_inputs, summary_arrays, user_value, value_inputs
-from state.codec import decode_score, newest_ms, value_field
 from state.value_model import ValueModel
-from state.value_store import ValueFit, ValueStore
+from state.value_store import RowInfo, ValueFit, ValueStore
 
 
 class FitCache:
@@ -63,14 +62,11 @@ def segment_of(fit: ValueFit, days: set[int], mean_spend: float, now_ms: int
     return {"name": segments.persona(r, f), "r": r, "f": f, "m": m}
 
 
-def segment_of_fields(fit: ValueFit, v: bytes | None, m: bytes | None, s: bytes | None
-                      ) -> dict[str, Any]:
-    """:func:`segment_of` from raw hash fields, at the stored score's reference time."""
-    if v is None or m is None:
+def segment_of_row(fit: ValueFit, row: RowInfo) -> dict[str, Any]:
+    """:func:`segment_of` of a value-page row, at its reference time."""
+    if row.purchase_days is None or row.as_of_ms is None:
         return PROSPECT
-    days, n, spend = value_field(v)
-    now = decode_score(s).as_of_ms if s is not None else newest_ms(m)
-    return segment_of(fit, days, spend / n if n else 0.0, now)
+    return segment_of(fit, row.purchase_days, row.mean_spend, row.as_of_ms)
 
 
 def value_of(fit: ValueFit | None, agg: Aggregates, settings: Settings

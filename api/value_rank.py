@@ -14,7 +14,7 @@ import heapq
 from collections.abc import Callable
 from typing import Any, Literal
 
-from api.value import segment_of_fields
+from api.value import segment_of_row
 from state.value_store import RowInfo, ValueFit, ValueStore
 
 Sort = Literal["risk", "value", "saved_value"]
@@ -29,7 +29,7 @@ def _keep(fit: ValueFit | None, min_clv: float | None, segment: str | None
         if min_clv is not None and (row.clv is None or row.clv < min_clv):
             return False
         if segment is not None:
-            seg = segment_of_fields(fit, row.v, row.m, row.s) if fit is not None else None
+            seg = segment_of_row(fit, row) if fit is not None else None
             return seg is not None and seg["name"] == segment
         return True
     return keep
@@ -111,5 +111,5 @@ def row_json(row: RowInfo, fit: ValueFit | None, n: int,
     return {"user_id": row.user_id, "rank": row.rank + 1, "risk": row.risk, "percentile": pct,
             "tier": tier, "clv": row.clv,
             "expected_saved_value": row.risk * row.clv if row.clv is not None else None,
-            "segment": segment_of_fields(fit, row.v, row.m, row.s)["name"]
+            "segment": segment_of_row(fit, row)["name"]
             if fit is not None else None}

@@ -2,7 +2,7 @@
 
 mode ``trivial``: an agent that only deserializes (faust's JSON codec) and counts.
 mode ``trivial-gc``: the same with the worker's garbage-collector settings.
-mode ``full``: the real churnstream worker (stream.worker.build_app).
+mode ``full``: the real churnstream worker (stream.worker.app.build_app).
 Writes ``{"events": n, "seconds": t}`` (first event to last) to the output file.
 """
 
@@ -16,9 +16,9 @@ import time
 
 import faust
 
-from core.process import tune_gc
+from core.gc_tuning import tune_gc
 from core.settings import Settings
-from stream.worker import build_app, faust_settings
+from stream.worker.app import build_app, faust_settings
 
 
 def main() -> None:

@@ -39,11 +39,11 @@ from sweep_throughput import T0, fill  # noqa: E402
 
 from core.features import DAY_MS  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from services.redis_server import RedisServer, free_port, stop_process, wait_port  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
-from state.server import RedisServer, free_port, stop_process, wait_port  # noqa: E402
 from state.value_store import ValueStore  # noqa: E402
-from stream.live import Live  # noqa: E402
-from stream.value_job import run_fit  # noqa: E402
+from stream.jobs.value_fit import run_fit  # noqa: E402
+from stream.worker.live import Live  # noqa: E402
 
 
 async def get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
@@ -163,7 +163,7 @@ async def main() -> None:
         api_port, bare_port = free_port(), free_port()
         env = dict(os.environ, CHURN_REDIS_URL=server.url, CHURN_REDIS_PREFIX="bench",
                    CHURN_ENV_FILE="/nonexistent", CHURN_KAFKA_BOOTSTRAP="127.0.0.1:1")
-        procs.append(subprocess.Popen([sys.executable, "-m", "stream.cli", "api", "--port",
+        procs.append(subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--port",
                                        str(api_port)], env=env, cwd=ROOT))
         procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench/_bare_api.py"),
                                        str(bare_port)], cwd=ROOT))

@@ -4,9 +4,9 @@ against one evaluation of the log-likelihood in the same run.
     python bench/bgnbd_fit.py [--customers 1000000]
 
 Summaries are drawn from known parameters with ages of 1-180 whole days and recency
-in whole days (as the worker keeps them, DESIGN time rules), then fitted on every
+in whole days (as the worker keeps them, docs/design.md section 2), then fitted on every
 row and on the distinct (x, t_x, T) rows with counts as weights. Last, the whole value
-job of the learner (``stream.value_job.fit_summaries``: distinct-row BG/NBD, Gamma-Gamma
+job of the learner (``stream.jobs.value_fit.fit_summaries``: distinct-row BG/NBD, Gamma-Gamma
 on every customer's spend, CLV of every customer, RFM cut points and segment counts).
 """
 
@@ -25,7 +25,7 @@ from core import gammagamma
 from core.bgnbd import BGNBD, fit, loglik, simulate
 from core.settings import Settings
 from state.value_rows import SUMMARY
-from stream.value_job import GG_SAMPLE, fit_summaries
+from stream.jobs.value_fit import GG_SAMPLE, fit_summaries
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=180)
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
-    exe = [sys.executable, "-m", "stream.cli"]
+    exe = [sys.executable, "-m", "cli.main"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(x) for x in args.users.split(",")):

@@ -17,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.events import Event
+from services.redis_server import RedisServer
 from state.epoch import Epochs, guard_commands
 from state.redis_store import RedisFeatureStore, connect
-from state.server import RedisServer
 from state.store import Commit, Item
 
 T0 = 1_575_000_000_000

@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 from core.batch import warm_up  # noqa: E402
 from core.long_range import LONG_RANGE_NAMES  # noqa: E402
-from core.metrics import Prequential  # noqa: E402
 from core.model import VALUE_INPUT_NAMES, make_pipeline, model_inputs  # noqa: E402
+from core.prequential import Prequential  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from stream.learner import LearnerState, new_state  # noqa: E402
+from stream.learner.state import LearnerState, new_state  # noqa: E402
 from tests.integration.test_learner import examples  # noqa: E402
 
 DAY = 86_400_000

@@ -5,7 +5,7 @@
 - ``simulate``: the demo simulator's population (20,000 users, first 100,000 events);
 - ``testlog``: the exactness test's log (1,100 users, ~41 events each over 65 days,
   with late events and duplicates): heavier users than a typical e-commerce log.
-Budget (DESIGN section 6): at most 1 KiB per active user.
+Budget (docs/design.md section 6): at most 1 KiB per active user.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ sys.path.insert(0, str(ROOT))
 
 from core.events import Event, Rejected, parse_event  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from offline import simulate  # noqa: E402
+from offline.replay import read_rows, validate_row  # noqa: E402
+from services.redis_server import RedisServer  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
-from state.server import RedisServer  # noqa: E402
 from state.value_model import ValueModel  # noqa: E402
-from stream import simulate  # noqa: E402
-from stream.anchors import Anchors  # noqa: E402
-from stream.live import Live  # noqa: E402
-from stream.processor import BatchProcessor, Record  # noqa: E402
-from stream.replay import read_rows, validate_row  # noqa: E402
+from stream.worker.anchors import Anchors  # noqa: E402
+from stream.worker.live import Live  # noqa: E402
+from stream.worker.processor import BatchProcessor, Record  # noqa: E402
 from tests.datagen import generate, write_csv  # noqa: E402
 
 

@@ -8,7 +8,7 @@ examples, then times, in one run, on the same users:
 
 - ``bare read``: HGETALL of every user hash in pipelines of the sweep's chunk size
   (the I/O floor: reading the state the sweep needs, nothing else);
-- ``sweep, vectorised``: :meth:`stream.sweeper.Sweeper.sweep` with the matrix scorer
+- ``sweep, vectorised``: :meth:`stream.worker.sweeper.Sweeper.sweep` with the matrix scorer
   (after a first, untimed-for-the-ratio sweep in which the model replaces the rule
   scores of the fill and most users change tier);
 - ``sweep, per user``: the same with one ``predict_proba_one`` per user;
@@ -41,17 +41,17 @@ sys.path.insert(0, str(ROOT))
 from core.bgnbd import BGNBD  # noqa: E402
 from core.events import Event  # noqa: E402
 from core.features import FEATURE_NAMES  # noqa: E402
+from core.gc_tuning import tune_gc  # noqa: E402
 from core.long_range import LONG_RANGE_NAMES  # noqa: E402
 from core.model import make_pipeline, model_inputs  # noqa: E402
-from core.process import tune_gc  # noqa: E402
 from core.scoring import LinearScorer, PipelineScorer  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from services.redis_server import RedisServer  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
-from state.server import RedisServer  # noqa: E402
 from state.store import Item  # noqa: E402
 from state.value_model import ValueModel  # noqa: E402
-from stream.live import Live  # noqa: E402
-from stream.sweeper import Sweeper  # noqa: E402
+from stream.worker.live import Live  # noqa: E402
+from stream.worker.sweeper import Sweeper  # noqa: E402
 
 DAY = 86_400_000
 T0 = 18_300 * DAY

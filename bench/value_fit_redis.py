@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.features import DAY_MS
 from core.settings import Settings
+from services.redis_server import RedisServer
 from state.codec import value_field
 from state.keys import Keys
 from state.redis_store import connect
-from state.server import RedisServer
 from state.value_store import ValueStore
-from stream.value_job import fit_summaries
+from stream.jobs.value_fit import fit_summaries
 
 DAY0 = 18_200
 

@@ -28,8 +28,8 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stream import simulate  # noqa: E402
-from stream.services import EmbeddedServices  # noqa: E402
+from offline import simulate  # noqa: E402
+from services.embedded import EmbeddedServices  # noqa: E402
 from stream.topics import ensure_topics  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def trained_state(n: int, champion: str | None = None) -> object:
     where this version of the code has them; older learners ignore them)."""
     import random
 
-    from stream.learner import new_state
+    from stream.learner.state import new_state
     from tests.integration.test_learner import examples
 
     try:

@@ -4,7 +4,7 @@
 operations, inside Redis; the in-memory feature store uses this module. A test
 runs one suite over both and demands identical results.
 
-Rules (DESIGN section 4):
+Rules (docs/design.md section 4):
 
 1. Redelivery: an event whose (partition, offset) is not after the last one
    applied for this user is a re-read after a crash and changes nothing.
@@ -77,12 +77,7 @@ def apply_event(users: dict[str, MemoryUser], ev: Event, partition: int, offset:
     new_last = max(st.last_ms, t)
     min_day = new_last // DAY_MS - horizon_days + 1
     if new_last // DAY_MS > st.last_ms // DAY_MS:
-        for d in [d for d in st.days if d < min_day]:
-            del st.days[d]
-        for d in [d for d in mu.seen_on if d < min_day]:  # at most 30 days to look at
-            for k in mu.seen_on.pop(d):
-                if mu.seen.get(k) == d:
-                    del mu.seen[k]
+        _prune(mu, min_day)
     st.first_ms = min(st.first_ms, t)
     st.last_ms = new_last
     is_purchase = ev.event_type == "purchase"
@@ -97,6 +92,23 @@ def apply_event(users: dict[str, MemoryUser], ev: Event, partition: int, offset:
         mu.seen_on[day] = [fp]
     else:
         on.append(fp)
+    _add_to_day(st, day, ev, is_purchase)
+    return LATE if late else APPLIED
+
+
+def _prune(mu: MemoryUser, min_day: int) -> None:
+    """Drop the day buckets and dedupe records before ``min_day`` (the horizon moved)."""
+    st = mu.state
+    for d in [d for d in st.days if d < min_day]:
+        del st.days[d]
+    for d in [d for d in mu.seen_on if d < min_day]:  # at most 30 days to look at
+        for k in mu.seen_on.pop(d):
+            if mu.seen.get(k) == d:
+                del mu.seen[k]
+
+
+def _add_to_day(st: UserState, day: int, ev: Event, is_purchase: bool) -> None:
+    """Count ``ev`` in its day's bucket (and the valued purchase days, brand switches)."""
     b = st.days.get(day)
     if b is None:
         b = st.days[day] = DayBucket()
@@ -118,4 +130,3 @@ def apply_event(users: dict[str, MemoryUser], ev: Event, partition: int, offset:
         if st.last_brand is not None and st.last_brand != ev.brand:
             b.switches += 1
         st.last_brand = ev.brand
-    return LATE if late else APPLIED

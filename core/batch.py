@@ -1,21 +1,18 @@
-"""The batch challenger: gradient boosting retrained on the released examples on an
-event-time schedule (pure; scikit-learn's HistGradientBoosting, one thread).
+"""The batch challenger: scikit-learn's HistGradientBoosting (one thread) retrained on
+the released examples on an event-time schedule.
 
-It keeps the most recent ``max_examples`` released examples (their inputs as float32
-rows). When an example released at least ``every_days`` after the last retraining
-arrives, the model is retrained on the examples before it, so the schedule and the
-training sets depend only on the example stream, never on wall-clock time or on how the
-stream was chunked. Workers serve the newest model.
+It keeps the newest ``max_examples`` released examples (inputs as float32 rows). When an
+example released at least ``every_days`` after the last retraining arrives, the model
+is retrained on the examples before it, so the schedule and the training sets depend
+only on the example stream, never on wall-clock time or on how it was chunked.
 
 Cross-fitting keeps an example's own future out of its prequential score: the users
-are split in two folds (a hash of the user id), one model is trained per fold, and an
-example is scored by the model of the other fold, which never saw that user's labels.
-A model trained on the same user's later snapshots knows that user's activity after
-the snapshot time, part of the example's own label window, and a tree ensemble ties it
-to the user: judged on its own users, its window ROC-AUC on the sparse profile was 0.80
-while it ranked the anchors at 0.72. Workers serve the mean of the two fold models.
-Scores are computed in chunks (one predict call per fold and chunk): :meth:`queue`
-queues, :meth:`flush` scores.
+are split in two folds (a hash of the user id), one model per fold, and an example is
+scored by the other fold's model, which never saw that user's labels (a tree ensemble
+trained on the user's later snapshots knows their activity inside the example's label
+window: judged on its own users its window ROC-AUC on the sparse profile was 0.80, the
+anchors 0.72). Workers serve the mean of the two. :meth:`queue` queues, :meth:`flush`
+scores (one predict call per fold and chunk).
 
 Retraining runs off the learner's process (one worker process, started and warmed up
 with the first candidate, so a fit competes with the learner for neither the GIL nor its
@@ -110,8 +107,7 @@ class BatchCandidate:
                  serve_after_days: float | None = None) -> None:
         self.names = tuple(names)
         self.every_ms = every_days * DAY_MS
-        # the retrained models serve this much event time after the trigger (at most
-        # one schedule step: a fit is done before the next one starts)
+        # the retrained models serve this long after the trigger (at most one step)
         after = every_days if serve_after_days is None else min(serve_after_days, every_days)
         self.serve_after_ms = int(after * DAY_MS)
         self.h_ms = horizon_days * DAY_MS
@@ -126,7 +122,7 @@ class BatchCandidate:
         self.trained_on = 0
         self.training_on = 0  # examples in the training set of the fit under way
         self.job: Future[Any] | None = None  # that fit (not pickled: see __getstate__)
-        self.job_args: tuple[Any, ...] | None = None  # its inputs (a redo if it dies)
+        self.job_args: tuple[Any, ...] | None = None  # its inputs (redone if it dies)
         self.fitted: Any = None  # its result, once a checkpoint waited for it
         self.serve_ms = -1  # release time from which it serves
         self.retrains = 0

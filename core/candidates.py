@@ -37,13 +37,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.model import REASON_NAMES, make_pipeline, model_inputs
 from core.rules import RULE_NAME, recency_frequency_risk
 from core.scoring import Reasons, Scorer, make_scorer
+
+if TYPE_CHECKING:
+    from core.fast_linear import SharedScaler
 
 _INDEX = {n: i for i, n in enumerate(REASON_NAMES)}
 _ALL_X = model_inputs(dict.fromkeys(REASON_NAMES, 1.0))
@@ -264,5 +267,3 @@ def calibrate(raw: Sequence[float] | np.ndarray, ab: tuple[float, float] | None,
     return 1 / (1 + np.exp(-np.clip(a * _g(r, transform) + b, -35, 35)))
 
 
-# checkpoints written before the pair moved name core.candidates.SharedScaler
-from core.fast_linear import SharedScaler, share_scaler  # noqa: E402, F401

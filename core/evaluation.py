@@ -1,5 +1,5 @@
 """Offline ranking metrics for one anchor (or pooled anchors): what churn teams judge a
-targeting list by. Pure numpy; the prequential window (``core.metrics``) is the
+targeting list by. Pure numpy; the prequential window (``core.prequential``) is the
 brute-force reference in the tests, and scikit-learn where installed.
 
 - ROC-AUC: probability that a churner outranks a non-churner (ties count half).

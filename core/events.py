@@ -1,4 +1,4 @@
-"""The event contract (DESIGN section 3): parsing, validation and reasons.
+"""The event contract (docs/design.md section 3): parsing, validation and reasons.
 
 One function, :func:`parse_event`, turns the raw bytes of a Kafka message (or a
 replayed row) into a validated :class:`Event` or a machine-readable rejection

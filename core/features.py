@@ -1,4 +1,4 @@
-"""Rolling-window features as pure functions of per-user daily buckets (DESIGN section 4).
+"""Rolling-window features as pure functions of per-user daily buckets (docs/design.md section 4).
 
 The state of a user is a handful of lifetime scalars plus one :class:`DayBucket`
 per UTC day inside the 30-day horizon. :func:`window_aggregates` sums the
@@ -197,7 +197,7 @@ def _cv_of_gaps(days: tuple[int, ...]) -> float:
 
 
 def compute_features(agg: Aggregates) -> dict[str, float]:
-    """The 17 features of DESIGN section 4, by name, as floats."""
+    """The 17 features of docs/design.md section 4, by name, as floats."""
     now = agg.now_ms
     n30 = agg.n30
     return {

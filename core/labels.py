@@ -1,4 +1,4 @@
-"""Churn labels without leakage or timing bias: the reference semantics (DESIGN section 5).
+"""Churn labels without leakage or timing bias: the reference semantics (docs/design.md section 5).
 
 At each daily anchor ``t`` (UTC midnight, event time) a deterministic sample of
 users active in ``(t - H, t]`` is snapshotted with its features at ``t``. The

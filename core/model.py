@@ -1,4 +1,4 @@
-"""The online churn model: inputs, pipelines, and per-user reasons (DESIGN section 5).
+"""The online churn model: inputs, pipelines, and per-user reasons (docs/design.md section 5).
 
 Counts, spend and day-lengths are heavy-tailed, so the linear model sees
 ``log1p`` of them, the ratios as they are, and recency relative to the user's

@@ -234,7 +234,7 @@ def make_scorer(pipeline: Any | None, pipeline_name: str, version: int, examples
                 value_inputs: bool = False, name: str | None = None) -> Scorer:
     """The scorer that speaks: the rule until the model has ``min_labels`` examples and
     is ``ready`` (the learner's judgement: it ranks recent examples at least as well as
-    the rule, see ``stream.learner.LearnerState.ready``). ``value_inputs``: the model
+    the rule, see ``stream.learner.state.LearnerState.ready``). ``value_inputs``: the model
     learned from the BG/NBD inputs too, so they must be in the features it scores."""
     if pipeline is None or examples < min_labels or not ready:
         return RuleScorer(horizon_days)

@@ -26,7 +26,7 @@ DEFAULT_ENV_FILE = ".churnstream/services.env"
 ENV_PREFIX = "CHURN_"
 
 # CHURN_* variables read outside Settings: the services file, and the binaries of the
-# embedded services (state/server.py, stream/broker.py). Known, so not reported as typos.
+# embedded services (services/redis_server.py, services/broker.py). Known, so not reported as typos.
 EXTRA_ENV = {
     "CHURN_ENV_FILE": "the services file (default .churnstream/services.env)",
     "CHURN_REDIS_SERVER": "redis-server binary for the embedded Redis",
@@ -47,7 +47,7 @@ def _csv(value: str) -> list[str]:
 
 
 class Settings(BaseSettings):
-    # extra="ignore": unknown CHURN_* names are reported by stream.preflight (with the
+    # extra="ignore": unknown CHURN_* names are reported by cli.preflight (with the
     # closest valid name) before any command starts; validate_by_name keeps
     # Settings(churn_horizon_days=...) working next to the env alias
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore",
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     batch_within: float = Field(0.1, gt=0)
     event_types: Annotated[list[str], NoDecode] = ["view", "cart", "remove_from_cart",
                                                    "purchase"]
-    # H: env CHURN_HORIZON_DAYS (DESIGN section 5); validation_alias replaces the
+    # H: env CHURN_HORIZON_DAYS (docs/design.md section 5); validation_alias replaces the
     # prefixed name, so the deprecated CHURN_CHURN_HORIZON_DAYS is listed explicitly
     churn_horizon_days: int = Field(30, ge=1, validation_alias=AliasChoices(
         "CHURN_HORIZON_DAYS", "CHURN_CHURN_HORIZON_DAYS"))
@@ -256,10 +256,23 @@ class Settings(BaseSettings):
                     if f == field_name and n not in DEPRECATED_ENV)
 
     @staticmethod
+    def env_file_path() -> str:
+        """Where the services file of ``churnstream up`` is (``CHURN_ENV_FILE``)."""
+        return os.environ.get("CHURN_ENV_FILE", DEFAULT_ENV_FILE)
+
+    @staticmethod
     def env_file() -> str | None:
         """The services file Settings.load reads, if it exists."""
-        env_file = os.environ.get("CHURN_ENV_FILE", DEFAULT_ENV_FILE)
+        env_file = Settings.env_file_path()
         return env_file if Path(env_file).is_file() else None
+
+    @staticmethod
+    def service_binary(name: str) -> str | None:
+        """An explicit binary of an embedded service (``CHURN_TANSU_BIN``,
+        ``CHURN_REDIS_SERVER``), read when the service starts, before any Settings."""
+        if name not in EXTRA_ENV:
+            raise KeyError(name)
+        return os.environ.get(name) or None
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

@@ -1,4 +1,4 @@
-"""Risk tiers with hysteresis, and the gate that bounds alerts (DESIGN section 5).
+"""Risk tiers with hysteresis, and the gate that bounds alerts (docs/design.md section 5).
 
 Percentile mode ranks scored users by risk; ``top`` is a user's rank fraction
 (0 = riskiest, 1 = safest). ``critical`` is the top 5 %, ``high`` the next 10 %,
@@ -62,6 +62,18 @@ def _index(position: float, policy: TierPolicy, shift: float = 0.0) -> int:
 def raw_tier(position: float, policy: TierPolicy) -> str:
     """Tier of a rank fraction (percentile mode) or a risk (absolute mode), no hysteresis."""
     return TIERS[_index(position, policy)]
+
+
+def rank_position(rank0: int, n: int, policy: TierPolicy, risk: float) -> tuple[float, str]:
+    """(percentile, tier) of the 0-based rank ``rank0`` among ``n`` with ``risk``: the
+    tier by rank share, or by risk in absolute mode (``CHURN_TIER_MODE``).
+
+    >>> rank_position(0, 100, TierPolicy(), 0.9)
+    (100.0, 'critical')
+    >>> rank_position(50, 100, TierPolicy(), 0.2)
+    (50.0, 'low')
+    """
+    return 100.0 * (n - rank0) / n, raw_tier(risk if policy.absolute else rank0 / n, policy)
 
 
 def next_tier(current: str | None, position: float, policy: TierPolicy,

@@ -12,10 +12,26 @@ updated_at) and ``<prefix>:model:ckpt:<version>`` (pickle); only the newest
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import time
 from typing import Any, NamedTuple
+
+# classes older checkpoints name where they used to live: (module, name) -> module now
+MOVED = {("core.metrics", "Prequential"): "core.prequential",
+         ("stream.learner", "LearnerState"): "stream.learner.state",
+         ("core.candidates", "SharedScaler"): "core.fast_linear"}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED.get((module, name), module), name)
+
+
+def loads(blob: bytes) -> Any:
+    """A checkpoint's state, also from checkpoints written before a class moved."""
+    return _Unpickler(io.BytesIO(blob)).load()
 
 
 class Checkpoint(NamedTuple):
@@ -85,5 +101,5 @@ class ModelStore:
         blob = await self.r.get(f"{self.ckpt_prefix}{meta['version']}")
         if blob is None:  # pragma: no cover - meta and blob are written in one transaction
             raise RuntimeError(f"checkpoint {meta['version']} missing")
-        return Checkpoint(meta["version"], meta["offset"], meta["examples"], pickle.loads(blob),
+        return Checkpoint(meta["version"], meta["offset"], meta["examples"], loads(blob),
                           meta.get("metrics", {}))

@@ -8,7 +8,7 @@ Python. A lost connection fails every waiting caller and the next call reconnect
 a watchdog fails everything if the oldest request waits longer than ``timeout``.
 
 >>> import asyncio
->>> from state.server import RedisServer
+>>> from services.redis_server import RedisServer
 >>> async def demo(url: str) -> list[object]:
 ...     mux = MuxConnection(url)
 ...     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
-from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
@@ -20,22 +19,14 @@ from state.keys import Keys
 from state.mux import MuxConnection
 from state.redis_live import RedisLiveOps
 from state.resp import ReplyError, RespConnection, pack
+from state.scripts import SCRIPTS
 from state.store import Applied, Commit, Item
 
 _TYPE_CODES = {"cart": 1, "purchase": 2}
 _ARGS = struct.Struct("<8sdddBBd")  # see state/lua/apply_event.lua
 RECOMMENDED_LISTPACK_VALUE = 4096
-
-
-def _script(name: str) -> str:
-    return resources.files("state").joinpath("lua", name).read_text()
-
-
-_AGGREGATES = _script("aggregates.lua")
-SCRIPTS = {"apply_event": _AGGREGATES + _script("apply_event.lua"),
-           "commit_batch": _script("commit_batch.lua"),
-           "aggregates_at": _AGGREGATES + _script("aggregates_at.lua"),
-           "write_scores": _script("write_scores.lua")}
+# the scripts of the feature store (the value scripts are value_rows/value_store's)
+FEATURE_SCRIPTS = ("apply_event", "commit_batch", "aggregates_at", "write_scores")
 
 
 def _url_of(kw: dict[str, Any]) -> str:
@@ -79,8 +70,8 @@ class RedisFeatureStore(RedisLiveOps):
         await self.mux.close()
 
     async def load_scripts(self) -> None:
-        for name, src in SCRIPTS.items():
-            sha = await self.r.script_load(src)
+        for name in FEATURE_SCRIPTS:
+            sha = await self.r.script_load(SCRIPTS[name])
             self._shas[name] = sha.decode() if isinstance(sha, bytes) else sha
 
     async def _sha(self, name: str) -> str:

@@ -21,7 +21,6 @@ dropped when new ones are written, so a stack without a learner keeps at most a 
 from __future__ import annotations
 
 import time
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -29,14 +28,10 @@ import numpy as np
 from core.bgnbd import BGNBD
 from core.features import DAY_MS
 from state.keys import Keys
+from state.scripts import SCRIPTS
 
 SUMMARY = np.dtype([("x", "<i4"), ("t_x", "<i4"), ("T", "<i4"), ("n", "<u4"),
                     ("spend", "<f8"), ("recency", "<i4"), ("frequency", "<i4")])
-LUA = {name: "".join(resources.files("state").joinpath("lua", f).read_text()
-                     for f in ("aggregates.lua", "value_summary.lua", f"{name}.lua"))
-       for name in ("value_scan", "value_rows")}
-
-
 class ValueRows:
     def __init__(self, client: Any, prefix: str = "churn") -> None:
         self.r = client
@@ -46,7 +41,7 @@ class ValueRows:
         self.job_key = f"{prefix}:value:job"
         self.served_key = f"{prefix}:value:served"
         self._rows_prefix = f"{prefix}:value:rows:"
-        self._rows = client.register_script(LUA["value_rows"])
+        self._rows = client.register_script(SCRIPTS["value_rows"])
 
     def rows_key(self, day: int) -> str:
         return f"{self._rows_prefix}{day}"

@@ -17,18 +17,24 @@ import numpy as np
 from core.features import DAY_MS
 from core.segments import RFMCuts
 from core.value import ValueParams
+from state.codec import decode_score, newest_ms, value_field
 from state.keys import Keys
-from state.value_rows import LUA, SUMMARY
+from state.scripts import SCRIPTS
+from state.value_rows import SUMMARY
 
 
 class RowInfo(NamedTuple):
+    """One user of a value-sorted page: CLV in the index, risk and 0-based risk rank,
+    and what a segment needs (purchase days, mean spend per valued purchase day, the
+    reference time: the stored score's, else the newest event's; None without state)."""
+
     user_id: str
     clv: float | None
     risk: float | None
     rank: int | None
-    v: bytes | None
-    m: bytes | None
-    s: bytes | None
+    purchase_days: set[int] | None
+    mean_spend: float
+    as_of_ms: int | None
 
 
 class Summaries(NamedTuple):
@@ -71,7 +77,7 @@ class ValueStore:
         self.fit_prefix = f"{prefix}:value:fit:"
         self.index_key = f"{prefix}:value"
         self.keep = keep
-        self._scan = client.register_script(LUA["value_scan"])
+        self._scan = client.register_script(SCRIPTS["value_scan"])
 
     async def summaries(self, frequency_days: int, count: int = 2000) -> Summaries:
         """Every customer's summary, each at its partition's event-time watermark, and
@@ -151,8 +157,16 @@ class ValueStore:
             pipe.hmget(self.keys.user(u), "v", "m", "s")
         res = await pipe.execute()
         clv, risk = res[0], res[1]
-        return [RowInfo(u, clv[i], risk[i], res[2 + 2 * i], *res[3 + 2 * i])
-                for i, u in enumerate(user_ids)]
+        out = []
+        for i, u in enumerate(user_ids):
+            v, m, s = res[3 + 2 * i]
+            days, mean, now = None, 0.0, None
+            if v is not None and m is not None:
+                days, n, spend = value_field(v)
+                mean = spend / n if n else 0.0
+                now = decode_score(s).as_of_ms if s is not None else newest_ms(m)
+            out.append(RowInfo(u, clv[i], risk[i], res[2 + 2 * i], days, mean, now))
+        return out
 
     async def write_index(self, ids: list[str], clv: np.ndarray, chunk: int = 5000) -> None:
         """Replace the value index with ``ids`` -> ``clv`` in one RENAME."""

@@ -1,4 +1,4 @@
-"""Independent reference for the feature contract (DESIGN section 4), for tests only.
+"""Independent reference for the feature contract (docs/design.md section 4), for tests only.
 
 Written from the contract, not from the production code: it keeps every
 accepted event in a list and recomputes each feature from scratch by filtering
@@ -118,7 +118,7 @@ class Reference:
         }
 
     def long_range(self, user_id: str, now: int) -> dict[str, float]:
-        """The long-range inputs (DESIGN section 4, core/long_range.py's table) from the
+        """The long-range inputs (docs/design.md section 4, core/long_range.py's table) from the
         set of purchase days and the kept purchases, with exact ``statistics``."""
         u = self.users[user_id]
         days = sorted(u.purchase_days)
@@ -183,7 +183,7 @@ def _ms(text: str) -> int | None:
 def read_raw_csv(path: str) -> list[RefEvent | None]:
     """Every data row of a raw CSV log, in file order: the event, or None if invalid.
 
-    Written from DESIGN section 3 without the production parser: UTF-8, one cell
+    Written from docs/design.md section 3 without the production parser: UTF-8, one cell
     per header column, a known event type, a non-blank user id of at most 128
     characters, a parseable time with a zone, a finite non-negative price if any,
     text fields of at most 256 characters. The raw line is the event id.
@@ -234,7 +234,7 @@ def ref_event_of_json(value: bytes) -> RefEvent:
 def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int, rate: float,
                        warmup_days: int = 0,
                        ) -> dict[tuple[int, int, str], tuple[int, dict[str, float]]]:
-    """Training examples the live path must release, from DESIGN section 5 alone.
+    """Training examples the live path must release, from docs/design.md section 5 alone.
 
     Each partition is replayed in arrival order with its own event-time clock. When an
     event passes UTC midnights, each midnight A is an anchor before that event is

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.deps import metrics_of, producer_of, settings_of
 from api.errors import responses
 from core.events import Event, Rejected, latest_allowed_ms, parse_event
 from core.settings import Settings
@@ -84,7 +85,7 @@ TEXT_FIELDS = ("event_id", "user_id", "brand", "category", "product_id", "sessio
 
 
 def _numeric_text(item: Any) -> Rejected | None:
-    """Here the text fields must be JSON strings (DESIGN section 3). The parser would
+    """Here the text fields must be JSON strings (docs/design.md section 3). The parser would
     take a number as its decimal text, whose length (``1e-300`` has 300 digits) no
     schema can state; a Kafka producer or a replayed file still may."""
     if isinstance(item, dict):
@@ -110,7 +111,7 @@ async def post_events(request: Request) -> Accepted:
     (nothing is acknowledged, so the client retries). A missing ``event_id`` is
     derived from the event's content, so a retried body is deduped by the worker.
     """
-    settings: Settings = request.app.state.settings
+    settings: Settings = settings_of(request)
     raw = await request.body()
     if len(raw) > settings.api_max_body_bytes:
         raise HTTPException(413, detail={"error": "body_too_large",
@@ -134,11 +135,11 @@ async def post_events(request: Request) -> Accepted:
             errors.append({"index": i, "reason": ev.reason})
         else:
             events.append(ev)
-    metrics = request.app.state.metrics
+    metrics = metrics_of(request)
     if errors:
         metrics.events_rejected.inc(len(errors))
         raise HTTPException(422, detail={"error": "invalid_events", "items": errors})
-    producer: Producer = request.app.state.producer
+    producer: Producer = producer_of(request)
     try:
         await run_in_threadpool(producer.send, events)
     except Exception as exc:  # kafka-python raises several kinds; none is an ack

@@ -17,12 +17,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import SettingsDep, StoreDep
+from api.deps import SettingsDep, StoreDep, fits_of, policy_of
 from api.errors import responses
 from api.responses import FastJSON, guarded
 from api.value_rank import Sort, row_json, value_page
 from core.segments import SEGMENTS
-from core.tiers import CHURNED, TIERS, TierPolicy, raw_tier
+from core.tiers import CHURNED, TIERS, TierPolicy, rank_position
 
 router = APIRouter(prefix="/v1", tags=["ranking"])
 MAX_PAGE = 10_000
@@ -79,12 +79,6 @@ class Tiers(BaseModel):
         description="Users per stored tier (with hysteresis: the tiers alerts announce)")
 
 
-def position(rank0: int, n: int, policy: TierPolicy, risk: float) -> tuple[float, str]:
-    """(percentile, tier) of the 0-based rank ``rank0`` among ``n`` with ``risk``: the
-    tier by rank share, or by risk in absolute mode (``CHURN_TIER_MODE``)."""
-    return 100.0 * (n - rank0) / n, raw_tier(risk if policy.absolute else rank0 / n, policy)
-
-
 def tier_bounds(n: int, cuts: tuple[float, float, float]) -> dict[str, tuple[int, int]]:
     """0-based [start, end) ranks of each tier: (r / n) < cut <=> r < ceil(cut * n)."""
     edges = [0, *(math.ceil(c * n) for c in cuts), n]
@@ -119,7 +113,7 @@ async def _csv(store: StoreDep, first: int, count: int, n: int, policy: TierPoli
         buf.seek(0)
         buf.truncate()
         for i, ((uid, risk), why) in enumerate(zip(rows, reasons, strict=True)):
-            pct, t = position(page + i, n, policy, risk)
+            pct, t = rank_position(page + i, n, policy, risk)
             out.writerow([page + i + 1, uid, repr(risk), t, repr(pct), why])
         yield buf.getvalue().encode()
 
@@ -173,7 +167,7 @@ async def top(request: Request, store: StoreDep, settings: SettingsDep,
     items = []
     for i, (uid, risk) in enumerate(rows):  # plain dicts: the schema is TopPage's
         r0 = start + offset + i
-        pct, t = position(r0, n, policy, risk)
+        pct, t = rank_position(r0, n, policy, risk)
         items.append({"user_id": uid, "rank": r0 + 1, "risk": risk, "percentile": pct,
                       "tier": t})
     return FastJSON({"ranked": n, "offset": offset, "items": items})
@@ -186,13 +180,13 @@ async def _value_top(request: Request, n: int, tier_range: tuple[int, int], in_t
     # each row walked past is a Redis lookup: the page stops at VALUE_MAX_DEPTH
     truncated = offset + k > VALUE_MAX_DEPTH
     k = max(0, min(k, VALUE_MAX_DEPTH - offset))
-    app = request.app
-    fit = await app.state.value_fits.get()
-    policy = app.state.tier_policy
-    rows, min_clv = await value_page(app.state.value_fits.store, fit, sort, offset, k,
+    fits = fits_of(request)
+    fit = await fits.get()
+    policy = policy_of(request)
+    rows, min_clv = await value_page(fits.store, fit, sort, offset, k,
                                      min_value_quantile, segment,
                                      tier_range if in_tier else None) if k else ([], None)
-    items = [row_json(r, fit, n, lambda r0, nn, risk: position(r0, nn, policy, risk))
+    items = [row_json(r, fit, n, lambda r0, nn, risk: rank_position(r0, nn, policy, risk))
              for r in rows]
     if format == "csv":
         buf = io.StringIO()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.deps import fits_of
+
 router = APIRouter(prefix="/v1", tags=["value"])
 
 
@@ -29,7 +31,7 @@ class Segments(BaseModel):
 
 @router.get("/segments", response_model=Segments)
 async def get_segments(request: Request) -> Segments:
-    fit = await request.app.state.value_fits.get()
+    fit = await fits_of(request).get()
     if fit is None:
         return Segments(fit_version=None, as_of=None, customers=0, segments={}, cuts={},
                         frequency_days=None, bgnbd=None, gamma_gamma=None)

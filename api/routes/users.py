@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 
+from api.deps import fits_of, policy_of, settings_of, store_of
 from api.errors import responses
 from api.event_schema import AS_OF
 from api.responses import FastJSON
-from api.routes import ranking
 from api.schemas import UserRisk
 from api.value import segment_of, value_of, with_value_inputs
 from core.features import DAY_MS, compute_features, window_aggregates
@@ -15,7 +15,7 @@ from core.long_range import long_range
 from core.model import reason_rows
 from core.rules import RULE_NAME, recency_frequency_risk
 from core.scoring import RuleScorer
-from core.tiers import ALL_TIERS, CHURNED
+from core.tiers import ALL_TIERS, CHURNED, rank_position
 from core.timefmt import parse_time, rfc3339
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -42,7 +42,7 @@ async def get_user(request: Request) -> FastJSON:
     built directly, without a second validation pass, for speed)."""
     user_id: str = request.path_params["user_id"]
     as_of = request.query_params.get("as_of") if request.scope["query_string"] else None
-    store, settings = request.app.state.store, request.app.state.settings
+    store, settings, fits = store_of(request), settings_of(request), fits_of(request)
     view = await store.user_view(user_id)  # one round trip
     if view is None:
         raise HTTPException(404, detail={"error": "unknown_user", "user_id": user_id})
@@ -59,7 +59,7 @@ async def get_user(request: Request) -> FastJSON:
     agg = window_aggregates(state, now)
     feats = compute_features(agg)
     long = long_range(agg)
-    fit = await request.app.state.value_fits.get()
+    fit = await fits.get()
     value, summary = value_of(fit, agg, settings)
     segment = segment_of(fit, state.purchase_days, summary.mean_spend if summary else 0.0,
                          now) if fit is not None else None
@@ -68,7 +68,7 @@ async def get_user(request: Request) -> FastJSON:
         risk, scorer, scored_at = score.risk, score.scorer, score.as_of_ms
         version = score.version
         why = reason_rows(score.reasons, with_value_inputs(  # under the fit that served
-            {**feats, **long}, score.reasons, await request.app.state.value_fits.bgnbd_at(
+            {**feats, **long}, score.reasons, await fits.bgnbd_at(
                 now // DAY_MS), agg, settings.churn_horizon_days),
             view.means)
     else:  # no stored score for this reference time: the transparent rule, computed now
@@ -80,7 +80,7 @@ async def get_user(request: Request) -> FastJSON:
     position: dict[str, object] = {"rank": None, "ranked": view.ranked, "percentile": None,
                                    "tier": None}
     if view.rank is not None:
-        pct, tier = ranking.position(view.rank, view.ranked, request.app.state.tier_policy,
+        pct, tier = rank_position(view.rank, view.ranked, policy_of(request),
                                      score.risk if score is not None else risk)
         position = {"rank": view.rank + 1, "ranked": view.ranked, "percentile": pct,
                     "tier": tier}

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import redis
 
-from state.server import free_port
-from stream.services import EmbeddedServices
+from services.embedded import EmbeddedServices
+from services.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,7 +96,7 @@ class Namespace:
         path = self.tmp / f"{self.name}-{args[0]}-{len(self.procs)}.log"
         self.logs.append(path)
         log = open(path, "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "stream.cli", *args], env=self.env,
+        proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=self.env,
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc

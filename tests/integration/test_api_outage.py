@@ -18,8 +18,8 @@ import pytest
 
 from api.main import create_app
 from core.settings import Settings
-from state.server import RedisServer, free_port, wait_port
-from stream.broker import find_tansu
+from services.broker import find_tansu
+from services.redis_server import RedisServer, free_port, wait_port
 from tests.integration.conftest import Namespace, read_topic
 from tests.integration.test_api_ops import call, ev
 

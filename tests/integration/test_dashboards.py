@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from state.server import free_port, stop_process, wait_port
-from stream.replay import replay
+from offline.replay import replay
+from services.redis_server import free_port, stop_process, wait_port
 from tests.datagen import generate, write_csv
 from tests.integration.conftest import Namespace, http_json, wait_until
 

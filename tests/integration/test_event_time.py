@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from core.tiers import ALL_TIERS, CHURNED
+from offline.replay import replay
+from offline.simulate import START_MS, Population
 from state.codec import decode_state, decode_tier
-from stream.replay import replay
-from stream.simulate import START_MS, Population
 from tests.integration.conftest import Namespace, read_topic
 from tests.integration.test_poison import producer
 from tests.reference import DAY

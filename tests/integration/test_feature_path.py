@@ -21,8 +21,8 @@ from api.routes.ranking import TopPage
 from api.schemas import UserRisk
 from core.tiers import ALL_TIERS
 from core.timefmt import parse_time
-from state.server import RedisServer
-from stream.replay import ReplayReport, replay
+from offline.replay import ReplayReport, replay
+from services.redis_server import RedisServer
 from tests.datagen import Row, generate, write_csv
 from tests.integration.conftest import Namespace, http_json, read_topic, wait_until
 from tests.reference import DAY, Reference, mismatches, read_raw_csv

@@ -2,7 +2,7 @@
 
 The released training examples are compared with an independent reference
 (tests/reference.py) that replays the events topic partition by partition from
-DESIGN section 5 alone; a hand-made log then walks the adversarial cases one
+docs/design.md section 5 alone; a hand-made log then walks the adversarial cases one
 step at a time.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.replay import replay
+from offline.replay import replay
 from stream.topics import ensure_topics
 from tests.datagen import generate, write_csv
 from tests.integration.conftest import (

@@ -13,7 +13,7 @@ import pytest
 from core.features import FEATURE_NAMES
 from state.models import ModelStore
 from state.redis_store import connect
-from stream.learner import new_state
+from stream.learner.state import new_state
 from stream.topics import ensure_topics
 from tests.integration.conftest import wait_until
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from core.tiers import ALL_TIERS
+from offline import simulate
+from offline.replay import replay
 from state.codec import decode_score, decode_state, decode_tier
-from stream import simulate
-from stream.replay import replay
 from tests.integration.conftest import (
     Namespace,
     http_json,

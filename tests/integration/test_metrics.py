@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from state.server import free_port
-from stream.replay import replay
+from offline.replay import replay
+from services.redis_server import free_port
 from tests.datagen import generate, write_csv
 from tests.integration.conftest import Namespace, http_json, wait_until
 

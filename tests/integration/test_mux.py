@@ -8,8 +8,8 @@ import random
 
 import pytest
 
+from services.redis_server import RedisServer, free_port
 from state.mux import MuxConnection, ReplyError, pack
-from state.server import RedisServer, free_port
 
 
 @pytest.fixture

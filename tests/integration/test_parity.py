@@ -26,14 +26,14 @@ from core.model import REASON_NAMES, VALUE_INPUT_NAMES
 from core.segments import RFMCuts
 from core.value import ValueParams
 from core.value_schedule import pick
+from offline.evaluate import EvalConfig, Evaluator
+from offline.replay import replay
+from offline.simulate import START_MS, Population
+from offline.value_fits import ValueTrack, summaries
 from state.codec import decode_score
 from state.keys import Keys
 from state.redis_store import connect
 from state.value_store import ValueFit, ValueStore
-from stream.eval_value import ValueTrack, summaries
-from stream.evaluate import EvalConfig, Evaluator
-from stream.replay import replay
-from stream.simulate import START_MS, Population
 from tests.integration.conftest import Namespace, http_json, read_examples, wait_until
 from tests.reference import DAY, close
 

@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 
 from core.events import Rejected, parse_event
-from state.server import RedisServer
+from services.redis_server import RedisServer
 from stream.topics import ensure_topics
 from tests.integration.conftest import http_json, read_topic, wait_until
 

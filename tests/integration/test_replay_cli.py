@@ -26,7 +26,7 @@ def test_jsonl_replay_reports_and_sends(namespace, tmp_path) -> None:  # type: i
     path = tmp_path / "log.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--rate",
+    out = subprocess.run([sys.executable, "-m", "cli.main", "replay", str(path), "--rate",
                           "200"], cwd=ROOT, env=namespace.env, capture_output=True, timeout=120)
     elapsed = time.monotonic() - t0
     assert out.returncode == 0, out.stderr.decode()

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from state.server import free_port
-from stream.services import EmbeddedServices
+from services.embedded import EmbeddedServices
+from services.redis_server import free_port
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration

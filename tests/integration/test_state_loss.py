@@ -20,8 +20,8 @@ import pytest
 import redis
 
 from core.timefmt import parse_time
-from state.server import RedisServer, free_port
-from stream.replay import replay
+from offline.replay import replay
+from services.redis_server import RedisServer, free_port
 from tests.datagen import generate, write_csv
 from tests.integration.conftest import Namespace, http_json, wait_until
 from tests.reference import DAY, Reference, mismatches, read_raw_csv

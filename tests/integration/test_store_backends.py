@@ -15,11 +15,11 @@ from core.apply import APPLIED, DUPLICATE, LATE, LATE_OUTSIDE, REDELIVERED
 from core.events import Event
 from core.features import DAY_MS, features_at, window_aggregates
 from core.tiers import ALL_TIERS, TierRecord
+from services.embedded import EmbeddedServices
 from state.codec import Score
 from state.memory_store import MemoryFeatureStore
 from state.redis_store import RedisFeatureStore, connect
 from state.store import Commit, FeatureStore, Item, Placed, ScoreWrite, TierChange
-from stream.services import EmbeddedServices
 
 T0 = 1_600_000_000_000
 

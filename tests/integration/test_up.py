@@ -28,7 +28,7 @@ def test_up_starts_writes_and_stops(tmp_path: Path) -> None:
     env_file = tmp_path / "svc.env"
     env = dict(os.environ, CHURN_ENV_FILE=str(env_file), CHURN_PARTITIONS="3",
                CHURN_STATE_DIR=str(tmp_path / "state"))
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "up"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     assert proc.stdout is not None
@@ -74,7 +74,7 @@ def test_up_restarts_a_killed_redis_with_its_data(tmp_path: Path) -> None:
     env_file = tmp_path / "svc.env"
     env = dict(os.environ, CHURN_ENV_FILE=str(env_file), CHURN_PARTITIONS="2",
                CHURN_STATE_DIR=str(tmp_path / "state"))
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "up"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     out = []
@@ -117,7 +117,7 @@ def test_up_restarts_a_killed_redis_with_its_data(tmp_path: Path) -> None:
 
 
 def test_readyz_reports_an_unreachable_kafka(namespace) -> None:  # type: ignore[no-untyped-def]
-    from state.server import free_port
+    from services.redis_server import free_port
     from tests.integration.conftest import http_json
 
     namespace.extra_env["CHURN_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{free_port()}"  # nothing there

@@ -16,14 +16,14 @@ import pytest
 from core import bgnbd
 from core.features import DAY_MS
 from core.settings import Settings
+from services.embedded import EmbeddedServices
 from state.keys import Keys
 from state.redis_store import RedisFeatureStore, connect
 from state.store import Commit
 from state.value_model import ValueModel
 from state.value_rows import ValueRows
 from state.value_store import ValueStore
-from stream.services import EmbeddedServices
-from stream.value_job import fit_due, fit_summaries
+from stream.jobs.value_fit import fit_due, fit_summaries
 from tests.integration.test_value_store import T0, _stream
 from tests.reference import Reference, RefEvent
 

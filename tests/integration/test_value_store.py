@@ -13,11 +13,11 @@ import pytest
 from core import segments
 from core.events import Event
 from core.settings import Settings
+from services.embedded import EmbeddedServices
 from state.redis_store import RedisFeatureStore, connect
 from state.store import Commit, Item
 from state.value_store import ValueStore
-from stream.services import EmbeddedServices
-from stream.value_job import fit_summaries, run_fit
+from stream.jobs.value_fit import fit_summaries, run_fit
 from tests.reference import DAY, Reference, RefEvent
 
 T0 = 1_600_000_000_000

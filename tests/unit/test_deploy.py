@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from cli.main import build_parser
 from core.settings import Settings
-from stream.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ def test_redis_is_durable_and_compact() -> None:
 
 def test_dockerfile_copies_every_package_and_runs_as_non_root() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    for pkg in ("core", "state", "stream", "api"):
+    for pkg in ("core", "state", "stream", "api", "offline", "services", "cli"):
         assert f"COPY {pkg} ./{pkg}" in text
         assert (ROOT / pkg / "__init__.py").exists()
     assert "USER churn" in text and text.count("FROM ") == 2

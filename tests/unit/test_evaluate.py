@@ -14,8 +14,8 @@ import pytest
 from core.events import parse_event
 from core.features import FEATURE_NAMES
 from core.labels import Example
-from stream.evaluate import AnchorRows, EvalConfig, Evaluator, run
-from stream.simulate import Population
+from offline.evaluate import AnchorRows, EvalConfig, Evaluator, run
+from offline.simulate import Population
 from tests.reference import DAY, Reference, close, ref_event_of_json, reference_examples
 
 ALLOWED = frozenset({"view", "cart", "remove_from_cart", "purchase"})
@@ -127,7 +127,7 @@ def test_nothing_after_an_anchor_changes_it(lines: list[bytes]) -> None:
 
 def test_bad_rows_are_counted_and_bad_settings_fail_early(
         lines: list[bytes], tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from stream.cli import main
+    from cli.main import main
 
     monkeypatch.setenv("CHURN_ENV_FILE", "/nonexistent")
     bad = [b"not json", b'{"event_id": "x", "event_type": "view", "event_time": 5}',
@@ -173,7 +173,7 @@ def test_the_report_writes_its_tables_and_four_plots(lines: list[bytes], tmp_pat
     plot with its legend's Brier scores, the Markdown with the pooled Brier column."""
     import matplotlib  # noqa: F401  (the test extra installs it: no silent skip)
 
-    from stream import eval_report
+    from offline import report as eval_report
 
     report = run(_events(lines), CFG)
     files = eval_report.write(report, tmp_path)
@@ -198,7 +198,7 @@ def test_evaluate_takes_the_live_settings_of_labels_value_fits_and_model_selecti
     import dataclasses
 
     from core.settings import Settings
-    from stream.evaluate import EvalConfig
+    from offline.evaluate import EvalConfig
 
     names = {"horizon_days": "churn_horizon_days", "sample_rate": "label_sample_rate",
              "warmup_days": "label_warmup_days"}

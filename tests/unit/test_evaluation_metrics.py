@@ -1,5 +1,5 @@
 """core.evaluation against two independent references: the prequential window's
-brute-force metrics (core.metrics) and scikit-learn."""
+brute-force metrics (core.prequential) and scikit-learn."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.evaluation import calibration, lift_curve, pr_auc, ranking_metrics, rocauc
-from core.metrics import Prequential
+from core.prequential import Prequential
 
 # scores on a coarse grid so that ties are common
 cases = st.lists(st.tuples(st.integers(0, 20).map(lambda i: i / 20), st.integers(0, 1)),

@@ -18,11 +18,11 @@ from core.scoring import LinearScorer, PipelineScorer, RuleScorer, make_scorer
 from core.settings import Settings
 from core.tiers import ALL_TIERS, AlertGate, TierPolicy, decide
 from state.memory_store import MemoryFeatureStore
-from stream.anchors import Anchors
-from stream.learner import new_state
-from stream.live import Live
-from stream.processor import BatchProcessor, DeadLetter, Record
-from stream.sweeper import Sweeper
+from stream.learner.state import new_state
+from stream.worker.anchors import Anchors
+from stream.worker.live import Live
+from stream.worker.processor import BatchProcessor, DeadLetter, Record
+from stream.worker.sweeper import Sweeper
 
 DAY = 86_400_000
 
@@ -221,13 +221,14 @@ def test_a_user_arriving_behind_the_sweep_is_scored_as_the_sweep_would() -> None
 
 def test_absolute_tier_mode_in_the_api() -> None:
     from api.routes import ranking
+    from core.tiers import rank_position
 
     store = MemoryFeatureStore()
     store.ranked = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.45, "e": 0.1}
     settings = Settings(tier_mode="absolute")  # critical >= 0.8, high >= 0.6, elevated >= 0.4
     got = asyncio.run(ranking.bounds(store, settings, 5))  # type: ignore[arg-type]
     assert got == {"critical": (0, 2), "high": (2, 3), "elevated": (3, 4), "low": (4, 5)}
-    tiers = [ranking.position(i, 5, settings.tier_policy(), r)[1]
+    tiers = [rank_position(i, 5, settings.tier_policy(), r)[1]
              for i, r in enumerate(sorted(store.ranked.values(), reverse=True))]
     assert tiers == ["critical", "critical", "high", "elevated", "low"]
     assert asyncio.run(ranking.bounds(store, Settings(), 5)) == ranking.tier_bounds(  # type: ignore[arg-type]
@@ -237,7 +238,7 @@ def test_absolute_tier_mode_in_the_api() -> None:
 def test_learner_metrics_accept_undefined_quality() -> None:
     from prometheus_client import generate_latest
 
-    from stream.learner_metrics import LearnerMetrics
+    from stream.learner.metrics import LearnerMetrics
 
     m = LearnerMetrics()
     m.checkpoint(3, "logreg", {"rocauc": None, "logloss": 0.5, "examples": 10.0})

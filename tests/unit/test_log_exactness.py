@@ -13,9 +13,9 @@ import pytest
 
 from core.events import Rejected
 from core.features import features_at
+from offline.replay import read_rows, validate_row
 from state.memory_store import MemoryFeatureStore
 from state.store import Item
-from stream.replay import read_rows, validate_row
 from tests.datagen import generate, write_csv
 from tests.reference import DAY, Reference, mismatches
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from core.features import FEATURE_NAMES
 from core.labels import DAY_MS, LabelBook, anchors_crossed, is_active, sampled
-from core.metrics import Prequential
 from core.model import contributions, make_pipeline, model_inputs, reasons
+from core.prequential import Prequential
 from core.tiers import CHURNED, TIERS, AlertGate, TierPolicy, next_tier, raw_tier
 
 # ---- metrics against brute force ----------------------------------------------------------

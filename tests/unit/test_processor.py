@@ -10,7 +10,7 @@ import pytest
 
 from core.apply import REDELIVERED
 from state.memory_store import MemoryFeatureStore
-from stream.processor import BatchProcessor, DeadLetter, Record
+from stream.worker.processor import BatchProcessor, DeadLetter, Record
 
 
 def ev(i: int, user: str = "u1", t: int = 1_600_000_000_000, **kw: object) -> bytes:

@@ -11,8 +11,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from api.metrics import ApiMetrics
-from stream.learner_metrics import LearnerMetrics
-from stream.worker_metrics import WorkerMetrics
+from stream.learner.metrics import LearnerMetrics
+from stream.worker.metrics import WorkerMetrics
 
 PROM = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 

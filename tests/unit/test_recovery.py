@@ -1,4 +1,4 @@
-"""stream.recovery with fake Kafka and Redis: what is replayed, and the refusal to run
+"""stream.worker.recovery with fake Kafka and Redis: what is replayed, and the refusal to run
 when Kafka no longer holds the records (Tansu has no DeleteRecords: it drops the
 connection, so a log that starts after offset 0 cannot be made on the real broker)."""
 
@@ -15,8 +15,8 @@ import pytest
 
 from state.keys import Keys
 from state.resp import StateLost
-from stream.processor import Record
-from stream.recovery import EXIT_HISTORY_GONE, HistoryGone, Recovery
+from stream.worker.processor import Record
+from stream.worker.recovery import EXIT_HISTORY_GONE, HistoryGone, Recovery
 
 
 class FakeLog:
@@ -153,7 +153,7 @@ def test_history_gone_exits_non_zero() -> None:
         "logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')\n"
         "sys.path.insert(0, '.')\n"
         "from tests.unit.test_recovery import FakeEpochs, FakeLog, FakeStore\n"
-        "from stream.recovery import Recovery\n"
+        "from stream.worker.recovery import Recovery\n"
         "rec = Recovery(FakeStore({}), FakeLog({0: 50}, {0: 30}, {}))\n"
         "rec.epochs = FakeEpochs()\n"
         "rec.assigned([0])\n"

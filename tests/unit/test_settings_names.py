@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cli import preflight
+from cli.main import build_parser
 from core.settings import EXTRA_ENV, REMOVED_ENV, Settings
-from stream import preflight
-from stream.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"(?<![A-Za-z0-9_])CHURN_[A-Z][A-Z0-9_]*")
@@ -131,7 +131,8 @@ def _doc_texts() -> dict[str, str]:
     for action in ap._subparsers._group_actions:  # type: ignore[union-attr]
         for name, sub in action.choices.items():  # type: ignore[union-attr]
             texts[f"churnstream {name} --help"] = sub.format_help()
-    for folder in ("core", "state", "stream", "api", "bench", "tests"):
+    for folder in ("core", "state", "stream", "api", "offline", "services", "cli", "bench",
+                   "tests"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
             texts[str(path.relative_to(ROOT))] = "\n".join(
@@ -148,14 +149,14 @@ def test_every_documented_name_is_a_real_setting() -> None:
     assert "CHURN_HORIZON_DAYS" in seen and "CHURN_KAFKA_BOOTSTRAP" in seen
     unknown = {n: sorted(set(w)) for n, w in seen.items() if n not in known | TYPOS}
     # a removed name may stay where its removal is told: the refusal, its test, the log
-    told = {"core/settings.py", "main/CHANGELOG.md", "tests/unit/test_settings_names.py"}
+    told = {"core/settings.py", f"{ROOT.name}/CHANGELOG.md", "tests/unit/test_settings_names.py"}
     unknown = {n: w for n, w in unknown.items() if not (n in REMOVED_ENV and set(w) <= told)}
     assert not unknown, f"documented but no setting: {unknown}"
 
 
 def test_names_read_outside_settings_are_known() -> None:
     read = set()
-    for folder in ("core", "state", "stream", "api"):
+    for folder in ("core", "state", "stream", "api", "offline", "services", "cli"):
         for path in (ROOT / folder).rglob("*.py"):
             read.update(re.findall(r"environ(?:\.get)?[\(\[]\"(CHURN_[A-Z0-9_]+)\"",
                                    path.read_text()))

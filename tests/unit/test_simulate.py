@@ -8,8 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from core.events import parse_event
-from stream.replay import read_rows, validate_row
-from stream.simulate import DAY_MS, START_MS, Population
+from offline.replay import read_rows, validate_row
+from offline.simulate import DAY_MS, START_MS, Population
 
 USERS, DAYS = 3000, 90
 
@@ -99,7 +99,7 @@ def test_both_layouts_replay(tmp_path: Path) -> None:
 def test_paced_output_follows_the_clock() -> None:
     import time
 
-    from stream.simulate import paced
+    from offline.simulate import paced
 
     pop = Population(100, 10, seed=3)
     speedup = 10 * DAY_MS / 1000 / 0.6  # ten simulated days in about 0.6 s

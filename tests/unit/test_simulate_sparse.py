@@ -14,13 +14,13 @@ import pytest
 from scipy import stats
 from scipy.special import betaln, gammaln
 
+from cli.main import main
 from core import bgnbd
 from core.events import Event, parse_event
-from stream.cli import main
-from stream.evaluate import EvalConfig, run
-from stream.replay import read_rows, validate_row
-from stream.simulate import DAY_MS, HOURLY, START_MS
-from stream.simulate_sparse import SparsePopulation
+from offline.evaluate import EvalConfig, run
+from offline.replay import read_rows, validate_row
+from offline.simulate import DAY_MS, HOURLY, START_MS
+from offline.simulate_sparse import SparsePopulation
 
 ALLOWED = frozenset({"view", "cart", "remove_from_cart", "purchase"})
 R, ALPHA, A, B = 0.243, 4.414 * 7, 0.793, 2.426  # CDNOW, alpha per day

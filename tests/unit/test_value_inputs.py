@@ -21,13 +21,13 @@ from core.scoring import VALUE_INPUTS, LinearScorer, make_scorer
 from core.settings import Settings
 from core.tiers import AlertGate, TierPolicy
 from core.value import _bgnbd_part, bgnbd_inputs, summary_arrays
+from offline.value_fits import summaries
 from state.memory_store import MemoryFeatureStore
 from state.value_model import ValueModel
-from stream.anchors import Anchors
-from stream.eval_value import summaries
-from stream.learner import new_state
-from stream.live import Live
-from stream.processor import BatchProcessor, DeadLetter, Record
+from stream.learner.state import new_state
+from stream.worker.anchors import Anchors
+from stream.worker.live import Live
+from stream.worker.processor import BatchProcessor, DeadLetter, Record
 from tests.reference import DAY, Reference, RefEvent, close
 from tests.unit.test_features import user_log
 
@@ -195,7 +195,7 @@ def test_anchor_snapshots_carry_the_inputs_of_the_fit_current_at_the_anchor() ->
 
 def test_the_setting_wins_over_a_checkpoint_on_resume() -> None:
     from state.models import Checkpoint
-    from stream.learner import Learner
+    from stream.learner.app import Learner
 
     saved = new_state(Settings())  # learned without the value inputs
 
@@ -229,7 +229,7 @@ def test_the_evaluators_value_fits_follow_the_live_schedule() -> None:
     without drop-out as the NBD model); each serves from ``lag`` days later
     (core.value_schedule), a skipped day leaves the older one."""
     from core import bgnbd
-    from stream.eval_value import ValueTrack
+    from offline.value_fits import ValueTrack
 
     rng = random.Random(5)
     day0 = 20_000 - 20_000 % 7  # a fit day

@@ -59,9 +59,11 @@ class Live:
         self.value = value or ValueModel(None, horizon_days)
 
     @classmethod
-    def from_settings(cls, store: FeatureStore, alerts: AlertSink, settings: Settings) -> Live:
+    def from_settings(cls, store: FeatureStore, alerts: AlertSink, settings: Settings,
+                      on_rescored: Callable[[RescoreStats], None] | None = None,
+                      value: ValueModel | None = None) -> Live:
         return cls(store, alerts, settings.tier_policy(), settings.alert_gate(),
-                   settings.churn_horizon_days)
+                   settings.churn_horizon_days, on_rescored=on_rescored, value=value)
 
     async def rescore(self, users: Sequence[tuple[str, int, Aggregates]]) -> RescoreStats:
         """(user, partition, aggregates at the reference time) -> stored score and tier."""

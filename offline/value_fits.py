@@ -50,7 +50,7 @@ def summaries(users: Sequence[MemoryUser], anchor_ms: int) -> Summaries:
 class ValueTrack:
     """BG/NBD parameters on the live path's event-time schedule (core/value_schedule.py):
     fitted at every fit day's anchor on all users' summaries (compressed rows, warm-started
-    from the previous fit, like ``stream.value_job``), serving from ``lag_days`` later; or
+    from the previous fit, like ``stream.jobs.value_fit``), serving from ``lag_days`` later; or
     ``fixed`` ones that never change (what-if runs)."""
 
     def __init__(self, horizon_days: int, every_days: int = 7, fixed: BGNBD | None = None,
@@ -75,7 +75,7 @@ class ValueTrack:
                 rows, weight = np.unique(np.stack([x[keep], t_x[keep], T[keep]], axis=1),
                                          axis=0, return_counts=True)
                 # warm-started from the previous fit; every fit serves (as
-                # stream.value_job; one without drop-out as the NBD model)
+                # stream.jobs.value_fit; one without drop-out as the NBD model)
                 m = bgnbd.fit(rows[:, 0], rows[:, 1], rows[:, 2],
                               weights=weight.astype(np.float64), start=self.last or bgnbd.START)
                 self.last = m

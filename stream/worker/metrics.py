@@ -1,4 +1,5 @@
-"""Every Prometheus metric of the stream worker, declared in one place (DESIGN section 7).
+"""Every Prometheus metric of the stream worker, declared in one place (names:
+docs/design.md section 7).
 
 Names: prefix ``churn_``, base units, ``_total`` counters, no user ids in labels.
 Counters count this process's work (sum them over workers); gauges that describe
@@ -10,10 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from core.apply import DUPLICATE, LATE, LATE_OUTSIDE
+
+if TYPE_CHECKING:
+    from stream.worker.live import RescoreStats
+    from stream.worker.processor import BatchStats
 
 LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400, 30 * 86400,
@@ -108,6 +114,19 @@ class WorkerMetrics:
             self.alerts.inc(n)
         for op, secs in redis_seconds.items():
             self.redis.labels(op).observe(secs)
+
+    def on_batch(self, st: BatchStats) -> None:
+        """The processor's callback after every batch."""
+        self.batch(st.records, st.seconds, st.statuses, st.types, st.reasons, st.newest)
+        for op, secs in st.redis_seconds.items():
+            self.redis.labels(op).observe(secs)
+        self.snapshots.inc(st.snapshots)
+        for label, n in st.released.items():
+            self.released.labels(str(label)).inc(n)
+
+    def on_rescored(self, st: RescoreStats) -> None:
+        """Live's callback after every rescore (events and sweeps)."""
+        self.rescored(st.transitions, st.redis_seconds)
 
     def rebuilt(self, records: int) -> None:
         self.rebuilds.inc()

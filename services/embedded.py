@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from core.settings import DEFAULT_ENV_FILE, Settings
-from state.server import RedisServer
-from stream.broker import TansuBroker
+from core.settings import Settings
+from services.broker import TansuBroker
+from services.redis_server import RedisServer
 
 
 class EmbeddedServices:
@@ -75,7 +74,7 @@ class EmbeddedServices:
 
     def write_env_file(self, path: str | None = None) -> Path:
         """Where worker/api/replay pick the services up by default (see Settings.load)."""
-        target = Path(path or os.environ.get("CHURN_ENV_FILE", DEFAULT_ENV_FILE))
+        target = Path(path or Settings.env_file_path())
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("".join(f"{k}={v}\n" for k, v in self.env.items()))
         return target

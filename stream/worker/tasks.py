@@ -1,0 +1,149 @@
+"""The worker's timers and start-up tasks, and the partitions it owns. Each is a named
+method with its collaborators from :class:`~stream.worker.parts.WorkerParts`;
+:mod:`stream.worker.app` registers them with faust."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from core.gc_tuning import tune_gc
+from core.settings import Settings
+from core.tiers import ALL_TIERS
+from state.models import ModelStore
+from stream.lifecycle import Lifecycle
+from stream.worker.live import Live
+from stream.worker.parts import WorkerParts
+from stream.worker.processor import TRANSIENT_ERRORS
+
+log = logging.getLogger("churnstream.worker")
+
+
+class Ownership:
+    """The partitions of topic ``events`` this worker owns, from faust's rebalance
+    signals; a rebalance makes the processor reload offsets and clocks."""
+
+    def __init__(self, topic: str, parts: WorkerParts) -> None:
+        self.topic, self.proc = topic, parts.proc
+        self.owned: set[int] = set()
+
+    async def assigned(self, sender: Any, assigned: Any = (), **kwargs: Any) -> None:
+        self.proc.on_rebalance()
+        mine = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
+        self.owned.clear()
+        self.owned.update(mine)
+        log.info("partitions assigned: %s%s", self.topic, mine)
+
+    async def revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        self.proc.on_rebalance()
+        self.owned.clear()
+
+
+async def refresh_model(live: Live, models: ModelStore, settings: Settings) -> None:
+    live.means = (await live.store.population())[1]
+    await live.value.refresh()
+    version = await models.version()
+    if version == live.loaded_version:
+        return
+    ckpt = await models.load()
+    if ckpt is None:
+        return
+    state = ckpt.state
+    live.scorer = state.scorer(ckpt.version, settings.min_labels,
+                               settings.model_handoff == "compare", settings.model_pipeline)
+    live.loaded_version = ckpt.version
+    log.info("model v%d loaded (%d examples); scorer %s", ckpt.version, state.examples,
+             live.scorer.name)
+
+
+class WorkerTasks:
+    def __init__(self, settings: Settings, parts: WorkerParts, ownership: Ownership,
+                 lifecycle: Lifecycle) -> None:
+        self.settings, self.parts, self.lifecycle = settings, parts, lifecycle
+        self.owned = ownership.owned
+        lifecycle.on_crash = self.report_crash
+
+    async def report_crash(self, exc: BaseException) -> None:
+        await self.parts.registry.beat("crashed", sorted(self.owned),
+                                       f"{type(exc).__name__}: {exc}")
+
+    # --- start-up -------------------------------------------------------------------
+    async def after_start(self) -> None:
+        tune_gc()
+
+    async def check_redis(self) -> None:
+        store = self.parts.store
+        await store.load_scripts()
+        for warning in await store.check_config():
+            log.warning("redis config: %s", warning)
+
+    async def serve_metrics(self) -> None:
+        s, live, metrics = self.settings, self.parts.live, self.parts.metrics
+        metrics.scorer(live.scorer.version, live.scorer.name)
+        if not s.worker_metrics_port:
+            return
+        try:
+            metrics.serve(s.worker_metrics_port, s.metrics_host)
+        except OSError as exc:  # e.g. a second worker on one host: keep working
+            log.error("metrics port %d unavailable (%s); set CHURN_WORKER_METRICS_PORT",
+                      s.worker_metrics_port, exc)
+        else:
+            log.info("metrics on http://%s:%d/metrics", s.metrics_host, s.worker_metrics_port)
+
+    # --- timers ---------------------------------------------------------------------
+    async def heartbeat(self) -> None:
+        """This worker is alive (the API's /readyz and /v1/status read the beats)."""
+        if self.lifecycle.crashed is None:
+            try:
+                await self.parts.registry.beat("running", sorted(self.owned))
+            except TRANSIENT_ERRORS as exc:
+                log.warning("heartbeat not written (%s)", exc)
+
+    async def shared_gauges(self) -> None:
+        """Gauges of shared state: users per stored tier, positions and clocks of the
+        partitions this worker owns."""
+        store, metrics = self.parts.store, self.parts.metrics
+        try:
+            for tier in ALL_TIERS:
+                metrics.users.labels(tier).set(0)
+            for tier, n in (await store.tier_counts()).items():
+                metrics.users.labels(tier).set(n)
+            offsets, wms, clock = (await store.applied_offsets(), await store.watermarks(),
+                                   await store.clock())
+            for p in sorted(self.owned):
+                if p in offsets:
+                    metrics.position.labels(str(p)).set(offsets[p])
+                if p in wms:
+                    metrics.watermark.labels(str(p)).set(wms[p] / 1000)
+                if f"s:{p}" in clock:
+                    metrics.swept_until.labels(str(p)).set(clock[f"s:{p}"] / 1000)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("gauges not updated (%s)", exc)
+
+    async def reload_model(self) -> None:
+        """Hot-reload a new model version (and the population means for reasons)."""
+        live = self.parts.live
+        try:
+            await refresh_model(live, self.parts.models, self.settings)
+            self.parts.metrics.scorer(live.scorer.version, live.scorer.name)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("model reload failed (%s); keeping v%d", exc, live.scorer.version)
+        except Exception:  # a bad checkpoint must not stop ingestion
+            log.exception("model reload failed; keeping v%d", live.scorer.version)
+
+    async def sweep(self) -> None:
+        sweeper, metrics = self.parts.sweeper, self.parts.metrics
+        try:
+            for p, anchor in await sweeper.due(set(self.owned)):
+                if p not in self.owned:
+                    continue
+                st = await sweeper.sweep(p, anchor)
+                metrics.sweep_seconds.observe(st.seconds)
+                metrics.swept.inc(st.users)
+                metrics.churned.inc(st.churned)
+                log.info("swept partition %d at %s: %d users, %d churned, %d alerts, %.2fs",
+                         p, anchor, st.users, st.churned, st.alerts, st.seconds)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("sweep interrupted (%s); will resume", exc)
+        except Exception:  # logged, retried at the next tick; ingestion goes on
+            log.exception("sweep failed; will retry")
