@@ -32,7 +32,7 @@ tools: ## promtool (Debian package prometheus) for the alert-rule tests, if miss
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus >/dev/null; }
 
 unit: $(STAMP) tools ## unit tests and doctests only (no services)
-	$(PY) -m pytest tests/unit core state stream api
+	$(PY) -m pytest tests/unit core state stream api offline services cli
 
 lint: $(STAMP) ## ruff + mypy
 	$(VENV)/bin/ruff check .
