@@ -42,6 +42,24 @@ def anchors_crossed(prev_clock_ms: int, clock_ms: int) -> Iterator[int]:
         yield day * DAY_MS
 
 
+def first_anchor(t_ms: int) -> int:
+    """Where a partition's anchors start: the UTC midnight of its first event."""
+    return t_ms - t_ms % DAY_MS
+
+
+def due_anchors(done_ms: int, t_ms: int) -> list[int]:
+    """The daily anchors an event at ``t_ms`` runs before it is applied, when the last
+    one run is ``done_ms``: the midnights A with done < A < t, in order (the live
+    processor and ``evaluate`` both follow this).
+
+    >>> [a // DAY_MS for a in due_anchors(DAY_MS, 3 * DAY_MS + 1)]
+    [2, 3]
+    >>> due_anchors(DAY_MS, 2 * DAY_MS)  # an event at midnight: that anchor comes later
+    []
+    """
+    return list(anchors_crossed(done_ms, t_ms - 1)) if t_ms > done_ms + DAY_MS else []
+
+
 def sampled(user_id: str, anchor_ms: int, rate: float) -> bool:
     """Deterministic Bernoulli(rate) draw per (user, anchor): the same on every replay.
 

@@ -36,7 +36,7 @@ from core.clock import ClockGuard
 from core.evaluation import calibration, pooled_metrics, ranking_metrics
 from core.events import Event, Rejected
 from core.features import window_aggregates
-from core.labels import DAY_MS, Example, LabelBook, anchors_crossed, sampled
+from core.labels import DAY_MS, Example, LabelBook, due_anchors, first_anchor, sampled
 from core.long_range import scoring_features
 from core.scoring import RuleScorer
 from core.timefmt import rfc3339
@@ -107,15 +107,14 @@ class Evaluator:
     def feed(self, ev: Event) -> None:
         t = self.guard.observe(ev.time_ms, ev.user_id)  # the clock after this event
         if self.clock is None:
-            self.done = self.start = t - t % DAY_MS  # the first anchor: the next midnight
+            self.done = self.start = first_anchor(t)
             start = self.cfg.first_day if self.cfg.first_day is not None else \
                 self.cfg.horizon_days
             self.next_eval = self.done + DAY_MS + start * DAY_MS
             self.clock = t
-        if t > self.done + DAY_MS:  # as the worker: the midnights A < t run before t
-            for anchor in anchors_crossed(self.done, t - 1):
-                self._anchor(anchor)
-                self.done = anchor
+        for anchor in due_anchors(self.done, t):  # as the worker's processor
+            self._anchor(anchor)
+            self.done = anchor
         self.clock = max(self.clock, t)
         mu = self.users.get(ev.user_id)
         old_day = mu.state.last_ms // DAY_MS if mu is not None else None

@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from core.apply import DUPLICATE
 from core.clock import ClockGuard
 from core.events import DEFAULT_EVENT_TYPES, Rejected, latest_allowed_ms, parse_event
-from core.labels import DAY_MS, anchors_crossed
+from core.labels import DAY_MS, due_anchors, first_anchor
 from core.tiers import AlertGate, TierPolicy
 from state.store import Commit, FeatureStore, Item
 from stream.worker.anchors import Anchors
@@ -154,7 +154,7 @@ class BatchProcessor:
             anchor = {int(k[2:]): v for k, v in clock.items() if k.startswith("a:")}
             wms = await self.store.watermarks()
             for p, wm in wms.items():
-                anchor.setdefault(p, wm - wm % DAY_MS)  # state from before anchors existed
+                anchor.setdefault(p, first_anchor(wm))  # state from before anchors existed
             self._anchor = anchor
             await self.live.value.restore()  # the value fits that serve by day
             held = await self.store.unconfirmed()
@@ -203,12 +203,11 @@ class BatchProcessor:
             t = self._tick(seg, p, ev.time_ms, ev.user_id, fresh)
             a = anchor.get(p)
             if a is None:  # the partition's first event: its clock starts that day
-                anchor[p] = a = t - t % DAY_MS
+                anchor[p] = a = first_anchor(t)
                 await self.store.set_clock(f"a:{p}", a)
                 await self.store.set_clock(f"f:{p}", a)  # where it started (label warm-up)
-            if t > a + DAY_MS and self.anchors is not None:
-                # apply what came before, then run the anchors this event passes
-                crossed = list(anchors_crossed(a, t - 1))  # the midnights A with a < A < t
+            crossed = due_anchors(a, t) if self.anchors is not None else []
+            if crossed:  # apply what came before, then run the anchors this event passes
                 segments.append((seg, [(p, x) for x in crossed]))
                 seg = _Segment()
                 anchor[p] = crossed[-1]
