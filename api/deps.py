@@ -4,7 +4,7 @@ as ``Annotated`` dependencies. Routes never touch ``request.app.state`` themselv
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import Depends, Request
 
@@ -20,39 +20,32 @@ if TYPE_CHECKING:
 
 
 def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return cast(Settings, request.app.state.settings)
 
 
 def store_of(request: Request) -> RedisFeatureStore:
-    store: RedisFeatureStore = request.app.state.store
-    return store
+    return cast(RedisFeatureStore, request.app.state.store)
 
 
 def models_of(request: Request) -> ModelStore:
-    models: ModelStore = request.app.state.models
-    return models
+    return cast(ModelStore, request.app.state.models)
 
 
 def fits_of(request: Request) -> FitCache:
     """The customer-value fits (the newest, and the one serving on each day)."""
-    fits: FitCache = request.app.state.value_fits
-    return fits
+    return cast("FitCache", request.app.state.value_fits)
 
 
 def policy_of(request: Request) -> TierPolicy:
-    policy: TierPolicy = request.app.state.tier_policy
-    return policy
+    return cast(TierPolicy, request.app.state.tier_policy)
 
 
 def producer_of(request: Request) -> Producer:
-    producer: Producer = request.app.state.producer
-    return producer
+    return cast("Producer", request.app.state.producer)
 
 
 def metrics_of(request: Request) -> ApiMetrics:
-    metrics: ApiMetrics = request.app.state.metrics
-    return metrics
+    return cast("ApiMetrics", request.app.state.metrics)
 
 
 async def get_settings(request: Request) -> Settings:

@@ -206,8 +206,9 @@ class BatchProcessor:
                 anchor[p] = a = first_anchor(t)
                 await self.store.set_clock(f"a:{p}", a)
                 await self.store.set_clock(f"f:{p}", a)  # where it started (label warm-up)
-            crossed = due_anchors(a, t) if self.anchors is not None else []
-            if crossed:  # apply what came before, then run the anchors this event passes
+            if t > a + DAY_MS and self.anchors is not None:  # (due_anchors is not empty)
+                # apply what came before, then run the anchors this event passes
+                crossed = due_anchors(a, t)
                 segments.append((seg, [(p, x) for x in crossed]))
                 seg = _Segment()
                 anchor[p] = crossed[-1]
