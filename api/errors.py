@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from state.resp import ReplyError
+from state.clients.resp import ReplyError
 
 log = logging.getLogger("churnstream.api")
 

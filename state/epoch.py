@@ -5,7 +5,7 @@ works under and guards every hot-path transaction with it (:func:`guard_commands
 ``WATCH`` the epoch, then a script that compares it and, on a mismatch, touches a
 watched key, so this client's own ``EXEC`` aborts and nothing of the batch lands. A
 Redis that restarted empty, a ``FLUSHALL``, or another worker's rebuild all end
-there (:class:`state.resp.StateLost`), never in a batch applied to half a state.
+there (:class:`state.clients.resp.StateLost`), never in a batch applied to half a state.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import os
 import time
 from typing import Any
 
+from state.clients.resp import pack
 from state.keys import Keys
-from state.resp import pack
 
 # on a mismatch, change a watched key (this client's own, so that no other client's EXEC
 # aborts with it): this client's EXEC then aborts

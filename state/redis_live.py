@@ -16,6 +16,8 @@ from redis.exceptions import NoScriptError
 
 from core.features import FEATURE_NAMES, Aggregates
 from core.tiers import ALL_TIERS, CHURNED, TierRecord
+from state.clients.mux import MuxConnection
+from state.clients.resp import ReplyError, RespConnection, pack
 from state.codec import (
     decode_aggregates,
     decode_score,
@@ -27,8 +29,6 @@ from state.codec import (
     retired_key,
 )
 from state.keys import Keys
-from state.mux import MuxConnection
-from state.resp import ReplyError, RespConnection, pack
 from state.store import Placed, ScoreWrite, TierChange, UserView, population_means
 
 POP_HEAD = struct.Struct("<qI")  # anchor, users; then the column sums (doubles)

@@ -14,11 +14,11 @@ from redis.exceptions import ResponseError
 from core.events import fingerprint
 from core.features import HORIZON_DAYS, UserState
 from core.model import REASON_NAMES
+from state.clients.mux import MuxConnection
+from state.clients.resp import ReplyError, RespConnection, pack
 from state.codec import Score, decode_aggregates, decode_score, decode_state
 from state.keys import Keys
-from state.mux import MuxConnection
 from state.redis_live import RedisLiveOps
-from state.resp import ReplyError, RespConnection, pack
 from state.scripts import SCRIPTS
 from state.store import Applied, Commit, Item
 

@@ -8,7 +8,7 @@ group has committed past Redis' applied offset + 1:
   ran, Redis came back from an older file, or a worker died in a rebuild;
 - while running: every hot-path transaction is guarded by the state epoch
   (:mod:`state.epoch`), so a Redis restarted empty or ``FLUSHALL``-ed under a running
-  worker aborts the next batch with :class:`~state.resp.StateLost` (nothing applied);
+  worker aborts the next batch with :class:`~state.clients.resp.StateLost` (nothing applied);
   :meth:`Recovery.run` then replaces the epoch and replays every owned partition up to
   where the stream stands, then applies the batch.
 A replay reads ``[Redis applied + 1, where the stream stands)`` with a plain aiokafka
@@ -26,8 +26,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from state.clients.resp import StateLost, pack
 from state.epoch import Epochs, guard_commands, new_id
-from state.resp import StateLost, pack
 from stream.worker.kafka_log import KafkaLog
 
 log = logging.getLogger("churnstream.recovery")

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from services.redis_server import RedisServer, free_port
-from state.mux import MuxConnection, ReplyError, pack
+from state.clients.mux import MuxConnection, ReplyError, pack
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from state.clients.resp import StateLost
 from state.keys import Keys
-from state.resp import StateLost
 from stream.worker.processor import Record
 from stream.worker.recovery import EXIT_HISTORY_GONE, HistoryGone, Recovery
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from state.resp import pack
+from state.clients.resp import pack
 
 
 def test_pack_bulk_lengths_are_bytes_not_chars() -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import hiredis
 
-from state.resp import ReplyError, RespConnection, pack
+from state.clients.resp import ReplyError, RespConnection, pack
 
 __all__ = ["MuxConnection", "ReplyError", "pack"]
 
