@@ -40,47 +40,18 @@ True
 
 from __future__ import annotations
 
-import multiprocessing
-import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 
+from core import fit_process
+from core.fit_process import warm_up
+
+__all__ = ["BatchCandidate", "BatchScorer", "warm_up"]
+
 DAY_MS = 86_400_000
-_POOL: Executor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _warm() -> None:
-    import sklearn.ensemble  # noqa: F401  (the first fit does not pay for the import)
-
-
-def _pool() -> Executor:
-    """The one worker process of every batch candidate in this process (spawned: the
-    learner runs threads, and a fork would copy their locks)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            _POOL.submit(_warm)
-        return _POOL
-
-
-def warm_up() -> None:
-    """Wait until the worker process is up and has imported scikit-learn."""
-    _pool().submit(_warm).result()
-
-
-def _reset_pool() -> None:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is not None:
-            _POOL.shutdown(wait=False, cancel_futures=True)
-        _POOL = None
-
-
 def _fit(x: np.ndarray, y: np.ndarray, folds: np.ndarray, max_iter: int, seed: int
          ) -> tuple[Any, int, np.ndarray, np.ndarray, np.ndarray]:
     """Two fold models on (x, y), and the training set's moments and input directions."""
@@ -133,7 +104,7 @@ class BatchCandidate:
         self.pending: list[tuple[list[float], bool, int]] = []
         self.unstored: list[tuple[list[float], bool, int]] = []
         self.results: list[tuple[float, bool]] = []
-        _pool()  # started (and sklearn imported there) long before the first fit
+        fit_process.pool()  # started (and sklearn imported there) long before the first fit
 
     def queue(self, f: Mapping[str, float], y: bool, release_ms: int, fold: int = 0) -> bool:
         """Queue one example (of a user in ``fold``) for a prequential score, then learn
@@ -213,10 +184,10 @@ class BatchCandidate:
         self.training_on = len(y)
         self.job_args = (x, y, folds, self.max_iter, self.seed)
         try:
-            self.job = _pool().submit(_fit, *self.job_args)
+            self.job = fit_process.pool().submit(_fit, *self.job_args)
         except RuntimeError:  # the worker process died after its last fit: a new one
-            _reset_pool()
-            self.job = _pool().submit(_fit, *self.job_args)
+            fit_process.reset_pool()
+            self.job = fit_process.pool().submit(_fit, *self.job_args)
         return True
 
     def _adopt(self) -> None:
@@ -232,7 +203,7 @@ class BatchCandidate:
         try:
             return self.job.result()
         except Exception:  # BrokenProcessPool, ...; a real fit error repeats here
-            _reset_pool()
+            fit_process.reset_pool()
             return _fit(*self.job_args)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -269,16 +269,17 @@ def test_the_batch_fit_in_the_background_serves_at_a_fixed_example() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     import core.batch as batch_mod
+    from core import fit_process
 
     data = stream(2400, seed=8)
 
     def run(cand: BatchCandidate, slow: bool = False, pickle_every: int = 0,
             kill: str = "") -> tuple[list[float], list[tuple[int, int]]]:
-        fit, pool = batch_mod._fit, batch_mod._pool
+        fit, pool = batch_mod._fit, fit_process.pool
         if slow:
             threads = ThreadPoolExecutor(1)
             batch_mod._fit = lambda *a: (time.sleep(0.05), fit(*a))[1]  # type: ignore[assignment]
-            batch_mod._pool = lambda: threads  # type: ignore[assignment]
+            fit_process.pool = lambda: threads  # type: ignore[assignment]
         served: list[tuple[int, int]] = []  # (trigger, release) where a model started
         killed = 0
         try:
@@ -288,17 +289,17 @@ def test_the_batch_fit_in_the_background_serves_at_a_fixed_example() -> None:
                 busy = cand.job is not None
                 idle = not busy and cand.retrains == 1
                 if not killed and ((kill == "busy" and busy) or (kill == "idle" and idle)):
-                    procs = batch_mod._POOL._processes  # type: ignore[union-attr]
+                    procs = fit_process._POOL._processes  # type: ignore[union-attr]
                     killed = next(iter(procs))
                     os.kill(killed, signal.SIGKILL)
                 if cand.retrains != before:  # the fit of ``trigger`` serves from here
                     served.append((trigger, rel))
                 if pickle_every and i % pickle_every == 0:
                     cand = pickle.loads(pickle.dumps(cand))
-            assert not kill or (killed and killed not in batch_mod._POOL._processes)  # type: ignore[union-attr]
+            assert not kill or (killed and killed not in fit_process._POOL._processes)  # type: ignore[union-attr]
             return [s for s, _ in cand.flush()], served
         finally:
-            batch_mod._fit, batch_mod._pool = fit, pool  # type: ignore[assignment]
+            batch_mod._fit, fit_process.pool = fit, pool  # type: ignore[assignment]
 
     def new(after: float) -> BatchCandidate:
         return BatchCandidate(ALL_INPUTS, every_days=2, min_examples=300,
