@@ -15,7 +15,6 @@ it is counted and skipped.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,8 +30,6 @@ from core.prequential import Prequential
 from core.rules import RULE_NAME, recency_frequency_risk
 from core.scoring import Scorer, make_scorer, model_speaks
 from core.settings import Settings
-
-log = logging.getLogger("churnstream.learner")
 
 
 @dataclass
