@@ -27,7 +27,7 @@ from offline.replay import read_rows, validate_row  # noqa: E402
 from services.redis_server import RedisServer  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
 from state.value_model import ValueModel  # noqa: E402
-from stream.worker.anchors import Anchors  # noqa: E402
+from stream.anchors import Anchors  # noqa: E402
 from stream.worker.live import Live  # noqa: E402
 from stream.worker.processor import BatchProcessor, Record  # noqa: E402
 from tests.datagen import generate, write_csv  # noqa: E402

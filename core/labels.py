@@ -1,29 +1,24 @@
-"""Churn labels without leakage or timing bias: the reference semantics (docs/design.md section 5).
+"""Churn labels without leakage or timing bias: the rules (docs/design.md section 5).
 
 At each daily anchor ``t`` (UTC midnight, event time) a deterministic sample of
 users active in ``(t - H, t]`` is snapshotted with its features at ``t``. The
-label of a snapshot is 1 if the user has no event in ``(t, t + H]``, else 0. A
-return settles every pending snapshot of the user as 0 at once; whichever way
-a snapshot settles, it is released for learning only when the clock reaches
-``t + H``, so both classes reach the learner with the same delay.
+label of a snapshot is 1 if the user has no event in ``(t, t + H]``, else 0;
+whichever way a snapshot settles, it is released for learning only when the
+clock reaches ``t + H``, so both classes reach the learner with the same delay.
+The pure pieces are here; the orchestration, shared by the worker and ``evaluate``,
+is :class:`stream.anchors.Anchors`.
 
 >>> DAY = 86_400_000
->>> book = LabelBook(horizon_days=30)
->>> book.snapshot("u", 10 * DAY, {"x": 1.0}); book.snapshot("v", 10 * DAY, {"x": 2.0})
->>> book.observe("u", 12 * DAY)          # u comes back: settled as retained, not released
-1
->>> book.release(39 * DAY)               # nothing is due before t + H
-[]
->>> [(e.user_id, e.label) for e in book.release(40 * DAY)]
-[('u', 0), ('v', 1)]
+>>> [a // DAY for a in due_anchors(10 * DAY, 12 * DAY + 5)]  # the anchors an event runs
+[11, 12]
+>>> is_active(12 * DAY, 40 * DAY, 30), is_active(10 * DAY, 40 * DAY, 30)
+(True, False)
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 DAY_MS = 86_400_000
@@ -81,55 +76,3 @@ class Example(NamedTuple):
     features: Mapping[str, float]
     label: int
     release_ms: int
-
-
-@dataclass(order=True, slots=True)
-class _Pending:
-    release_ms: int
-    user_id: str
-    t_ms: int
-    features: Mapping[str, float] = field(compare=False)
-    returned: bool = field(default=False, compare=False)
-
-
-class LabelBook:
-    """Pending snapshots, settled by returns and released at ``t + H`` in time order."""
-
-    def __init__(self, horizon_days: int = 30) -> None:
-        self.h_ms = horizon_days * DAY_MS
-        self._heap: list[_Pending] = []
-        self._by_user: dict[str, list[_Pending]] = {}
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def snapshot(self, user_id: str, t_ms: int, features: Mapping[str, float]) -> None:
-        """Pending snapshot at anchor ``t_ms``. Take it when the event-time clock reaches
-        the anchor, before observing any event later than ``t_ms`` (those are returns)."""
-        p = _Pending(t_ms + self.h_ms, user_id, t_ms, dict(features))
-        heapq.heappush(self._heap, p)
-        self._by_user.setdefault(user_id, []).append(p)
-
-    def observe(self, user_id: str, event_ms: int) -> int:
-        """An event of the user: settles its snapshots with ``t < event <= t + H`` as
-        retained; returns how many it settled. Events at or before ``t``, or after
-        ``t + H``, say nothing about that snapshot."""
-        settled = 0
-        for p in self._by_user.get(user_id, ()):
-            if not p.returned and p.t_ms < event_ms <= p.release_ms:
-                p.returned = True
-                settled += 1
-        return settled
-
-    def release(self, clock_ms: int) -> list[Example]:
-        """Every snapshot whose ``t + H`` is at or before the clock, oldest first."""
-        out = []
-        while self._heap and self._heap[0].release_ms <= clock_ms:
-            p = heapq.heappop(self._heap)
-            mine = self._by_user[p.user_id]
-            mine.remove(p)
-            if not mine:
-                del self._by_user[p.user_id]
-            out.append(Example(p.user_id, p.t_ms, p.features, 0 if p.returned else 1,
-                               p.release_ms))
-        return out

@@ -23,8 +23,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,13 +35,15 @@ from core.clock import ClockGuard
 from core.evaluation import calibration, pooled_metrics, ranking_metrics
 from core.events import Event, Rejected
 from core.features import window_aggregates
-from core.labels import DAY_MS, Example, LabelBook, due_anchors, first_anchor, sampled
+from core.labels import DAY_MS, Example, due_anchors, first_anchor
 from core.long_range import scoring_features
 from core.scoring import RuleScorer
 from core.timefmt import rfc3339
 from core.value import summary_arrays
+from offline.anchor_book import AnchorBook, run_now
 from offline.eval_config import SHORT, EvalConfig
 from offline.value_fits import SUFFIX, ValueTrack
+from stream.anchors import Anchors, Release
 from stream.learner.state import LearnerState, make_state
 
 NOT_PROBABILITIES = frozenset({"recency", "bgnbd"})
@@ -71,8 +72,7 @@ class Evaluator:
         self.cfg = cfg
         self.h_ms = cfg.horizon_days * DAY_MS
         self.users: dict[str, MemoryUser] = {}
-        self.by_day: dict[int, set[str]] = defaultdict(set)  # day of last event -> users
-        self.book = LabelBook(cfg.horizon_days)
+        self.book = AnchorBook(self.users)  # what the shared anchors read and write
         self.models: dict[str, LearnerState] = {}
         for name in cfg.pipelines:
             # <pipeline>+value: with BG/NBD inputs; <pipeline>-long: without the long-range
@@ -90,12 +90,15 @@ class Evaluator:
         self.with_value = [n for n in cfg.pipelines if n.endswith(SUFFIX)]
         # the candidates learn from the BG/NBD inputs (the stacked model, BG/NBD itself)
         self.value = ValueTrack(cfg.horizon_days, cfg.value_fit_every_days, cfg.value_params,
-                                cfg.value_fit_lag_days, cfg.value_min_customers)
+                                cfg.value_fit_lag_days, cfg.value_min_customers, self.users)
+        # the worker's anchors (stream/anchors.py), over the book instead of Redis
+        self.anchors = Anchors(self.book, self._learn, cfg.horizon_days, cfg.sample_rate,
+                               warmup_days=cfg.warmup_days, value=self.value)
         self.on_anchor = on_anchor
         self.on_release = on_release  # every training example, as the learner gets it
         self.clock: int | None = None  # the watermark
         self.guard = ClockGuard(cfg.clock_step_ms, cfg.clock_users)
-        self.done = self.start = 0  # the last anchor run; the clock's first midnight
+        self.done = 0  # the last anchor run
         self.next_eval: int | None = None
         self.pending: list[AnchorRows] = []
         self.settled: list[AnchorRows] = []
@@ -107,7 +110,7 @@ class Evaluator:
     def feed(self, ev: Event) -> None:
         t = self.guard.observe(ev.time_ms, ev.user_id)  # the clock after this event
         if self.clock is None:
-            self.done = self.start = first_anchor(t)
+            self.done = self.book.started = first_anchor(t)
             start = self.cfg.first_day if self.cfg.first_day is not None else \
                 self.cfg.horizon_days
             self.next_eval = self.done + DAY_MS + start * DAY_MS
@@ -117,18 +120,13 @@ class Evaluator:
             self.done = anchor
         self.clock = max(self.clock, t)
         mu = self.users.get(ev.user_id)
-        old_day = mu.state.last_ms // DAY_MS if mu is not None else None
+        old_last = mu.state.last_ms if mu is not None else None
         status = apply_event(self.users, ev, 0, self.events)  # 30-day feature horizon
         self.events += 1
         if status in (DUPLICATE, REDELIVERED):
             return
-        new_day = self.users[ev.user_id].state.last_ms // DAY_MS
-        if new_day != old_day:
-            if old_day is not None:
-                self.by_day[old_day].discard(ev.user_id)
-            self.by_day[new_day].add(ev.user_id)
+        self.book.moved(ev.user_id, old_last)
         t = ev.time_ms
-        self.book.observe(ev.user_id, t)
         for rows in self.pending:
             if rows.anchor_ms < t <= rows.anchor_ms + self.h_ms:
                 i = rows.index.get(ev.user_id)
@@ -136,46 +134,29 @@ class Evaluator:
                     assert rows.returned is not None
                     rows.returned[i] = 1
 
-    def active(self, anchor_ms: int) -> list[str]:
-        """Users with an event in (anchor - H, anchor], in id order."""
-        lo = anchor_ms - self.h_ms
-        out = []
-        for day in range(lo // DAY_MS, anchor_ms // DAY_MS + 1):
-            for uid in self.by_day.get(day, ()):
-                if lo < self.users[uid].state.last_ms <= anchor_ms:
-                    out.append(uid)
-        out.sort()
-        return out
-
     def _anchor(self, anchor_ms: int) -> None:
         # settle evaluation rows whose label window has closed
         while self.pending and self.pending[0].anchor_ms + self.h_ms <= anchor_ms:
             self.settled.append(self.pending.pop(0))
-        # the training release at this anchor (snapshots of anchor - H), then the snapshot
-        for ex in sorted(self.book.release(anchor_ms), key=lambda e: (e.t_ms, e.user_id)):
+        # the live anchor: value fit, snapshots at A, the release of A - H (to _learn)
+        run_now(self.anchors.run(0, anchor_ms))
+        if self.next_eval is not None and anchor_ms >= self.next_eval:
+            self.next_eval = anchor_ms + self.cfg.every_days * DAY_MS
+            self._evaluate(anchor_ms, self.book.active(anchor_ms - self.h_ms, anchor_ms))
+
+    async def _learn(self, releases: Sequence[Release]) -> None:
+        """The training sink: what the learner does with ``training.examples``."""
+        for r in releases:
+            ex = r.example()
             if self.on_release is not None:
                 self.on_release(ex)
             feats = dict(ex.features)  # with the long-range and BG/NBD inputs
             for model in self.models.values():
-                model.learn_example(feats, ex.label, release_ms=anchor_ms, user=ex.user_id)
+                model.learn_example(feats, ex.label, release_ms=ex.release_ms,
+                                    user=ex.user_id)
             if self.hgb is not None:
                 self.hgb.add(feats, ex.label)
             self.released += 1
-        active = self.active(anchor_ms)
-        rate = self.cfg.sample_rate
-        warm = anchor_ms >= self.start + self.cfg.warmup_days * DAY_MS
-        self.value.maybe_fit(self.users, anchor_ms)
-        taken = [u for u in active if sampled(u, anchor_ms, rate)] if warm else []
-        aggs = [window_aggregates(self.users[u].state, anchor_ms) for u in taken]
-        snaps = [scoring_features(a) for a in aggs]
-        if taken:  # as the live anchors: the BG/NBD inputs under the fit current at A
-            extras = self.value.extras(summary_arrays(aggs))
-            snaps = [{**f, **e} for f, e in zip(snaps, extras, strict=True)]
-        for uid, f in zip(taken, snaps, strict=True):
-            self.book.snapshot(uid, anchor_ms, f)
-        if self.next_eval is not None and anchor_ms >= self.next_eval:
-            self.next_eval = anchor_ms + self.cfg.every_days * DAY_MS
-            self._evaluate(anchor_ms, active)
 
     def _evaluate(self, anchor_ms: int, active: list[str]) -> None:
         if not active:

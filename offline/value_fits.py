@@ -18,9 +18,9 @@ import numpy as np
 from core import bgnbd
 from core.apply import MemoryUser
 from core.bgnbd import BGNBD
-from core.features import DAY_MS
+from core.features import DAY_MS, Aggregates
 from core.model import VALUE_INPUT_NAMES
-from core.value import bgnbd_inputs
+from core.value import bgnbd_inputs, summary_arrays
 from core.value_schedule import is_fit_day, pick
 
 SUFFIX = "+value"
@@ -54,8 +54,10 @@ class ValueTrack:
     ``fixed`` ones that never change (what-if runs)."""
 
     def __init__(self, horizon_days: int, every_days: int = 7, fixed: BGNBD | None = None,
-                 lag_days: int = 7, min_customers: int = 100) -> None:
+                 lag_days: int = 7, min_customers: int = 100,
+                 users: dict[str, MemoryUser] | None = None) -> None:
         self.horizon = horizon_days
+        self.users = users if users is not None else {}  # whom a fit day fits on
         self.every, self.lag, self.min_customers = every_days, lag_days, min_customers
         self.params: BGNBD | None = fixed
         self.fixed = fixed is not None
@@ -82,6 +84,14 @@ class ValueTrack:
                 self.fits += 1
                 self.made[day] = m
         self.params = pick(self.made, day, self.every, self.lag)
+
+    # --- stream.anchors.ValueSource: what the shared anchors ask of the value fits --
+    async def at_anchor(self, partition: int, anchor_ms: int) -> None:
+        self.maybe_fit(self.users, anchor_ms)
+
+    def inputs(self, aggs: list[Aggregates]) -> np.ndarray:
+        """The BG/NBD inputs (VALUE_INPUT_NAMES columns) under the fit serving now."""
+        return bgnbd_inputs(self.params, self.horizon, *summary_arrays(aggs))
 
     def expected(self, sums: Summaries) -> np.ndarray | None:
         """The BG/NBD baseline: E[purchase days in the next H days] per user of

@@ -5,9 +5,12 @@
 - ``stream/learner/``: ``churnstream learner``, the single consumer of
   ``training.examples`` (candidates, champion, checkpoints);
 - ``stream/jobs/``: scheduled jobs beside the learner (the customer-value fit);
-- here: what the processes share, the topics (:mod:`stream.topics`) and how a
-  process stops (:mod:`stream.lifecycle`).
+- here: what the processes share, the topics (:mod:`stream.topics`), how a
+  process stops (:mod:`stream.lifecycle`), and the daily anchors of labels
+  (:mod:`stream.anchors`), which the worker runs over Redis and ``evaluate``
+  (``offline/``) over memory.
 
-Imports: ``core`` and ``state``; a process room may import this package's shared
-modules and ``stream.jobs``, never another process room (``tests/unit/test_layout.py``).
+Imports: ``core`` (the shared modules here); a process room may also import ``state``,
+this package's shared modules and ``stream.jobs``, never another process room
+(``tests/unit/test_layout.py``).
 """

@@ -3,7 +3,7 @@
 
 For each released example it first predicts (the prequential score), then learns.
 
-Message format (JSON, written by :mod:`stream.worker.anchors`): ``{"user_id",
+Message format (JSON, written by :mod:`stream.anchors`): ``{"user_id",
 "partition", "t": anchor ms, "i": index in that anchor's release, "n": its size,
 "features": {17 features}, "long": {long-range inputs}, "value": {BG/NBD inputs} (each
 absent from workers before them),

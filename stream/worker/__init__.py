@@ -3,7 +3,7 @@
 - :mod:`~stream.worker.app`: the composition root (faust app, agents, timers);
 - :mod:`~stream.worker.processor`: one batch of records -> Redis, atomically;
 - :mod:`~stream.worker.live`: scores, reasons, tiers and alerts of a batch;
-- :mod:`~stream.worker.anchors`: daily label snapshots and their release;
+- :mod:`stream.anchors` (shared with ``evaluate``): daily label snapshots and releases;
 - :mod:`~stream.worker.sweeper`: rescoring silent users as event time passes;
 - :mod:`~stream.worker.recovery`: rebuilding state after Redis lost it;
 - :mod:`~stream.worker.records`, :mod:`~stream.worker.metrics`: the record type and

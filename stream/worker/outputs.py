@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import faust
 
 from core.settings import Settings
+from stream.anchors import Release
 from stream.worker.records import DeadLetter
 
 
@@ -28,8 +29,8 @@ class Outputs:
         s = self.settings
         await self.produce(s.dlq_topic, [(d.record.key, d.to_json(s.events_topic)) for d in dead])
 
-    async def training(self, examples: Sequence[bytes]) -> None:
-        await self.produce(self.settings.training_topic, [(None, v) for v in examples])
+    async def training(self, examples: Sequence[Release]) -> None:
+        await self.produce(self.settings.training_topic, [(None, r.message()) for r in examples])
 
     async def alerts(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
         await self.produce(self.settings.alerts_topic, messages)

@@ -14,7 +14,7 @@ from state.redis_store import RedisFeatureStore, connect
 from state.value_model import ValueModel
 from state.value_store import ValueStore
 from state.workers import WorkerRegistry
-from stream.worker.anchors import Anchors
+from stream.anchors import Anchors
 from stream.worker.live import Live
 from stream.worker.metrics import WorkerMetrics
 from stream.worker.outputs import Outputs

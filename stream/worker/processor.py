@@ -29,7 +29,7 @@ from core.events import DEFAULT_EVENT_TYPES, Rejected, latest_allowed_ms, parse_
 from core.labels import DAY_MS, due_anchors, first_anchor
 from core.tiers import AlertGate, TierPolicy
 from state.store import Commit, FeatureStore, Item
-from stream.worker.anchors import Anchors
+from stream.anchors import Anchors
 from stream.worker.live import Live
 from stream.worker.records import TOMBSTONE, DeadLetter, DeadLetterSink, Record
 

@@ -1,7 +1,7 @@
 """The sweeper: silent users are rescored as event time passes.
 
 Run by a faust timer in every worker over the partitions it owns. When a partition's
-last anchor ``A`` (see :mod:`stream.worker.anchors`) is newer than its ``swept_until``, every
+last anchor ``A`` (see :mod:`stream.anchors`) is newer than its ``swept_until``, every
 non-churned user of the partition whose newest event is at or before ``A`` is rescored
 at ``A`` (recency grows, windows empty out) in chunks of ``CHURN_SWEEP_CHUNK``: one
 script call computes the chunk's window aggregates, the scorer scores the chunk as

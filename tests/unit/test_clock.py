@@ -14,7 +14,7 @@ from core.clock import ClockGuard
 from core.labels import DAY_MS
 from core.tiers import AlertGate, TierPolicy
 from state.memory_store import MemoryFeatureStore
-from stream.worker.anchors import Anchors
+from stream.anchors import Anchors
 from stream.worker.live import Live
 from stream.worker.processor import BatchProcessor, DeadLetter, Record
 

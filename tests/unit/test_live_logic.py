@@ -18,8 +18,8 @@ from core.scoring import LinearScorer, PipelineScorer, RuleScorer, make_scorer
 from core.settings import Settings
 from core.tiers import ALL_TIERS, AlertGate, TierPolicy, decide
 from state.memory_store import MemoryFeatureStore
+from stream.anchors import Anchors, Release
 from stream.learner.state import new_state
-from stream.worker.anchors import Anchors
 from stream.worker.live import Live
 from stream.worker.processor import BatchProcessor, DeadLetter, Record
 from stream.worker.sweeper import Sweeper
@@ -124,8 +124,8 @@ def _proc(store: MemoryFeatureStore, rate: float = 1.0
         assert all(json.loads(v)["user_id"].encode() == k for k, v in msgs)
         alerts.extend(v for _, v in msgs)
 
-    async def to_training(msgs: Sequence[bytes]) -> None:
-        training.extend(msgs)
+    async def to_training(msgs: Sequence[Release]) -> None:
+        training.extend(r.message() for r in msgs)  # what the worker sends
 
     async def to_dlq(dead: Sequence[DeadLetter]) -> None:
         pass

@@ -8,6 +8,7 @@ import asyncio
 import json
 import math
 import random
+from collections.abc import Sequence
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,8 +25,8 @@ from core.value import _bgnbd_part, bgnbd_inputs, summary_arrays
 from offline.value_fits import summaries
 from state.memory_store import MemoryFeatureStore
 from state.value_model import ValueModel
+from stream.anchors import Anchors, Release
 from stream.learner.state import new_state
-from stream.worker.anchors import Anchors
 from stream.worker.live import Live
 from stream.worker.processor import BatchProcessor, DeadLetter, Record
 from tests.reference import DAY, Reference, RefEvent, close
@@ -157,8 +158,8 @@ def test_anchor_snapshots_carry_the_inputs_of_the_fit_current_at_the_anchor() ->
     store = MemoryFeatureStore()
     sent: list[bytes] = []
 
-    async def sink(msgs: list[bytes]) -> None:
-        sent.extend(msgs)
+    async def sink(msgs: Sequence[Release]) -> None:
+        sent.extend(r.message() for r in msgs)  # what the worker sends
 
     live = Live(store, _no_alerts, TierPolicy(), AlertGate(), 3)
     live.value = ValueModel(None, 3, params=M)
