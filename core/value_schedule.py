@@ -24,8 +24,15 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
+
+import numpy as np
+
+from core.bgnbd import BGNBD
+from core.features import DAY_MS, Aggregates
+from core.model import VALUE_INPUT_NAMES
+from core.value import bgnbd_inputs, summary_arrays
 
 T = TypeVar("T")
 
@@ -46,3 +53,26 @@ def pick(fits: Mapping[int, T], day: int, every: int, lag: int) -> T | None:
     last = serving_fit_day(day, every, lag)
     days = [d for d in fits if d <= last]
     return fits[max(days)] if days else None
+
+
+def inputs_by_day(serving: Callable[[int], BGNBD | None], horizon_days: float,
+                  aggs: Sequence[Aggregates]) -> np.ndarray:
+    """The BG/NBD inputs (``core.value.bgnbd_inputs``) of each aggregate, under the fit
+    that ``serving`` gives for its own reference day (``agg.now_ms``): a batch, a sweep
+    or an anchor can mix days, and each user gets the fit of theirs."""
+    if not aggs:
+        return bgnbd_inputs(serving(0), horizon_days, *summary_arrays(aggs))
+    by_day: dict[int, BGNBD | None] = {}  # a batch's users share a few days
+    fits = []
+    for a in aggs:
+        d = a.now_ms // DAY_MS
+        if d not in by_day:
+            by_day[d] = serving(d)
+        fits.append(by_day[d])
+    if all(f is fits[0] for f in fits):
+        return bgnbd_inputs(fits[0], horizon_days, *summary_arrays(aggs))
+    out = np.empty((len(aggs), len(VALUE_INPUT_NAMES)))
+    for f in {id(f): f for f in fits}.values():
+        idx = [i for i, g in enumerate(fits) if g is f]
+        out[idx] = bgnbd_inputs(f, horizon_days, *summary_arrays([aggs[i] for i in idx]))
+    return out

@@ -27,9 +27,8 @@ import numpy as np
 
 from core.bgnbd import BGNBD
 from core.features import DAY_MS, Aggregates
-from core.model import VALUE_INPUT_NAMES
 from core.value import bgnbd_inputs, summary_arrays
-from core.value_schedule import is_fit_day, pick, serving_fit_day
+from core.value_schedule import inputs_by_day, is_fit_day, pick, serving_fit_day
 from state.value_rows import ValueRows
 from state.value_store import ValueStore
 
@@ -154,19 +153,6 @@ class ValueModel:
     def inputs(self, aggs: list[Aggregates]) -> np.ndarray:
         """One row of VALUE_INPUT_NAMES per user, at each aggregate's reference time, under
         the fit serving on that day."""
-        if not self.scheduled or not aggs:
+        if not self.scheduled:
             return bgnbd_inputs(self.params, self.horizon, *summary_arrays(aggs))
-        by_day: dict[int, BGNBD | None] = {}  # a batch's users share a few days
-        fits = []
-        for a in aggs:
-            d = a.now_ms // DAY_MS
-            if d not in by_day:
-                by_day[d] = self.serving(d)
-            fits.append(by_day[d])
-        if all(f is fits[0] for f in fits):
-            return bgnbd_inputs(fits[0], self.horizon, *summary_arrays(aggs))
-        out = np.empty((len(aggs), len(VALUE_INPUT_NAMES)))
-        for f in {id(f): f for f in fits}.values():
-            idx = [i for i, g in enumerate(fits) if g is f]
-            out[idx] = bgnbd_inputs(f, self.horizon, *summary_arrays([aggs[i] for i in idx]))
-        return out
+        return inputs_by_day(self.serving, self.horizon, aggs)

@@ -9,13 +9,7 @@ from api.errors import responses
 from api.event_schema import AS_OF
 from api.responses import FastJSON
 from api.schemas import UserRisk
-from api.value import segment_of, value_of, with_value_inputs
-from core.features import DAY_MS, compute_features, window_aggregates
-from core.long_range import long_range
-from core.model import reason_rows
-from core.rules import RULE_NAME, recency_frequency_risk
-from core.scoring import RuleScorer
-from core.tiers import ALL_TIERS, CHURNED, rank_position
+from api.user_risk import user_risk
 from core.timefmt import parse_time, rfc3339
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -46,7 +40,7 @@ async def get_user(request: Request) -> FastJSON:
     view = await store.user_view(user_id)  # one round trip
     if view is None:
         raise HTTPException(404, detail={"error": "unknown_user", "user_id": user_id})
-    state, score, stored = view.state, view.score, view.tier
+    state, score = view.state, view.score
     now = max(state.last_ms, score.as_of_ms) if score is not None else state.last_ms
     if as_of is not None:
         try:
@@ -56,44 +50,4 @@ async def get_user(request: Request) -> FastJSON:
         if now < state.last_ms:  # a conflict with the user's state, not a malformed time
             raise HTTPException(409, detail={
                 "error": "as_of_before_newest_event", "newest_event": rfc3339(state.last_ms)})
-    agg = window_aggregates(state, now)
-    feats = compute_features(agg)
-    long = long_range(agg)
-    fit = await fits.get()
-    value, summary = value_of(fit, agg, settings)
-    segment = segment_of(fit, state.purchase_days, summary.mean_spend if summary else 0.0,
-                         now) if fit is not None else None
-    version, why = 0, []
-    if score is not None and score.as_of_ms == now:
-        risk, scorer, scored_at = score.risk, score.scorer, score.as_of_ms
-        version = score.version
-        why = reason_rows(score.reasons, with_value_inputs(  # under the fit that served
-            {**feats, **long}, score.reasons, await fits.bgnbd_at(
-                now // DAY_MS), agg, settings.churn_horizon_days),
-            view.means)
-    else:  # no stored score for this reference time: the transparent rule, computed now
-        risk = recency_frequency_risk(feats, settings.churn_horizon_days)
-        scorer, scored_at = RULE_NAME, now
-        why = reason_rows(RuleScorer(settings.churn_horizon_days).score([feats])[1][0], feats,
-                          view.means)
-    alert_tier = ALL_TIERS[stored.tier] if stored is not None else None
-    position: dict[str, object] = {"rank": None, "ranked": view.ranked, "percentile": None,
-                                   "tier": None}
-    if view.rank is not None:
-        pct, tier = rank_position(view.rank, view.ranked, policy_of(request),
-                                     score.risk if score is not None else risk)
-        position = {"rank": view.rank + 1, "ranked": view.ranked, "percentile": pct,
-                    "tier": tier}
-    elif alert_tier == CHURNED:
-        position["tier"] = CHURNED
-    as_of_text = rfc3339(now)  # usually also the scoring and the newest event's time
-    return FastJSON({
-        "user_id": user_id, "as_of": as_of_text, "risk": risk, "scorer": scorer,
-        "model_version": version,
-        "scored_at": as_of_text if scored_at == now else rfc3339(scored_at), **position,
-        "alert_tier": alert_tier, "reasons": why, "features": feats, "long_range": long,
-        "value": value, "segment": segment,
-        "expected_saved_value": risk * value["clv"] if value and value["clv"] is not None
-        else None,
-        "first_event": rfc3339(state.first_ms),
-        "last_event": as_of_text if state.last_ms == now else rfc3339(state.last_ms)})
+    return FastJSON(await user_risk(user_id, view, now, fits, settings, policy_of(request)))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 # room -> the rooms it may import (itself always)
 ALLOWED: dict[str, set[str]] = {
@@ -99,3 +101,17 @@ def test_modules_and_functions_stay_small() -> None:
                     if n > MAX_FUNCTION_LINES:
                         big.append(f"{rel}: {node.name} {n} lines")
     assert not big, "\n".join(big)
+
+
+def test_the_contracts_in_docs_are_the_teams_current_ones() -> None:
+    """docs/design.md and docs/services.md are copies of the team's shared documents
+    (``../shared`` beside the repository, as on CI) under a two-line header: when the
+    shared ones change, the copies here must be taken again."""
+    shared = ROOT.parent / "shared"
+    if not (shared / "DESIGN.md").exists():
+        pytest.skip("no ../shared beside this checkout")
+    for mine, theirs in (("design.md", "DESIGN.md"), ("services.md", "SERVICES.md")):
+        text = (ROOT / "docs" / mine).read_text()
+        assert text.startswith("<!--"), mine
+        body = text[text.index("-->") + 3:].lstrip("\n")
+        assert body == (shared / theirs).read_text(), f"docs/{mine} differs from {theirs}"
