@@ -25,11 +25,11 @@ demo: $(STAMP) ## embedded Tansu + Redis, worker, API and simulated traffic (Ctr
 test: $(STAMP) lint tools ## lint, then unit + integration tests on real Tansu + Redis + worker + API
 	$(PY) -m pytest
 
-tools: ## promtool (Debian package prometheus) for the alert-rule tests, if missing
-	@command -v promtool >/dev/null || { \
-	  echo "installing the Debian package prometheus (promtool)"; \
+tools: ## promtool (Debian prometheus) and headless Chromium + chromedriver for the tests, if missing
+	@command -v promtool >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing the Debian packages prometheus (promtool), chromium, chromium-driver"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus chromium chromium-driver >/dev/null; }
 
 unit: $(STAMP) tools ## unit tests and doctests only (no services)
 	$(PY) -m pytest tests/unit core state stream api offline services cli

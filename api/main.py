@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import errors, openapi
+from api import docs, errors, openapi
 from api import metrics as api_metrics
+from api.console import pages as console
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import events, model, ranking, segments, status, users
+from api.routes import events, model, overview, ranking, segments, status, users
 from api.routes.events import Producer
 from api.security import ReadAccess, WriteAccess
 from api.value import FitCache
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await store.close()
             await client.aclose()
 
-    app = FastAPI(title="churnstream", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="churnstream", version="0.1.0", lifespan=lifespan, docs_url=None,
+                  redoc_url=None,  # served offline by api/docs.py
                   description="Real-time churn risk: per-user rolling features, risk, tiers, "
                               "reasons, Top-K and the online model.")
     app.state.metrics = metrics = ApiMetrics()
@@ -67,12 +69,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # there (and each dependency costs every request); the user lookup first, as routes
     # are matched in order
     reads = [ReadAccess] if settings.api_keys and settings.api_read_auth else []
-    for read in (users.router, ranking.router, model.router, segments.router, status.router):
+    for read in (users.router, ranking.router, model.router, segments.router, overview.router,
+                 status.router):
         app.include_router(read, dependencies=reads)
     app.include_router(api_metrics.router)
     app.include_router(events.router, dependencies=[WriteAccess] if settings.api_keys else [])
     app.include_router(status.probes)
     openapi.install(app, settings)
+    docs.install(app)
+    console.install(app)
     return app
 
 

@@ -177,3 +177,27 @@ class ModelInfo(BaseModel):
     switches: list[dict[str, object]] = Field(
         [], description="The last champion changes: examples, release_ms, from, to, metric, "
                         "was")
+
+
+class MonthFigures(BaseModel):
+    """One calendar month (UTC, event time) of the monthly picture (core/monthly.py)."""
+
+    month: str = Field(examples=["2019-11"])
+    active: int = Field(description="customers with an event in the month")
+    new: int = Field(description="customers whose first event is in the month")
+    retained: int = Field(description="active in the month before and in this one")
+    returning: int = Field(description="active again after a month or more away")
+    churned: int = Field(description="active in the month before, not in this one")
+    churn_rate: float | None = Field(description="churned / active the month before")
+
+
+class Overview(BaseModel):
+    """The retention team's overview: users per tier now and churned, the monthly picture and
+    the cohort retention table."""
+
+    as_of: str | None = Field(description="event-time watermark (RFC 3339)")
+    tiers: dict[str, int] = Field(description="users per tier by rank now, and churned")
+    months: list[MonthFigures]
+    cohorts: dict[str, list[int]] = Field(
+        description="first month -> customers of that cohort active k = 0, 1, ... months "
+                    "later (k = 0: the new customers)")

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from core.events import Event, fingerprint
 from core.features import DAY_MS, HORIZON_DAYS, DayBucket, UserState
+from core.monthly import Marks, add, mark, month_of_day
 
 APPLIED, LATE, LATE_OUTSIDE, DUPLICATE, REDELIVERED = 0, 1, 2, 3, 4
 STATUS_NAMES = ("applied", "late", "late_outside", "duplicate", "redelivered")
@@ -51,11 +52,13 @@ class MemoryUser:
     seen_on: dict[int, list[bytes]] = field(default_factory=dict)  # day -> fingerprints
     partition: int = -1
     offset: int = -1
+    months: Marks | None = None  # the monthly figures' marks (core/monthly.py)
 
 
 def apply_event(users: dict[str, MemoryUser], ev: Event, partition: int, offset: int,
-                horizon_days: int = HORIZON_DAYS) -> int:
-    """Apply ``ev`` to ``users`` (a dict of :class:`MemoryUser`) and return its status."""
+                horizon_days: int = HORIZON_DAYS, months: dict[str, int] | None = None) -> int:
+    """Apply ``ev`` to ``users`` (a dict of :class:`MemoryUser`) and return its status;
+    with ``months``, count a counted event in the monthly figures (core/monthly.py)."""
     t = ev.time_ms
     day = t // DAY_MS
     mu = users.get(ev.user_id)
@@ -87,6 +90,9 @@ def apply_event(users: dict[str, MemoryUser], ev: Event, partition: int, offset:
     if day < min_day:
         return LATE_OUTSIDE
     mu.seen[fp] = day
+    if months is not None and day not in st.days:  # as apply_event.lua: a new day's event
+        mu.months, changes = mark(mu.months, month_of_day(day))
+        add(months, changes)
     on = mu.seen_on.get(day)
     if on is None:
         mu.seen_on[day] = [fp]

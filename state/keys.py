@@ -16,14 +16,16 @@ from __future__ import annotations
 class Keys:
     """All key names, under one configurable prefix."""
 
-    __slots__ = ("_user_prefix", "clock", "epoch", "offsets", "population", "prefix", "rank",
-                 "retired", "stats", "tiers", "unconfirmed", "watermark")
+    __slots__ = ("_user_prefix", "clock", "epoch", "months", "offsets", "population",
+                 "prefix", "rank", "retired", "stats", "tiers", "unconfirmed", "watermark")
 
     def __init__(self, prefix: str = "churn") -> None:
         self.prefix = prefix
         self.offsets = f"{prefix}:offsets"  # partition -> last applied offset
         self.epoch = f"{prefix}:epoch"  # id, created_ms, reason: when this state began
         self.stats = f"{prefix}:stats"  # counter name -> count
+        # the monthly figures (core/monthly.py): a:<m>, r:<m>, c:<m>:<k> -> customers
+        self.months = f"{prefix}:months"
         self.watermark = f"{prefix}:watermark"  # partition -> its clock (confirmed, ms)
         # partition -> records too far ahead of its clock, not yet confirmed (core.clock)
         self.unconfirmed = f"{prefix}:unconfirmed"

@@ -40,6 +40,7 @@ class MemoryFeatureStore:
         self._unconfirmed: dict[int, str] = {}
         self._clock: dict[str, int] = {}
         self._tier_counts: dict[str, int] = {}
+        self._months: dict[str, int] = {}  # the monthly figures (core/monthly.py)
 
     def _count(self, name: str, inc: int = 1) -> None:
         self._stats[name] = self._stats.get(name, 0) + inc
@@ -50,7 +51,8 @@ class MemoryFeatureStore:
     async def apply(self, items: Sequence[Item], commits: Sequence[Commit] = ()) -> list[Applied]:
         out = []
         for it in items:
-            status = apply_event(self.users, it.event, it.partition, it.offset, self.horizon_days)
+            status = apply_event(self.users, it.event, it.partition, it.offset, self.horizon_days,
+                                 self._months)
             if status != REDELIVERED:
                 self._count(STATUS_NAMES[status])
                 if status != DUPLICATE:
@@ -196,6 +198,9 @@ class MemoryFeatureStore:
 
     async def unconfirmed(self) -> dict[int, str]:
         return dict(self._unconfirmed)
+
+    async def months(self) -> dict[str, int]:
+        return {k: v for k, v in self._months.items() if v}
 
     async def watermarks(self) -> dict[int, int]:
         return dict(self._wm)

@@ -46,10 +46,10 @@ class EventOps(RedisBase):
     async def _run(self, items: Sequence[Item], commits: Sequence[Commit]) -> list[Any]:
         keys = self.keys
         apply_sha, commit_sha = self._shas["apply_event"], self._shas["commit_batch"]
-        # EVALSHA sha 2 <stats> <user> <horizon> <packed args> <brand> <type>, with the
-        # constant parts packed once per batch (the same bytes pack() would give)
-        fmt = b"*9\r\n" + pack(b"EVALSHA", apply_sha, b"2", keys.stats)[4:] \
-            + b"$%d\r\n%b\r\n" + pack(self.horizon)[4:] \
+        # EVALSHA sha 3 <stats> <user> <months> <horizon> <packed args> <brand> <type>,
+        # with the constant parts packed once per batch (the same bytes pack() would give)
+        fmt = b"*10\r\n" + pack(b"EVALSHA", apply_sha, b"3", keys.stats)[4:] \
+            + b"$%d\r\n%b\r\n" + pack(keys.months, self.horizon)[4:] \
             + b"$%d\r\n" % _ARGS.size + b"%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
         user, packer, nan, codes = keys.user, _ARGS.pack, math.nan, _TYPE_CODES
         cmds: list[bytes] = []
@@ -81,6 +81,11 @@ class EventOps(RedisBase):
     async def stats(self) -> dict[str, int]:
         raw = await self.r.hgetall(self.keys.stats)
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def months(self) -> dict[str, int]:
+        """The monthly figures' counters (core/monthly.py), zero ones left out."""
+        raw = await self.r.hgetall(self.keys.months)
+        return {k.decode(): int(v) for k, v in raw.items() if int(v)}
 
     async def unconfirmed(self) -> dict[int, str]:
         raw = await self.r.hgetall(self.keys.unconfirmed)

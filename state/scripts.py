@@ -18,7 +18,7 @@ def source(name: str) -> str:
 
 
 _NEEDS = {  # script -> the helper files before it
-    "apply_event": ("aggregates.lua",),
+    "apply_event": ("aggregates.lua", "months.lua"),
     "commit_batch": (),
     "aggregates_at": ("aggregates.lua",),
     "write_scores": (),

@@ -188,6 +188,9 @@ class FeatureStore(Protocol):
     async def unconfirmed(self) -> dict[int, str]:
         """Each partition's unconfirmed records, as stored by :class:`Commit`."""
 
+    async def months(self) -> dict[str, int]:
+        """The monthly figures' counters (``core.monthly.table`` reads them)."""
+
     async def count_users(self) -> int:
         """Number of users with state."""
 

@@ -273,3 +273,68 @@ def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int,
                 if snap[0] == e.user_id and snap[1] < e.t <= snap[1] + h:
                     snap[3] = True
     return out
+
+
+def monthly_counters(months_of: dict[str, set[int]], cohort_months: int = 12
+                     ) -> dict[str, int]:
+    """The monthly figures' counters (core/monthly.py's layout) straight from each user's
+    set of active months: a:<m> active, r:<m> active in m - 1 and m, c:<m>:<k> first
+    active in m and active in m + k (k < cohort_months)."""
+    out: dict[str, int] = {}
+
+    def inc(key: str) -> None:
+        out[key] = out.get(key, 0) + 1
+
+    for months in months_of.values():
+        first = min(months)
+        for m in months:
+            inc(f"a:{m}")
+            if m - 1 in months:
+                inc(f"r:{m}")
+            if m - first < cohort_months:
+                inc(f"c:{first}:{m - first}")
+    return out
+
+
+def counted_months(items: list, statuses: list[int]) -> dict[str, set[int]]:  # type: ignore[type-arg]
+    """Each user's calendar months (since 1970-01) of the events the features count
+    (status applied or late), from the events and the statuses the store returned."""
+    out: dict[str, set[int]] = {}
+    for it, status in zip(items, statuses, strict=True):
+        if status in (0, 1):
+            out.setdefault(it.event.user_id, set()).add(month_index(it.event.time_ms))
+    return out
+
+
+def month_index(t_ms: int) -> int:
+    """Calendar months since 1970-01 (UTC) of a time, by the standard library."""
+    d = datetime.fromtimestamp(t_ms / 1000, UTC)
+    return (d.year - 1970) * 12 + d.month - 1
+
+
+def monthly_rows(months_of: dict[str, set[int]]) -> tuple[list[dict[str, object]],
+                                                          dict[str, list[int]]]:
+    """The monthly picture by its definitions, user by user (not from counters): per
+    month active, new, retained, returning, churned, churn rate; the cohort table."""
+    if not months_of:
+        return [], {}
+    lo = min(min(m) for m in months_of.values())
+    hi = max(max(m) for m in months_of.values())
+    rows = []
+    for m in range(lo, hi + 1):
+        act = [ms for ms in months_of.values() if m in ms]
+        before = sum(1 for ms in months_of.values() if m - 1 in ms)
+        churned = sum(1 for ms in months_of.values() if m - 1 in ms and m not in ms)
+        rows.append({
+            "month": f"{1970 + m // 12:04d}-{m % 12 + 1:02d}", "active": len(act),
+            "new": sum(1 for ms in act if min(ms) == m),
+            "retained": sum(1 for ms in act if m - 1 in ms),
+            "returning": sum(1 for ms in act if min(ms) < m and m - 1 not in ms),
+            "churned": churned, "churn_rate": churned / before if before else None})
+    cohorts = {}
+    for c in range(lo, hi + 1):
+        members = [ms for ms in months_of.values() if min(ms) == c]
+        if members:
+            cohorts[f"{1970 + c // 12:04d}-{c % 12 + 1:02d}"] = [
+                sum(1 for ms in members if c + k in ms) for k in range(min(12, hi - c + 1))]
+    return rows, cohorts

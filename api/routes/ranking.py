@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import SettingsDep, StoreDep, fits_of, policy_of
 from api.errors import responses
 from api.responses import FastJSON, guarded
+from api.tier_bounds import bounds
 from api.value_rank import Sort, row_json, value_page
 from core.segments import SEGMENTS
 from core.tiers import CHURNED, TIERS, TierPolicy, rank_position
@@ -77,22 +78,6 @@ class Tiers(BaseModel):
     churned: int = Field(description="Users silent for more than H days (not ranked)")
     alert_tiers: dict[str, int] = Field(
         description="Users per stored tier (with hysteresis: the tiers alerts announce)")
-
-
-def tier_bounds(n: int, cuts: tuple[float, float, float]) -> dict[str, tuple[int, int]]:
-    """0-based [start, end) ranks of each tier: (r / n) < cut <=> r < ceil(cut * n)."""
-    edges = [0, *(math.ceil(c * n) for c in cuts), n]
-    return {t: (edges[i], edges[i + 1]) for i, t in enumerate(TIERS)}
-
-
-async def bounds(store: StoreDep, settings: SettingsDep, n: int) -> dict[str, tuple[int, int]]:
-    """Rank ranges of the tiers; in absolute mode, from the number of users at or above
-    each risk threshold."""
-    policy = settings.tier_policy()
-    if not policy.absolute:
-        return tier_bounds(n, policy.cuts)
-    edges = [0, *[await store.count_at_least(c) for c in policy.cuts], n]
-    return {t: (edges[i], edges[i + 1]) for i, t in enumerate(TIERS)}
 
 
 CSV_PAGE = 1000

@@ -1,6 +1,7 @@
 -- Apply one validated event to one user's hash, atomically (see core/apply.py for
 -- the reference semantics; the float operations here are the same, in the same order).
 -- KEYS[1]  stats hash (counters by status and event type)     KEYS[2] user hash {u:<id>}
+-- KEYS[3]  months hash (the monthly figures, months.lua)
 -- ARGV[1]  horizon_days
 -- ARGV[2]  packed '<c8dddBBd': fingerprint(8 bytes) time_ms partition offset
 --          type(0 other, 1 cart, 2 purchase) want_state(0/1) price(NaN = none)
@@ -13,6 +14,7 @@
 --   m   '<ddd' first, newest, last purchase time (ms; -1 = none)
 --   o   '<Hd' partition, offset of the last applied record
 --   lb  brand of the last branded event in arrival order
+--   mo  '<hhH' the monthly marks (months.lua)
 --   x   dedupe records, 10 bytes each: '<H' day + 8-byte fingerprint
 --   v   customer value (only once the user has purchased): '<iIId' base day, purchase
 --       days, purchase days with known spend, their spend; then a bitmap of purchase
@@ -144,6 +146,12 @@ end
 x = (x or '') .. struct.pack('<H', day) .. fp
 local n, np, nc, pn, spend, pmean, pm2, sw = 0, 0, 0, 0, 0.0, 0.0, 0.0, 0
 local bs = ''
+local mo
+if not d then  -- the user's first counted event of the day: their month may be new
+  local old = redis.call('HGET', key, 'mo')
+  mo = mark_month(KEYS[3], old, month_of_day(day))
+  if mo == old then mo = nil end
+end
 if d then
   local pos
   n, np, nc, pn, spend, pmean, pm2, sw, pos = unpack_day(d)
@@ -167,6 +175,10 @@ if price then
   pm2 = pm2 + delta * (price - pmean)
 end
 local fields = {'m', meta, 'o', opos, 'x', x}
+if mo then
+  fields[#fields + 1] = 'mo'
+  fields[#fields + 1] = mo
+end
 if v then
   fields[#fields + 1] = 'v'
   fields[#fields + 1] = v

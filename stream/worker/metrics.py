@@ -50,8 +50,7 @@ class WorkerMetrics:
                                     buckets=SIZES, registry=r)
         self.redis = Histogram("churn_redis_seconds", "Redis round trips by operation",
                                ["op"], buckets=LATENCY, registry=r)
-        self.users = Gauge("churn_users", "Users per stored tier (shared state)", ["tier"],
-                           registry=r)
+        self._shared_state(r)
         self.transitions = Counter("churn_tier_transitions_total",
                                    "Stored tier changes (each one an alert)", ["from", "to"],
                                    registry=r)
@@ -87,6 +86,19 @@ class WorkerMetrics:
         self.replayed = Counter("churn_state_replayed_records_total",
                                 "Records replayed from Kafka to rebuild Redis state", registry=r)
         self._scorer: tuple[str, str] | None = None
+
+    def _shared_state(self, r: CollectorRegistry) -> None:
+        """Gauges of the state every worker shares (set by ``WorkerTasks.shared_gauges``)."""
+        self.users = Gauge("churn_users", "Users per stored tier (shared state)", ["tier"],
+                           registry=r)
+        # the monthly picture (core/monthly.py) of the newest calendar month seen
+        # ("current", still filling) and the one before ("previous")
+        self.month_customers = Gauge("churn_month_customers", "Customers per calendar "
+                                     "month (event time) by kind: active, new, retained, "
+                                     "returning, churned (shared state)", ["month", "kind"],
+                                     registry=r)
+        self.month_churn_rate = Gauge("churn_month_churn_rate", "Churned / active the month "
+                                      "before (shared state)", ["month"], registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from core.gc_tuning import tune_gc
+from core.monthly import table
 from core.settings import Settings
 from core.tiers import ALL_TIERS
 from state.models import ModelStore
@@ -108,6 +109,12 @@ class WorkerTasks:
                 metrics.users.labels(tier).set(0)
             for tier, n in (await store.tier_counts()).items():
                 metrics.users.labels(tier).set(n)
+            rows, _ = table(await store.months())
+            for name, row in zip(("current", "previous"), rows[::-1], strict=False):
+                for kind in ("active", "new", "retained", "returning", "churned"):
+                    metrics.month_customers.labels(name, kind).set(getattr(row, kind))
+                if row.churn_rate is not None:
+                    metrics.month_churn_rate.labels(name).set(row.churn_rate)
             offsets, wms, clock = (await store.applied_offsets(), await store.watermarks(),
                                    await store.clock())
             for p in sorted(self.owned):

@@ -20,6 +20,7 @@ from state.codec import Score
 from state.memory_store import MemoryFeatureStore
 from state.redis_store import RedisFeatureStore, connect
 from state.store import Commit, FeatureStore, Item, Placed, ScoreWrite, TierChange
+from tests.reference import counted_months, monthly_counters
 
 T0 = 1_600_000_000_000
 
@@ -100,11 +101,16 @@ def test_backends_agree_on_a_random_stream(services: EmbeddedServices) -> None:
         items.append(Item(e, rng.randrange(2), i, rng.random() < 0.3))
     mem = MemoryFeatureStore()
     red = RedisFeatureStore(connect(services.redis.url), prefix=f"s{uuid.uuid4().hex[:8]}")
+    statuses = []
     for k in range(0, len(items), 400):
         a = run(mem.apply(items[k:k + 400]))
         b = run(red.apply(items[k:k + 400]))
         assert a == b
+        statuses += [x.status for x in a]
     assert run(mem.stats()) == run(red.stats())
+    # the monthly figures: the same on both, and those of each user's counted months
+    want = monthly_counters(counted_months(items, statuses))
+    assert run(red.months()) == run(mem.months()) == want and len(want) >= 15
     for uid in mem.users:
         sm, sr = run(mem.user(uid))[0], run(red.user(uid))[0]
         assert sm == sr
@@ -139,8 +145,11 @@ def streams(draw: st.DrawFn) -> list[Item]:
 def test_lua_matches_reference_semantics(services: EmbeddedServices, items: list[Item]) -> None:
     mem = MemoryFeatureStore()
     red = RedisFeatureStore(connect(services.redis.url), prefix=f"h{uuid.uuid4().hex[:8]}")
-    assert run(mem.apply(items)) == run(red.apply(items))
+    statuses = run(mem.apply(items))
+    assert statuses == run(red.apply(items))
     assert run(mem.stats()) == run(red.stats())
+    want = monthly_counters(counted_months(items, [a.status for a in statuses]))
+    assert run(red.months()) == run(mem.months()) == want
     for uid in mem.users:
         assert run(mem.user(uid))[0] == run(red.user(uid))[0]
     # aggregates at later reference times (sweeps, anchors) agree too, with the long-range

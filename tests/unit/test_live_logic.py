@@ -220,7 +220,7 @@ def test_a_user_arriving_behind_the_sweep_is_scored_as_the_sweep_would() -> None
 
 
 def test_absolute_tier_mode_in_the_api() -> None:
-    from api.routes import ranking
+    from api import tier_bounds as ranking
     from core.tiers import rank_position
 
     store = MemoryFeatureStore()

@@ -1,0 +1,83 @@
+"""The console's pages: ``/console`` (overview) and the sign-in; assets under
+``/console/static`` (ours) and ``/console/assets`` (plotly.js from the installed wheel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import plotly
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from api.console.auth import require_console, safe_next
+from api.deps import settings_of, store_of
+from api.overview import overview
+from api.schemas import MonthFigures
+from api.security import COOKIE, key_matches, token
+from core.monthly import COHORT_MONTHS
+
+HERE = Path(__file__).parent
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+templates = Jinja2Templates(directory=HERE / "templates")
+pages = APIRouter(prefix="/console", include_in_schema=False,
+                  dependencies=[Depends(require_console)])
+public = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def install(app: FastAPI) -> None:
+    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    app.include_router(public)
+    app.include_router(pages)
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, {"nav": True, **context},
+                                      status_code=status)
+
+
+@public.get("/assets/plotly.min.js")
+async def plotly_js() -> FileResponse:
+    return FileResponse(PLOTLY_JS, media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+@public.get("/login")
+async def login_page(request: Request, next: str = "/console") -> HTMLResponse:
+    return render(request, "login.html", title="Sign in", nav=False, next=safe_next(next),
+                  error=None)
+
+
+@public.post("/login")
+async def login(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode(errors="replace"))
+    key, target = form.get("key", [""])[0], safe_next(form.get("next", [None])[0])
+    settings = settings_of(request)
+    if settings.api_keys and not key_matches(settings, key):
+        return render(request, "login.html", status=401, title="Sign in", nav=False,
+                      next=target, error="That key is not one of the API's keys.")
+    out = RedirectResponse(target, status_code=303)
+    if settings.api_keys:
+        out.set_cookie(COOKIE, token(key), httponly=True, samesite="strict",
+                       secure=request.url.scheme == "https", path="/")
+    return out
+
+
+@public.post("/logout")
+async def logout() -> Response:
+    out = RedirectResponse("/console/login", status_code=303)
+    out.delete_cookie(COOKIE, path="/")
+    return out
+
+
+@pages.get("")
+async def overview_page(request: Request) -> HTMLResponse:
+    view = await overview(store_of(request), settings_of(request))
+    columns = list(MonthFigures.model_fields)
+    chart = {c: [getattr(m, c) for m in view.months] for c in columns}
+    width = max((len(v) for v in view.cohorts.values()), default=0)
+    return render(request, "overview.html", title="Overview", page="overview", view=view,
+                  columns=columns, chart=chart, width=min(width, COHORT_MONTHS))

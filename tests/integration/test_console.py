@@ -1,0 +1,136 @@
+"""The console in a real headless Chromium, offline, on a replayed log behind API keys:
+sign-in (a wrong key refused, the cookie HttpOnly and SameSite=Strict), the overview's
+numbers equal ``GET /v1/overview``, its charts drawn, no console errors, at 1280 px and at
+a phone's width. The screenshots in docs/console/ come from here."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from offline.replay import replay
+from tests.datagen import generate, write_csv
+from tests.integration.browser import chromium, errors, shot, wait_for
+from tests.integration.conftest import Namespace
+
+pytestmark = pytest.mark.integration
+KEY = "console-key-1"
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.fixture(scope="module")
+def deployed(services, tmp_path_factory) -> Iterator[Namespace]:  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp("console")
+    ns = Namespace(services, tmp)
+    ns.extra_env.update(CHURN_API_KEYS=KEY, CHURN_API_READ_AUTH="true")
+    try:
+        ns.start_worker()
+        ns.start_api()
+        path = tmp / "events.csv"
+        write_csv(generate(users=400, days=80, seed=3), str(path))
+        report = replay(path, ns.settings(), progress=False)
+        ns.wait_consumed(report.sent)
+        ns.wait_scored()
+        yield ns
+    finally:
+        ns.stop()
+
+
+def test_sign_in_then_the_overview_equals_the_api(deployed: Namespace) -> None:
+    import json
+
+    api = deployed.api_url
+    code, body = get(api + "/v1/overview", {"X-API-Key": KEY})
+    assert code == 200
+    want = json.loads(body)
+    assert len(want["months"]) >= 3
+    assert get(api + "/v1/overview")[0] == 401  # reads need the key here
+    with chromium() as b:
+        b.get(api + "/console")
+        assert b.current_url.startswith(api + "/console/login?next=/console")
+        wait_for(b, "form.login")
+        shot(b, "login")
+        b.find_element(By.ID, "key").send_keys("not-the-key")
+        b.find_element(By.CSS_SELECTOR, "form.login button").click()
+        assert wait_for(b, "#error")[0].text == "That key is not one of the API's keys."
+        assert not b.get_cookies()
+        b.find_element(By.ID, "key").send_keys(KEY)
+        b.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait_for(b, "#months")
+        assert b.current_url == api + "/console"
+        (cookie,) = b.get_cookies()
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and KEY not in cookie["value"]
+        wait_for(b, "#chart-months .main-svg")  # plotly.js, from the wheel, drew them
+        wait_for(b, "#chart-rate .main-svg")
+        assert [e for e in errors(b) if "401" not in e["message"]] == []  # the login's 401
+        assert _tiers(b) == want["tiers"]
+        assert _months(b) == want["months"]
+        assert _cohorts(b) == want["cohorts"]
+        shot(b, "overview", full=True)
+        b.set_window_size(390, 844)  # a phone
+        b.refresh()
+        wait_for(b, "#chart-months .main-svg")
+        assert _months(b) == want["months"] and not errors(b)
+        shot(b, "overview-phone")
+        # the page's CSV link reads with the cookie: the same bytes as with the key
+        csv_link = b.find_element(By.CSS_SELECTOR, "#months caption a").get_attribute("href")
+        jar = f"{cookie['name']}={cookie['value']}"
+        assert get(csv_link, {"Cookie": jar}) == get(csv_link, {"X-API-Key": KEY})
+        assert get(csv_link, {"Cookie": jar})[0] == 200
+
+
+def test_nothing_but_the_login_page_without_the_key(deployed: Namespace) -> None:
+    api = deployed.api_url
+    for path in ("/console", "/console?x=1"):
+        req = urllib.request.Request(api + path)
+        opener = urllib.request.build_opener(_NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            opener.open(req, timeout=10)
+        assert exc.value.code == 303
+        assert exc.value.headers["Location"].startswith("/console/login?next=")
+    wrong = {"Cookie": "churn_console=" + "0" * 64}
+    assert get(api + "/v1/overview", wrong)[0] == 401
+    code, page = get(api + "/console/login?next=https://evil.example/")
+    assert code == 200 and b'name="next" value="/console"' in page  # no open redirect
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+def _tiers(b) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    return {e.get_attribute("id").removeprefix("tier-"): int(e.text)
+            for e in b.find_elements(By.CSS_SELECTOR, ".tiers .n")}
+
+
+def _months(b) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    rows = []
+    for tr in b.find_elements(By.CSS_SELECTOR, "#months tbody tr"):
+        row: dict[str, object] = {"month": tr.find_element(By.TAG_NAME, "th").text}
+        for td in tr.find_elements(By.TAG_NAME, "td"):
+            v = td.get_attribute("data-value")
+            col = td.get_attribute("data-col")
+            row[col] = None if v == "" else float(v) if col == "churn_rate" else int(v)
+        rows.append(row)
+    return rows
+
+
+def _cohorts(b) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
+    out = {}
+    for tr in b.find_elements(By.CSS_SELECTOR, "#cohorts tbody tr"):
+        cells = [td.get_attribute("data-value") for td in tr.find_elements(By.TAG_NAME, "td")]
+        out[tr.find_element(By.TAG_NAME, "th").text] = [int(v) for v in cells if v]
+    return out
