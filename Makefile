@@ -23,7 +23,7 @@ demo: $(STAMP) ## embedded Tansu + Redis, worker, API and simulated traffic (Ctr
 	$(VENV)/bin/churnstream demo
 
 test: $(STAMP) lint tools ## lint, then unit + integration tests on real Tansu + Redis + worker + API
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 tools: ## promtool (Debian package prometheus) for the alert-rule tests, if missing
 	@command -v promtool >/dev/null || { \
