@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import Depends, Request
 
+from core.playbook import Playbook
 from core.settings import Settings
 from core.tiers import TierPolicy
 from state.models import ModelStore
@@ -38,6 +39,10 @@ def fits_of(request: Request) -> FitCache:
 
 def policy_of(request: Request) -> TierPolicy:
     return cast(TierPolicy, request.app.state.tier_policy)
+
+
+def playbook_of(request: Request) -> Playbook:
+    return cast(Playbook, request.app.state.playbook)
 
 
 def producer_of(request: Request) -> Producer:

@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.settings = settings
     app.state.tier_policy = settings.tier_policy()
+    app.state.playbook = settings.playbook()  # validated: start-up fails on a bad file
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["X-API-Key",

@@ -13,7 +13,7 @@ __all__ = ["build_parser", "main"]
 # services each command needs before it starts (cli/preflight.py checks them;
 # redis-tcp: the hot path's plain-TCP Redis connection, so redis:// only)
 NEEDS = {"worker": ("kafka", "redis-tcp"), "learner": ("kafka", "redis"),
-         "fit-value": ("redis",), "api": ("redis-tcp", "listen"), "replay": ("kafka",),
+         "fit-value": ("redis",), "api": ("redis-tcp", "listen", "playbook"), "replay": ("kafka",),
          "simulate": ("kafka",)}
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core.playbook import PlaybookError
 from core.settings import DEPRECATED_ENV, ENV_PREFIX, EXTRA_ENV, REMOVED_ENV, Settings
 
 
@@ -254,6 +255,11 @@ def run(command: str, needs: Iterable[str] = (), **overrides: Any) -> Settings:
             check_redis(settings, tcp_only="redis-tcp" in needed)
         if "listen" in needed:
             check_listen(settings.api_host, settings.api_port)
+        if "playbook" in needed:
+            try:
+                settings.playbook()
+            except PlaybookError as exc:
+                raise StartupError(f"CHURN_PLAYBOOK_FILE: {exc}", 2) from None
     except StartupError as exc:
         print(f"churnstream {command}: {exc.line}", file=sys.stderr, flush=True)
         raise SystemExit(exc.code) from None

@@ -20,7 +20,11 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.playbook import Playbook, PlaybookError
+from core.playbook import parse as parse_playbook
 from core.tiers import AlertGate, TierPolicy
+
+DEFAULT_PLAYBOOK = Path(__file__).with_name("playbook.toml")
 
 DEFAULT_ENV_FILE = ".churnstream/services.env"
 ENV_PREFIX = "CHURN_"
@@ -160,6 +164,8 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(1_048_576, ge=1024)
     api_produce_timeout: float = Field(10.0, gt=0)  # seconds to wait for Kafka's ack
     cors_origins: Annotated[list[str], NoDecode] = []  # off unless set
+    # the console's retention playbook (TOML, core/playbook.py); empty: the shipped one
+    playbook_file: str = ""
 
     # Prometheus /metrics of the worker and the learner (0: off); the API serves its own
     metrics_host: str = "127.0.0.1"
@@ -254,6 +260,16 @@ class Settings(BaseSettings):
         """The documented environment name of a field."""
         return next(n for n, f in cls.env_names().items()
                     if f == field_name and n not in DEPRECATED_ENV)
+
+    def playbook(self) -> Playbook:
+        """The playbook of ``CHURN_PLAYBOOK_FILE`` (else ``core/playbook.toml``), validated
+        (:class:`core.playbook.PlaybookError` lists every problem)."""
+        path = Path(self.playbook_file) if self.playbook_file else DEFAULT_PLAYBOOK
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PlaybookError(f"{path}: cannot be read ({exc})") from None
+        return parse_playbook(text, str(path))
 
     @staticmethod
     def env_file_path() -> str:

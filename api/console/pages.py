@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import plotly
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -14,10 +14,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from api.console.auth import require_console, safe_next
-from api.deps import settings_of, store_of
+from api.deps import fits_of, playbook_of, policy_of, settings_of, store_of
 from api.overview import overview
 from api.schemas import MonthFigures
 from api.security import COOKIE, key_matches, token
+from api.user_risk import user_risk
 from core.monthly import COHORT_MONTHS
 
 HERE = Path(__file__).parent
@@ -81,3 +82,25 @@ async def overview_page(request: Request) -> HTMLResponse:
     width = max((len(v) for v in view.cohorts.values()), default=0)
     return render(request, "overview.html", title="Overview", page="overview", view=view,
                   columns=columns, chart=chart, width=min(width, COHORT_MONTHS))
+
+
+@pages.get("/users")
+async def search(user_id: str = "") -> Response:
+    """The search box: straight to the customer's page."""
+    return RedirectResponse(f"/console/users/{quote(user_id.strip(), safe='')}",
+                            status_code=303)
+
+
+@pages.get("/users/{user_id}")
+async def user_page(request: Request, user_id: str) -> HTMLResponse:
+    view = await store_of(request).user_view(user_id)
+    if view is None:
+        return render(request, "not_found.html", status=404, title="Unknown customer",
+                      user_id=user_id, query=user_id)
+    now = max(view.state.last_ms, view.score.as_of_ms) if view.score else view.state.last_ms
+    u = await user_risk(user_id, view, now, fits_of(request), settings_of(request),
+                        policy_of(request))
+    segment = u["segment"]["name"] if u["segment"] else None
+    action = playbook_of(request).action(segment, u["tier"] or u["alert_tier"])
+    return render(request, "user.html", title=f"Customer {user_id}", page="user", u=u,
+                  action=action, query=user_id)

@@ -80,10 +80,11 @@ def test_sign_in_then_the_overview_equals_the_api(deployed: Namespace) -> None:
         assert _cohorts(b) == want["cohorts"]
         shot(b, "overview", full=True)
         b.set_window_size(390, 844)  # a phone
-        b.refresh()
+        b.get(api + "/console")
         wait_for(b, "#chart-months .main-svg")
         assert _months(b) == want["months"] and not errors(b)
         shot(b, "overview-phone")
+        _customer(b, api)
         # the page's CSV link reads with the cookie: the same bytes as with the key
         csv_link = b.find_element(By.CSS_SELECTOR, "#months caption a").get_attribute("href")
         jar = f"{cookie['name']}={cookie['value']}"
@@ -134,3 +135,41 @@ def _cohorts(b) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
         cells = [td.get_attribute("data-value") for td in tr.find_elements(By.TAG_NAME, "td")]
         out[tr.find_element(By.TAG_NAME, "th").text] = [int(v) for v in cells if v]
     return out
+
+
+def _customer(b, api: str) -> None:  # type: ignore[no-untyped-def]
+    """The riskiest customer, found with the search box, shows what the API says."""
+    import json
+
+    from core.settings import Settings
+
+    top = json.loads(get(api + "/v1/top?k=1", {"X-API-Key": KEY})[1])["items"][0]
+    uid = top["user_id"]
+    box = b.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys(uid)
+    b.find_element(By.CSS_SELECTOR, "form.search button").click()
+    wait_for(b, "#reasons")
+    want = json.loads(get(f"{api}/v1/users/{uid}", {"X-API-Key": KEY})[1])
+    assert b.find_element(By.ID, "user-id").text == uid
+    assert b.find_element(By.ID, "as-of").text == want["as_of"]
+    assert float(b.find_element(By.ID, "risk").get_attribute("data-value")) == want["risk"]
+    assert b.find_element(By.ID, "tier").text == want["tier"] == "critical"
+    assert b.find_element(By.ID, "scorer").text == want["scorer"]
+    rows = b.find_elements(By.CSS_SELECTOR, "#reasons tbody tr")
+    assert [r.get_attribute("data-feature") for r in rows] == [
+        r["feature"] for r in want["reasons"]] and rows
+    assert [r.find_element(By.TAG_NAME, "th").text for r in rows] == [
+        r["text"] for r in want["reasons"]]
+    for block, table in (("features", "features"), ("long_range", "long-range")):
+        cells = b.find_elements(By.CSS_SELECTOR, f"#{table} td")
+        assert {c.get_attribute("data-name"): float(c.get_attribute("data-value"))
+                for c in cells} == want[block]
+    segment = want["segment"]["name"] if want["segment"] else None
+    action = Settings().playbook().action(segment, want["tier"])
+    assert b.find_element(By.ID, "action").text.startswith(action.text)
+    assert not errors(b)
+    shot(b, "customer", full=True)
+    b.get(api + "/console/users/nobody-here")
+    assert "No customer" in wait_for(b, "h1")[0].text
+    assert all("404" in e["message"] for e in errors(b))
