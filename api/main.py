@@ -12,7 +12,7 @@ from api import docs, errors, openapi
 from api import metrics as api_metrics
 from api.console import pages as console
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import events, model, overview, ranking, segments, status, users
+from api.routes import alerts, events, model, overview, ranking, segments, status, users
 from api.routes.events import Producer
 from api.security import ReadAccess, WriteAccess
 from api.value import FitCache
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # are matched in order
     reads = [ReadAccess] if settings.api_keys and settings.api_read_auth else []
     for read in (users.router, ranking.router, model.router, segments.router, overview.router,
-                 status.router):
+                 alerts.router, status.router):
         app.include_router(read, dependencies=reads)
     app.include_router(api_metrics.router)
     app.include_router(events.router, dependencies=[WriteAccess] if settings.api_keys else [])

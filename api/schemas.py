@@ -42,6 +42,19 @@ class Segment(BaseModel):
     m: int | None = Field(description="Monetary score 1-5")
 
 
+class Crossing(BaseModel):
+    """A tier crossing: what ``risk.alerts`` carried (without the reasons)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    user_id: str
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    risk: float
+    at: str = Field(description="the score's reference time (RFC 3339)")
+    at_ms: int
+
+
 class UserRisk(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "user_id": "u0000665", "as_of": "2020-01-29T00:00:00.000Z", "risk": 0.81,
@@ -81,6 +94,8 @@ class UserRisk(BaseModel):
     segment: Segment | None = Field(None, description="RFM segment; None before a value fit")
     expected_saved_value: float | None = Field(
         None, description="risk x CLV: what retaining the user is expected to be worth")
+    tier_history: list[Crossing] = Field(
+        [], description="the user's newest tier crossings (at most 4), oldest first")
     first_event: str
     last_event: str
 
@@ -201,3 +216,7 @@ class Overview(BaseModel):
     cohorts: dict[str, list[int]] = Field(
         description="first month -> customers of that cohort active k = 0, 1, ... months "
                     "later (k = 0: the new customers)")
+
+
+class AlertsPage(BaseModel):
+    alerts: list[Crossing] = Field(description="newest first")

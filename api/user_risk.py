@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.alerts import crossings_json
 from api.value import FitCache, segment_of, value_of, with_value_inputs
 from core.features import DAY_MS, Aggregates, compute_features, window_aggregates
 from core.long_range import long_range
@@ -42,6 +43,7 @@ async def user_risk(user_id: str, view: UserView, now: int, fits: FitCache,
         "value": value, "segment": segment,
         "expected_saved_value": risk * value["clv"] if value and value["clv"] is not None
         else None,
+        "tier_history": crossings_json(view.history),
         "first_event": rfc3339(state.first_ms),
         "last_event": as_of_text if state.last_ms == now else rfc3339(state.last_ms)}
 

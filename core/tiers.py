@@ -111,6 +111,17 @@ class AlertGate:
         return now_ms - entered_tier_ms >= self.min_dwell_ms
 
 
+class Crossing(NamedTuple):
+    """An alerted tier change (what ``risk.alerts`` announces): the stores keep the
+    newest few per user and a bounded feed of all (``state.store.HISTORY``, ``FEED``)."""
+
+    user_id: str
+    frm: int  # indexes in core.tiers.ALL_TIERS
+    to: int
+    risk: float
+    at_ms: int
+
+
 class TierRecord(NamedTuple):
     """The stored (alerted) tier of a user: index in :data:`ALL_TIERS`, when it was
     entered (event time, ms), and the alerts sent on one UTC day (the per-day bound)."""

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from core.features import Aggregates, DayBucket, UserState
-from core.tiers import TierRecord
+from core.tiers import Crossing, TierRecord
 
 _META = struct.Struct("<ddd")
 _HEAD = struct.Struct("<BI")  # flags, events
@@ -211,3 +211,21 @@ def decode_aggregates(raw: bytes) -> Aggregates:
                       purchase_days=npd, first_purchase_day=fpd, value_n=vn, value_sum=vs,
                       purchase_days_90d=p90, purchase_days_180d=p180, purchase_days_365d=p365,
                       last_purchase_day=lpd, purchase_gap_sumsq=gsq)
+
+
+_CROSSING = struct.Struct("<BBdd")  # from, to, at (ms), risk: one entry of field ``th``
+
+
+def encode_crossing(c: Crossing) -> bytes:
+    """One tier-history entry (18 bytes of the user hash's ``th``; the newest last).
+
+    >>> c = Crossing("u", 3, 0, 0.875, 86_400_000)
+    >>> decode_history("u", encode_crossing(c) * 2) == (c, c)
+    True
+    """
+    return _CROSSING.pack(c.frm, c.to, c.at_ms, c.risk)
+
+
+def decode_history(user_id: str, raw: bytes) -> tuple[Crossing, ...]:
+    return tuple(Crossing(user_id, f, t, risk, int(at))
+                 for f, t, at, risk in _CROSSING.iter_unpack(raw))

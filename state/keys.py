@@ -16,7 +16,7 @@ from __future__ import annotations
 class Keys:
     """All key names, under one configurable prefix."""
 
-    __slots__ = ("_user_prefix", "clock", "epoch", "months", "offsets", "population",
+    __slots__ = ("_user_prefix", "alerts", "clock", "epoch", "months", "offsets", "population",
                  "prefix", "rank", "retired", "stats", "tiers", "unconfirmed", "watermark")
 
     def __init__(self, prefix: str = "churn") -> None:
@@ -26,6 +26,7 @@ class Keys:
         self.stats = f"{prefix}:stats"  # counter name -> count
         # the monthly figures (core/monthly.py): a:<m>, r:<m>, c:<m>:<k> -> customers
         self.months = f"{prefix}:months"
+        self.alerts = f"{prefix}:alerts"  # stream: the newest tier crossings (state.store.FEED)
         self.watermark = f"{prefix}:watermark"  # partition -> its clock (confirmed, ms)
         # partition -> records too far ahead of its clock, not yet confirmed (core.clock)
         self.unconfirmed = f"{prefix}:unconfirmed"

@@ -3,14 +3,17 @@ scripts: offline evaluation and unit tests use it; one test suite runs it agains
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 from core.apply import DUPLICATE, REDELIVERED, STATUS_NAMES, MemoryUser, apply_event
 from core.features import FEATURE_NAMES, HORIZON_DAYS, Aggregates, UserState, window_aggregates
 from core.model import REASON_NAMES
-from core.tiers import ALL_TIERS, CHURNED, TierRecord
+from core.tiers import ALL_TIERS, CHURNED, Crossing, TierRecord
 from state.codec import Score, retired_key
 from state.store import (
+    FEED,
+    HISTORY,
     Applied,
     Commit,
     Item,
@@ -41,6 +44,8 @@ class MemoryFeatureStore:
         self._clock: dict[str, int] = {}
         self._tier_counts: dict[str, int] = {}
         self._months: dict[str, int] = {}  # the monthly figures (core/monthly.py)
+        self.history: dict[str, list[Crossing]] = {}  # user -> newest crossings
+        self.feed: deque[Crossing] = deque(maxlen=FEED)
 
     def _count(self, name: str, inc: int = 1) -> None:
         self._stats[name] = self._stats.get(name, 0) + inc
@@ -100,6 +105,11 @@ class MemoryFeatureStore:
 
     async def write_tiers(self, changes: Sequence[TierChange], counters: dict[str, int]) -> None:
         for c in changes:
+            if c.crossing is not None:
+                mine = self.history.setdefault(c.user_id, [])
+                mine.append(c.crossing)
+                del mine[:-HISTORY]
+                self.feed.append(c.crossing)
             self.tiers[c.user_id] = c.record
             to = ALL_TIERS[c.record.tier]
             if c.old is not None:
@@ -114,6 +124,10 @@ class MemoryFeatureStore:
                 self.gone.setdefault(c.partition, {})[c.user_id] = c.last_ms
         for name, inc in counters.items():
             self._count(name, inc)
+
+    async def alerts_feed(self, count: int, to: str | None = None) -> list[Crossing]:
+        want = ALL_TIERS.index(to) if to is not None else None
+        return [c for c in reversed(self.feed) if want is None or c.to == want][:count]
 
     async def aggregates_at(self, user_ids: Sequence[str], now_ms: int) -> list[Aggregates | None]:
         return [window_aggregates(self.users[u].state, now_ms) if u in self.users else None
@@ -172,6 +186,7 @@ class MemoryFeatureStore:
                 self.retired[field] = self.retired.get(field, 0) + 1
             self.scores.pop(u, None)
             self.tiers.pop(u, None)
+            self.history.pop(u, None)
             self._tier_counts[CHURNED] -= 1
         if old:
             self._count("users_retired", len(old))
@@ -187,7 +202,7 @@ class MemoryFeatureStore:
         ranked = await self.rank_of(user_id)
         return UserView(mu.state, self.scores.get(user_id), self.tiers.get(user_id),
                         ranked[0] if ranked else None, len(self.ranked),
-                        (await self.population())[1])
+                        (await self.population())[1], tuple(self.history.get(user_id, ())))
 
     async def user(self, user_id: str) -> tuple[UserState | None, Score | None]:
         mu = self.users.get(user_id)

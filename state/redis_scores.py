@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.model import REASON_NAMES
-from core.tiers import ALL_TIERS, CHURNED, TierRecord
+from core.tiers import ALL_TIERS, CHURNED, Crossing, TierRecord
 from state.clients.resp import ReplyError, pack
 from state.codec import (
+    decode_history,
     decode_score,
     decode_state,
     decode_tier,
+    encode_crossing,
     encode_score,
     encode_tier,
     purchase_days_of,
@@ -23,7 +25,13 @@ from state.codec import (
 )
 from state.redis_base import RedisBase
 from state.redis_labels import decode_population
-from state.store import Placed, ScoreWrite, TierChange, UserView
+from state.store import FEED, HISTORY, Placed, ScoreWrite, TierChange, UserView
+
+# append one entry to the user's tier history (field th), keeping the newest ARGV[2] bytes
+_HISTORY_LUA = (b"local h = (redis.call('HGET', KEYS[1], 'th') or '') .. ARGV[1] "
+                b"local keep = tonumber(ARGV[2]) "
+                b"if #h > keep then h = string.sub(h, #h - keep + 1) end "
+                b"redis.call('HSET', KEYS[1], 'th', h)")
 
 
 class ScoreOps(RedisBase):
@@ -66,6 +74,8 @@ class ScoreOps(RedisBase):
         for c in changes:
             uid = c.user_id
             k = keys.user(uid).encode()
+            if c.crossing is not None:
+                cmds += self._crossing(k, c.crossing)
             t = encode_tier(c.record)
             cmds.append(b"%b$%d\r\n%b\r\n$1\r\nt\r\n$%d\r\n%b\r\n"
                         % (hset, len(k), k, len(t), t))
@@ -87,6 +97,33 @@ class ScoreOps(RedisBase):
             cmds.append(pack(b"HINCRBY", keys.stats, name, inc))
         if cmds:
             await self.hot.transaction(cmds)
+
+    def _crossing(self, user_key: bytes, c: Crossing) -> list[bytes]:
+        """The user's tier history (the newest HISTORY entries; EVAL, not EVALSHA: inside
+        MULTI a flushed script cache must not fail one command of the transaction) and
+        the alerts feed (a stream of the newest FEED)."""
+        return [pack(b"EVAL", _HISTORY_LUA, b"1", user_key, encode_crossing(c),
+                     b"%d" % (HISTORY * len(encode_crossing(c)))),
+                pack(b"XADD", self.keys.alerts, b"MAXLEN", b"%d" % FEED, b"*",
+                     b"u", c.user_id, b"f", ALL_TIERS[c.frm], b"t", ALL_TIERS[c.to],
+                     b"r", repr(c.risk), b"a", b"%d" % c.at_ms)]
+
+    async def alerts_feed(self, count: int, to: str | None = None) -> list[Crossing]:
+        out: list[Crossing] = []
+        last = b"+"
+        while len(out) < count:
+            page = await self.r.xrevrange(self.keys.alerts, last, b"-", count=500)
+            for entry_id, f in page:
+                if entry_id == last:
+                    continue
+                if to is None or f[b"t"].decode() == to:
+                    out.append(Crossing(f[b"u"].decode(), ALL_TIERS.index(f[b"f"].decode()),
+                                        ALL_TIERS.index(f[b"t"].decode()), float(f[b"r"]),
+                                        int(f[b"a"])))
+            if len(page) < 500:
+                break
+            last = page[-1][0]
+        return out[:count]
 
     async def tier_of(self, user_id: str) -> TierRecord | None:
         raw = await self.r.hget(self.keys.user(user_id), "t")
@@ -143,9 +180,10 @@ class ScoreOps(RedisBase):
         state = decode_state(fields)
         if state is None:
             return None
-        s, t = fields.get(b"s"), fields.get(b"t")
+        s, t, th = fields.get(b"s"), fields.get(b"t"), fields.get(b"th")
         return UserView(state, decode_score(s) if s is not None else None,
-                        decode_tier(t) if t is not None else None, rank, ranked, means or {})
+                        decode_tier(t) if t is not None else None, rank, ranked, means or {},
+                        decode_history(user_id, th) if th else ())
 
     async def top(self, offset: int, count: int) -> list[tuple[str, float]]:
         """Ranked users ``offset .. offset + count - 1`` (riskiest first; ties: larger id first)."""

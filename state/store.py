@@ -18,7 +18,7 @@ from typing import NamedTuple, Protocol
 from core.events import Event
 from core.features import Aggregates, UserState
 from core.model import REASON_NAMES
-from core.tiers import TierRecord
+from core.tiers import Crossing, TierRecord
 from state.codec import Score
 
 
@@ -91,12 +91,17 @@ class Placed(NamedTuple):
     tier: TierRecord | None
 
 
+HISTORY = 4  # crossings kept per user (18 bytes each in Redis)
+FEED = 10_000  # crossings kept in the alerts feed
+
+
 class TierChange(NamedTuple):
     user_id: str
     partition: int
     old: int | None  # index in core.tiers.ALL_TIERS; None for a user's first tier
     record: TierRecord
     last_ms: int
+    crossing: Crossing | None = None  # when the change was alerted
 
 
 class UserView(NamedTuple):
@@ -108,6 +113,7 @@ class UserView(NamedTuple):
     rank: int | None  # 0-based; None if not ranked
     ranked: int
     means: dict[str, float]  # population means (latest anchors)
+    history: tuple[Crossing, ...] = ()  # the newest tier crossings, oldest first
 
 
 class FeatureStore(Protocol):
@@ -123,7 +129,11 @@ class FeatureStore(Protocol):
 
     async def write_tiers(self, changes: Sequence[TierChange], counters: dict[str, int]) -> None:
         """Store tier changes (counts per tier; churned users leave the rank and active
-        indexes for the partition's retention index) and add ``counters`` to the stats."""
+        indexes for the partition's retention index), their crossings (the user's
+        history, the alerts feed) and add ``counters`` to the stats, in one transaction."""
+
+    async def alerts_feed(self, count: int, to: str | None = None) -> list[Crossing]:
+        """The newest crossings, newest first (only those into tier ``to`` if given)."""
 
     async def aggregates_at(self, user_ids: Sequence[str], now_ms: int) -> list[Aggregates | None]:
         """Window aggregates of each user at ``now_ms`` (None: no state)."""

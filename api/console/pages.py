@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from api.alerts import crossings_json
 from api.console.auth import require_console, safe_next
 from api.deps import fits_of, playbook_of, policy_of, settings_of, store_of
 from api.overview import overview
@@ -20,6 +21,8 @@ from api.schemas import MonthFigures
 from api.security import COOKIE, key_matches, token
 from api.user_risk import user_risk
 from core.monthly import COHORT_MONTHS
+from core.tiers import ALL_TIERS
+from state.store import FEED
 
 HERE = Path(__file__).parent
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -104,3 +107,12 @@ async def user_page(request: Request, user_id: str) -> HTMLResponse:
     action = playbook_of(request).action(segment, u["tier"] or u["alert_tier"])
     return render(request, "user.html", title=f"Customer {user_id}", page="user", u=u,
                   action=action, query=user_id)
+
+
+@pages.get("/alerts")
+async def alerts_page(request: Request, tier: str = "", limit: int = 100) -> HTMLResponse:
+    tier_or_none = tier if tier in ALL_TIERS else None
+    limit = max(1, min(FEED, limit))
+    rows = crossings_json(await store_of(request).alerts_feed(limit, tier_or_none))
+    return render(request, "alerts.html", title="Alerts", page="alerts", rows=rows,
+                  tier=tier_or_none, tiers=ALL_TIERS, limit=limit, feed=FEED)

@@ -20,7 +20,7 @@ from core.long_range import scoring_features
 from core.model import VALUE_INPUT_NAMES, reason_rows
 from core.scoring import RuleScorer, Scorer
 from core.settings import Settings
-from core.tiers import ALL_TIERS, DAY_MS, AlertGate, TierPolicy, decide
+from core.tiers import ALL_TIERS, DAY_MS, AlertGate, Crossing, TierPolicy, decide
 from core.timefmt import rfc3339
 from state.codec import Score
 from state.store import FeatureStore, Placed, ScoreWrite, TierChange
@@ -126,9 +126,11 @@ class Live:
             if d is None:
                 continue
             rec, alerted = d
+            crossing = Crossing(w.user_id, pl.tier.tier, rec.tier, w.score.risk, now) \
+                if alerted and pl.tier is not None else None
             changes.append(TierChange(w.user_id, w.partition,
                                       pl.tier.tier if pl.tier is not None else None, rec,
-                                      w.last_ms))
+                                      w.last_ms, crossing))
             if alerted:
                 assert pl.tier is not None
                 frm, to = ALL_TIERS[pl.tier.tier], ALL_TIERS[rec.tier]

@@ -85,6 +85,7 @@ def test_sign_in_then_the_overview_equals_the_api(deployed: Namespace) -> None:
         assert _months(b) == want["months"] and not errors(b)
         shot(b, "overview-phone")
         _customer(b, api)
+        _alerts(b, deployed)
         # the page's CSV link reads with the cookie: the same bytes as with the key
         csv_link = b.find_element(By.CSS_SELECTOR, "#months caption a").get_attribute("href")
         jar = f"{cookie['name']}={cookie['value']}"
@@ -165,6 +166,9 @@ def _customer(b, api: str) -> None:  # type: ignore[no-untyped-def]
         cells = b.find_elements(By.CSS_SELECTOR, f"#{table} td")
         assert {c.get_attribute("data-name"): float(c.get_attribute("data-value"))
                 for c in cells} == want[block]
+    history = b.find_elements(By.CSS_SELECTOR, "#history li")
+    assert [int(li.get_attribute("data-at-ms")) for li in history] == [
+        c["at_ms"] for c in want["tier_history"]]
     segment = want["segment"]["name"] if want["segment"] else None
     action = Settings().playbook().action(segment, want["tier"])
     assert b.find_element(By.ID, "action").text.startswith(action.text)
@@ -173,3 +177,36 @@ def _customer(b, api: str) -> None:  # type: ignore[no-untyped-def]
     b.get(api + "/console/users/nobody-here")
     assert "No customer" in wait_for(b, "h1")[0].text
     assert all("404" in e["message"] for e in errors(b))
+
+
+def _alerts(b, ns: Namespace) -> None:  # type: ignore[no-untyped-def]
+    """The alerts page lists what GET /v1/alerts returns, filtered by the tier chosen;
+    the feed holds exactly the crossings risk.alerts carried (no kill here: once each)."""
+    import json
+
+    from tests.integration.conftest import read_topic
+
+    api = ns.api_url
+    sent = [json.loads(v) for v in read_topic(ns.env["CHURN_KAFKA_BOOTSTRAP"],
+                                              ns.env["CHURN_ALERTS_TOPIC"],
+                                              ns.stats()["alerts"])]
+    feed = json.loads(get(api + "/v1/alerts?limit=10000", {"X-API-Key": KEY})[1])["alerts"]
+    key = ("user_id", "from", "to", "risk", "at", "at_ms")
+    assert sorted(tuple(a[k] for k in key) for a in feed) == sorted(
+        tuple(a[k] for k in key) for a in sent) and len(sent) > 50
+    b.get(api + "/console/alerts")
+    for tier in ("", "critical"):
+        if tier:
+            from selenium.webdriver.support.ui import Select
+
+            Select(b.find_element(By.ID, "tier")).select_by_value(tier)
+            b.find_element(By.CSS_SELECTOR, "form.filters button").click()
+        rows = wait_for(b, "#alerts tbody tr")
+        want = json.loads(get(f"{api}/v1/alerts?limit=100&tier={tier}" if tier else
+                              f"{api}/v1/alerts?limit=100", {"X-API-Key": KEY})[1])["alerts"]
+        got = [(r.find_element(By.CSS_SELECTOR, "a").get_attribute("data-user"),
+                int(r.find_element(By.TAG_NAME, "th").get_attribute("data-at-ms")),
+                r.find_element(By.CSS_SELECTOR, "td.to").text.lower()) for r in rows]
+        assert got == [(a["user_id"], a["at_ms"], a["to"]) for a in want] and got
+    assert not errors(b)
+    shot(b, "alerts")

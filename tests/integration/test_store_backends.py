@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from core.apply import APPLIED, DUPLICATE, LATE, LATE_OUTSIDE, REDELIVERED
 from core.events import Event
 from core.features import DAY_MS, features_at, window_aggregates
-from core.tiers import ALL_TIERS, TierRecord
+from core.tiers import ALL_TIERS, Crossing, TierRecord
 from services.embedded import EmbeddedServices
 from state.codec import Score
 from state.memory_store import MemoryFeatureStore
@@ -197,6 +197,38 @@ def test_score_guard_indexes_tiers_and_retention(store: FeatureStore) -> None:
     assert run(store.retire(1, T0)) == 0 and run(store.retire(1, T0 + 1)) == 1
     assert run(store.user("a")) == (None, None) and run(store.tier_counts()) == {"low": 2}
     assert run(store.last_events(["a", "b"])) == [None, T0 + 1]
+
+
+def test_crossings_keep_a_history_per_user_and_a_bounded_feed(
+        store: FeatureStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest HISTORY crossings per user (oldest first) in the user view, the newest
+    FEED of all in the feed (newest first, filtered by the tier entered), written with
+    the tier changes; retirement drops the history."""
+    import state.memory_store
+    import state.redis_scores
+
+    monkeypatch.setattr(state.redis_scores, "FEED", 5)
+    if isinstance(store, MemoryFeatureStore):
+        monkeypatch.setattr(state.memory_store, "FEED", 5)
+        store = MemoryFeatureStore()
+    run(store.apply([Item(ev(0, T0, user="a"), 0, 0), Item(ev(1, T0, user="b"), 0, 1)]))
+    low, high, crit = (ALL_TIERS.index(t) for t in ("low", "high", "critical"))
+    made = []
+    for i in range(7):
+        uid = "ab"[i % 2]
+        frm, to = (low, high) if i % 3 else (high, crit)
+        c = Crossing(uid, frm, to, 0.1 * i + 1 / 3, T0 + i * 1000)
+        made.append(c)
+        run(store.write_tiers([TierChange(uid, 0, frm, TierRecord(to, T0 + i, 0, 1), T0, c)],
+                              {}))
+    feed = run(store.alerts_feed(10))
+    assert feed == made[::-1][:5]  # bounded: the newest 5, newest first
+    assert run(store.alerts_feed(2)) == made[::-1][:2]
+    assert run(store.alerts_feed(10, "critical")) == [c for c in made[::-1][:5] if c.to == crit]
+    view = run(store.user_view("a"))
+    assert view is not None and view.history == tuple(c for c in made if c.user_id == "a")[-4:]
+    assert len(view.history) == 4  # HISTORY
+    assert run(store.user_view("b")).history == tuple(c for c in made if c.user_id == "b")
 
 
 def test_snapshots_population_and_clocks(store: FeatureStore) -> None:
