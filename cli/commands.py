@@ -215,8 +215,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         user = _first_user(svc.redis.url, args.settings.redis_prefix)
         api = f"http://127.0.0.1:{args.port}"
         print(f"\nchurnstream demo is running\n"
-              f"  console:    {api}/console   (the overview fills as simulated months "
-              f"pass)\n"
+              f"  console:    {api}/console?refresh=10   (the overview fills as simulated "
+              f"months pass)\n"
               f"  kafka {svc.broker.bootstrap}   redis {svc.redis.url}\n"
               f"  API docs:   {api}/docs   overview: curl -s {api}/v1/overview\n"
               f"  pipeline:   curl -s {api}/v1/status\n"

@@ -12,16 +12,20 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
 from api.alerts import crossings_json
 from api.console.auth import require_console, safe_next
-from api.deps import fits_of, playbook_of, policy_of, settings_of, store_of
+from api.console.targets import csv_link, query_of, target_list
+from api.deps import fits_of, models_of, playbook_of, policy_of, settings_of, store_of
 from api.overview import overview
 from api.schemas import MonthFigures
 from api.security import COOKIE, key_matches, token
+from api.targeting import TopQueryChecks
 from api.user_risk import user_risk
 from core.monthly import COHORT_MONTHS
-from core.tiers import ALL_TIERS
+from core.segments import SEGMENTS
+from core.tiers import ALL_TIERS, TIERS
 from state.store import FEED
 
 HERE = Path(__file__).parent
@@ -78,13 +82,15 @@ async def logout() -> Response:
 
 
 @pages.get("")
-async def overview_page(request: Request) -> HTMLResponse:
+async def overview_page(request: Request, refresh: int = 0) -> HTMLResponse:
+    """``refresh``: reload every that many seconds (5-3600; the demo's URL has it)."""
     view = await overview(store_of(request), settings_of(request))
     columns = list(MonthFigures.model_fields)
     chart = {c: [getattr(m, c) for m in view.months] for c in columns}
     width = max((len(v) for v in view.cohorts.values()), default=0)
     return render(request, "overview.html", title="Overview", page="overview", view=view,
-                  columns=columns, chart=chart, width=min(width, COHORT_MONTHS))
+                  columns=columns, chart=chart, width=min(width, COHORT_MONTHS),
+                  refresh=min(3600, max(5, refresh)) if refresh else 0)
 
 
 @pages.get("/users")
@@ -116,3 +122,23 @@ async def alerts_page(request: Request, tier: str = "", limit: int = 100) -> HTM
     rows = crossings_json(await store_of(request).alerts_feed(limit, tier_or_none))
     return render(request, "alerts.html", title="Alerts", page="alerts", rows=rows,
                   tier=tier_or_none, tiers=ALL_TIERS, limit=limit, feed=FEED)
+
+
+@pages.get("/targets")
+async def targets_page(request: Request) -> HTMLResponse:
+    params = dict(request.query_params)
+    params.setdefault("k", "" if params.get("percent") else "50")
+    error, sel, link = None, None, ""
+    try:
+        q, given = query_of(params)
+        TopQueryChecks.model_validate(q._asdict())
+        meta = await models_of(request).meta()
+        sel = await target_list(store_of(request), settings_of(request), fits_of(request),
+                                 playbook_of(request), meta.get("metrics", {}), q)
+        link = csv_link(given)
+    except (ValueError, ValidationError) as exc:
+        given = {k: v for k, v in params.items() if v}
+        error = f"That selection is not valid: {str(exc).splitlines()[0]}"
+    return render(request, "targets.html", status=422 if error else 200, title="Targeting",
+                  page="targets", sel=sel, given=given, csv=link, error=error, tiers=TIERS,
+                  segments=SEGMENTS)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -20,16 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import SettingsDep, StoreDep, fits_of, policy_of
 from api.errors import responses
 from api.responses import FastJSON, guarded
+from api.targeting import (
+    MAX_OFFSET,
+    MAX_PAGE,
+    SEGMENT_PATTERN,
+    TopQuery,
+    risk_items,
+    value_items,
+    window,
+)
 from api.tier_bounds import bounds
-from api.value_rank import Sort, row_json, value_page
-from core.segments import SEGMENTS
+from api.value_rank import Sort
 from core.tiers import CHURNED, TIERS, TierPolicy, rank_position
 
 router = APIRouter(prefix="/v1", tags=["ranking"])
-MAX_PAGE = 10_000
-VALUE_MAX_DEPTH = 100_000  # rows a value-aware query reads at most (offset + k)
-MAX_OFFSET = 1_000_000_000
-SEGMENT_PATTERN = f"^({'|'.join(SEGMENTS)})$"
 
 
 class Ranked(BaseModel):
@@ -129,65 +132,35 @@ async def top(request: Request, store: StoreDep, settings: SettingsDep,
     or ``segment``: value-aware targeting (``api/value_rank.py``); ``offset`` then counts
     within the selection, and the page stops at ``max_depth`` (offset + k <= 100,000;
     ``truncated`` says when it did)."""
-    n = await store.count_ranked()
-    start, end = 0, n
-    if tier is not None:
-        start, end = (await bounds(store, settings, n))[tier]
-    if percent is not None:
-        end = min(end, start + math.ceil(percent / 100 * n))
+    q = TopQuery(k, percent, offset, tier, sort, min_value_quantile, segment)
+    n, start, end = await window(store, settings, q)
     policy = settings.tier_policy()
-    if sort != "risk" or min_value_quantile is not None or segment is not None:
-        want = k if k is not None else MAX_PAGE
-        if percent is not None:
-            want = min(want, end - start)
-        return await _value_top(request, n, (start, end), tier is not None, offset, want,
-                                sort, min_value_quantile, segment, format)
+    if q.value_aware:
+        items, extra = await value_items(fits_of(request), policy_of(request), n, start, end, q)
+        if format == "csv":
+            return _value_csv(items)
+        return FastJSON({"ranked": n, "offset": offset, "items": items, "sort": sort,
+                         **extra})
     if format == "csv":
         count = end - start - offset if k is None else min(end - start - offset, k)
         return await guarded(_csv(store, start + offset, max(0, count), n, policy),
                              media_type="text/csv",
                              headers={"Content-Disposition": "attachment; filename=top.csv"})
-    count = min(end - start - offset, k if k is not None else MAX_PAGE)
-    rows = await store.top(start + offset, count) if count > 0 else []
-    items = []
-    for i, (uid, risk) in enumerate(rows):  # plain dicts: the schema is TopPage's
-        r0 = start + offset + i
-        pct, t = rank_position(r0, n, policy, risk)
-        items.append({"user_id": uid, "rank": r0 + 1, "risk": risk, "percentile": pct,
-                      "tier": t})
+    items = await risk_items(store, policy, n, start, end, q)
     return FastJSON({"ranked": n, "offset": offset, "items": items})
 
 
-async def _value_top(request: Request, n: int, tier_range: tuple[int, int], in_tier: bool,
-                     offset: int, k: int, sort: Sort, min_value_quantile: float | None,
-                     segment: str | None, format: str) -> FastJSON | StreamingResponse:
-    k = max(0, min(k, MAX_PAGE))
-    # each row walked past is a Redis lookup: the page stops at VALUE_MAX_DEPTH
-    truncated = offset + k > VALUE_MAX_DEPTH
-    k = max(0, min(k, VALUE_MAX_DEPTH - offset))
-    fits = fits_of(request)
-    fit = await fits.get()
-    policy = policy_of(request)
-    rows, min_clv = await value_page(fits.store, fit, sort, offset, k,
-                                     min_value_quantile, segment,
-                                     tier_range if in_tier else None) if k else ([], None)
-    items = [row_json(r, fit, n, lambda r0, nn, risk: rank_position(r0, nn, policy, risk))
-             for r in rows]
-    if format == "csv":
-        buf = io.StringIO()
-        out = csv.writer(buf, lineterminator="\n")
-        out.writerow(["rank", "user_id", "risk", "tier", "percentile", "clv",
-                      "expected_saved_value", "segment"])
-        for it in items:
-            out.writerow([it["rank"], it["user_id"], repr(it["risk"]), it["tier"],
-                          repr(it["percentile"]), it["clv"], it["expected_saved_value"],
-                          it["segment"]])
-        return StreamingResponse(iter([buf.getvalue().encode()]), media_type="text/csv",
-                                 headers={"Content-Disposition": "attachment; filename=top.csv"})
-    return FastJSON({"ranked": n, "offset": offset, "items": items, "sort": sort,
-                     "min_clv": min_clv,
-                     "value_fit_version": fit.params.version if fit is not None else None,
-                     "max_depth": VALUE_MAX_DEPTH, "truncated": truncated})
+def _value_csv(items: list[dict[str, Any]]) -> StreamingResponse:
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(["rank", "user_id", "risk", "tier", "percentile", "clv",
+                  "expected_saved_value", "segment"])
+    for it in items:
+        out.writerow([it["rank"], it["user_id"], repr(it["risk"]), it["tier"],
+                      repr(it["percentile"]), it["clv"], it["expected_saved_value"],
+                      it["segment"]])
+    return StreamingResponse(iter([buf.getvalue().encode()]), media_type="text/csv",
+                             headers={"Content-Disposition": "attachment; filename=top.csv"})
 
 
 @router.get("/tiers", response_model=Tiers, responses=responses(503))

@@ -43,6 +43,7 @@ def deployed(services, tmp_path_factory) -> Iterator[Namespace]:  # type: ignore
         report = replay(path, ns.settings(), progress=False)
         ns.wait_consumed(report.sent)
         ns.wait_scored()
+        assert ns.spawn("fit-value").wait(timeout=180) == 0  # CLV and segments for the lists
         yield ns
     finally:
         ns.stop()
@@ -86,6 +87,7 @@ def test_sign_in_then_the_overview_equals_the_api(deployed: Namespace) -> None:
         shot(b, "overview-phone")
         _customer(b, api)
         _alerts(b, deployed)
+        _targets(b, api)
         # the page's CSV link reads with the cookie: the same bytes as with the key
         csv_link = b.find_element(By.CSS_SELECTOR, "#months caption a").get_attribute("href")
         jar = f"{cookie['name']}={cookie['value']}"
@@ -210,3 +212,42 @@ def _alerts(b, ns: Namespace) -> None:  # type: ignore[no-untyped-def]
         assert got == [(a["user_id"], a["at_ms"], a["to"]) for a in want] and got
     assert not errors(b)
     shot(b, "alerts")
+
+
+def _targets(b, api: str) -> None:  # type: ignore[no-untyped-def]
+    """The targeting list equals GET /v1/top for the same selection, and its CSV link
+    downloads exactly the API's CSV; a bad selection is a clear error."""
+    import json
+
+    from selenium.webdriver.support.ui import Select
+
+    hdr = {"X-API-Key": KEY}
+    for form, query in (({}, "k=50"), ({"percent": "10", "k": ""}, "percent=10"),
+                        ({"tier": "high", "k": "20"}, "k=20&tier=high"),
+                        ({"sort": "saved_value", "k": "30"}, "k=30&sort=saved_value")):
+        b.get(api + "/console/targets")
+        for name, value in form.items():
+            el = b.find_element(By.NAME, name)
+            if el.tag_name == "select":
+                Select(el).select_by_value(value)
+            else:
+                el.clear()
+                el.send_keys(value)
+        b.find_element(By.CSS_SELECTOR, "form.filters button").click()
+        wait_for(b, "#targets")
+        want = json.loads(get(f"{api}/v1/top?{query}", hdr)[1])["items"]
+        rows = b.find_elements(By.CSS_SELECTOR, "#targets tbody tr")
+        got = [(int(r.find_element(By.TAG_NAME, "th").text),
+                r.find_element(By.CSS_SELECTOR, "a").get_attribute("data-user"),
+                float(r.find_elements(By.TAG_NAME, "td")[1].get_attribute("data-value")))
+               for r in rows]
+        assert got == [(it["rank"], it["user_id"], it["risk"]) for it in want] and got, query
+        expected = float(b.find_element(By.ID, "expected").get_attribute("data-value"))
+        assert abs(expected - sum(it["risk"] for it in want)) < 1e-9
+        link = b.find_element(By.ID, "csv").get_attribute("href")
+        assert get(link, hdr) == get(f"{api}/v1/top?{query}&format=csv", hdr), query
+        assert not errors(b)
+        if query == "k=50":
+            shot(b, "targets", full=True)
+    b.get(api + "/console/targets?k=0")
+    assert "not valid" in wait_for(b, "#error")[0].text
