@@ -210,6 +210,13 @@ class Overview(BaseModel):
     """The retention team's overview: users per tier now and churned, the monthly picture and
     the cohort retention table."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "as_of": "2019-12-19T23:45:19.000Z",
+        "tiers": {"critical": 17, "high": 32, "elevated": 49, "low": 227, "churned": 75},
+        "months": [{"month": "2019-11", "active": 360, "new": 92, "retained": 268,
+                    "returning": 0, "churned": 40, "churn_rate": 0.13}],
+        "cohorts": {"2019-10": [308, 268, 209], "2019-11": [92, 79]}}]})
+
     as_of: str | None = Field(description="event-time watermark (RFC 3339)")
     tiers: dict[str, int] = Field(description="users per tier by rank now, and churned")
     months: list[MonthFigures]
@@ -219,4 +226,8 @@ class Overview(BaseModel):
 
 
 class AlertsPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"alerts": [{
+        "user_id": "u0000665", "from": "high", "to": "critical", "risk": 0.81,
+        "at": "2020-01-29T00:00:00.000Z", "at_ms": 1580256000000}]}]})
+
     alerts: list[Crossing] = Field(description="newest first")

@@ -31,7 +31,7 @@ def months_csv(view: Overview) -> str:
 
 
 @router.get("/overview", response_model=Overview,
-            responses={200: {"content": {"text/csv": {}}}, **responses(503)})
+            responses={200: {"content": {"text/csv": {}}}, **responses(422, 503)})
 async def overview(store: StoreDep, settings: SettingsDep,
                    format: Annotated[Literal["json", "csv"], Query(
                        description="csv: the monthly rows")] = "json") -> Overview | Response:

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from core.gc_tuning import tune_gc
-from core.monthly import table
+from core.monthly import MonthRow, month_label, month_of_ms, table
 from core.settings import Settings
 from core.tiers import ALL_TIERS
 from state.models import ModelStore
@@ -109,14 +109,9 @@ class WorkerTasks:
                 metrics.users.labels(tier).set(0)
             for tier, n in (await store.tier_counts()).items():
                 metrics.users.labels(tier).set(n)
-            rows, _ = table(await store.months())
-            for name, row in zip(("current", "previous"), rows[::-1], strict=False):
-                for kind in ("active", "new", "retained", "returning", "churned"):
-                    metrics.month_customers.labels(name, kind).set(getattr(row, kind))
-                if row.churn_rate is not None:
-                    metrics.month_churn_rate.labels(name).set(row.churn_rate)
             offsets, wms, clock = (await store.applied_offsets(), await store.watermarks(),
                                    await store.clock())
+            self._month_gauges(table(await store.months())[0], wms)
             for p in sorted(self.owned):
                 if p in offsets:
                     metrics.position.labels(str(p)).set(offsets[p])
@@ -126,6 +121,23 @@ class WorkerTasks:
                     metrics.swept_until.labels(str(p)).set(clock[f"s:{p}"] / 1000)
         except TRANSIENT_ERRORS as exc:
             log.warning("gauges not updated (%s)", exc)
+
+    def _month_gauges(self, rows: list[MonthRow], wms: dict[int, int]) -> None:
+        """The month of the event-time clock (the newest confirmed watermark: a record far
+        ahead does not move it) and the month before."""
+        if not rows or not wms:
+            return
+        now = month_label(month_of_ms(max(wms.values())))
+        by_month = {r.month: i for i, r in enumerate(rows)}
+        i = by_month.get(now, len(rows) - 1)
+        metrics = self.parts.metrics
+        for name, row in (("current", rows[i]), ("previous", rows[i - 1] if i else None)):
+            if row is None:
+                continue
+            for kind in ("active", "new", "retained", "returning", "churned"):
+                metrics.month_customers.labels(name, kind).set(getattr(row, kind))
+            if row.churn_rate is not None:
+                metrics.month_churn_rate.labels(name).set(row.churn_rate)
 
     async def reload_model(self) -> None:
         """Hot-reload a new model version (and the population means for reasons)."""

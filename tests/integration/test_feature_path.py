@@ -279,9 +279,10 @@ def _stable(stats: dict[str, int]) -> dict[str, int]:
 
 
 def _assert_same_hashes(got: dict, want: dict) -> None:  # type: ignore[type-arg]
-    """Equal user hashes except the stored tier (``t``: a rank position, see _stable)."""
-    got = {u: {f: v for f, v in h.items() if f != b"t"} for u, h in got.items()}
-    want = {u: {f: v for f, v in h.items() if f != b"t"} for u, h in want.items()}
+    """Equal user hashes except the stored tier (``t``: a rank position, see _stable) and
+    the tier crossings it went through (``th``, for the same reason)."""
+    got = {u: {f: v for f, v in h.items() if f not in (b"t", b"th")} for u, h in got.items()}
+    want = {u: {f: v for f, v in h.items() if f not in (b"t", b"th")} for u, h in want.items()}
     assert got.keys() == want.keys()
     diff = {(u, f): (got[u].get(f), want[u].get(f)) for u in want
             for f in set(got[u]) | set(want[u]) if got[u].get(f) != want[u].get(f)}

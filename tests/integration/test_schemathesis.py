@@ -102,7 +102,8 @@ def test_the_documents_are_the_served_ones(open_api: Namespace, keyed_api: Names
     secured = {f"{m.upper()} {p}" for p, ops in spec["paths"].items()
                for m, op in ops.items() if op.get("security")}
     assert secured == {f"GET {p}" for p in ("/v1/users/{user_id}", "/v1/top", "/v1/tiers",
-                                             "/v1/model", "/v1/segments", "/v1/status")} | {
+                                             "/v1/model", "/v1/segments", "/v1/status",
+                                             "/v1/overview", "/v1/alerts")} | {
         "POST /v1/events"}
     assert not any(op.get("security") for ops in create_app(OPEN).openapi()["paths"].values()
                    for op in ops.values())

@@ -39,7 +39,7 @@ def _secured(settings: Settings) -> set[str]:
 
 def test_the_key_is_declared_exactly_where_the_settings_require_it() -> None:
     reads = {f"GET /v1/{p}" for p in ("users/{user_id}", "top", "tiers", "model", "segments",
-                                      "status")}
+                                      "status", "overview", "alerts")}
     assert _secured(Settings(api_keys=[])) == set()
     assert _secured(Settings(api_keys=[], api_read_auth=True)) == set()
     assert _secured(Settings(api_keys=["k"])) == {"POST /v1/events"}
