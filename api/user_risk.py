@@ -20,6 +20,12 @@ from core.timefmt import rfc3339
 from state.store import UserView
 
 
+def default_as_of(view: UserView) -> int:
+    """The reference time when none is asked for: the stored score's, or the newest event."""
+    st, score = view.state, view.score
+    return max(st.last_ms, score.as_of_ms) if score is not None else st.last_ms
+
+
 async def user_risk(user_id: str, view: UserView, now: int, fits: FitCache,
                     settings: Settings, policy: TierPolicy) -> dict[str, Any]:
     state = view.state

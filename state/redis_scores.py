@@ -102,8 +102,9 @@ class ScoreOps(RedisBase):
         """The user's tier history (the newest HISTORY entries; EVAL, not EVALSHA: inside
         MULTI a flushed script cache must not fail one command of the transaction) and
         the alerts feed (a stream of the newest FEED)."""
-        return [pack(b"EVAL", _HISTORY_LUA, b"1", user_key, encode_crossing(c),
-                     b"%d" % (HISTORY * len(encode_crossing(c)))),
+        entry = encode_crossing(c)
+        return [pack(b"EVAL", _HISTORY_LUA, b"1", user_key, entry,
+                     b"%d" % (HISTORY * len(entry))),
                 pack(b"XADD", self.keys.alerts, b"MAXLEN", b"%d" % FEED, b"*",
                      b"u", c.user_id, b"f", ALL_TIERS[c.frm], b"t", ALL_TIERS[c.to],
                      b"r", repr(c.risk), b"a", b"%d" % c.at_ms)]

@@ -22,7 +22,7 @@ from api.overview import overview
 from api.schemas import MonthFigures
 from api.security import COOKIE, key_matches, token
 from api.targeting import TopQueryChecks
-from api.user_risk import user_risk
+from api.user_risk import default_as_of, user_risk
 from core.monthly import COHORT_MONTHS
 from core.segments import SEGMENTS
 from core.tiers import ALL_TIERS, TIERS
@@ -106,8 +106,7 @@ async def user_page(request: Request, user_id: str) -> HTMLResponse:
     if view is None:
         return render(request, "not_found.html", status=404, title="Unknown customer",
                       user_id=user_id, query=user_id)
-    now = max(view.state.last_ms, view.score.as_of_ms) if view.score else view.state.last_ms
-    u = await user_risk(user_id, view, now, fits_of(request), settings_of(request),
+    u = await user_risk(user_id, view, default_as_of(view), fits_of(request), settings_of(request),
                         policy_of(request))
     segment = u["segment"]["name"] if u["segment"] else None
     action = playbook_of(request).action(segment, u["tier"] or u["alert_tier"])

@@ -9,7 +9,7 @@ from api.errors import responses
 from api.event_schema import AS_OF
 from api.responses import FastJSON
 from api.schemas import UserRisk
-from api.user_risk import user_risk
+from api.user_risk import default_as_of, user_risk
 from core.timefmt import parse_time, rfc3339
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -40,8 +40,8 @@ async def get_user(request: Request) -> FastJSON:
     view = await store.user_view(user_id)  # one round trip
     if view is None:
         raise HTTPException(404, detail={"error": "unknown_user", "user_id": user_id})
-    state, score = view.state, view.score
-    now = max(state.last_ms, score.as_of_ms) if score is not None else state.last_ms
+    state = view.state
+    now = default_as_of(view)
     if as_of is not None:
         try:
             now = parse_time(as_of)
