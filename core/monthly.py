@@ -102,11 +102,14 @@ def mark(marks: Marks | None, month: int) -> tuple[Marks, list[Counter]]:
         mask = (mask << shift) & 0xFFFF if shift < MASK_MONTHS else 0
         newest = month
     j = newest - month
-    if j >= MASK_MONTHS or mask >> j & 1:
-        return Marks(first, newest, mask), []  # already active then (or beyond the mask)
+    if j >= MASK_MONTHS - 1 or mask >> j & 1:
+        # already active then, or too old: the oldest bit only remembers the month
+        # before the next one, which retention needs; a month is counted while its
+        # own month before is still in the mask
+        return Marks(first, newest, mask), []
     mask |= 1 << j
     inc: list[Counter] = [("a", month, 1)]
-    if j + 1 < MASK_MONTHS and mask >> (j + 1) & 1:
+    if mask >> (j + 1) & 1:
         inc.append(("r", month, 1))  # active the month before
     if j >= 1 and mask >> (j - 1) & 1:
         inc.append(("r", month + 1, 1))  # the month after now counts as retained

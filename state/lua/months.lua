@@ -34,12 +34,12 @@ local function mark_month(months_key, mo, month)
     newest = month
   end
   local j = newest - month
-  if j >= MASK_MONTHS or has(mask, j) then
+  if j >= MASK_MONTHS - 1 or has(mask, j) then  -- too old: see core/monthly.mark
     return struct.pack('<hhH', first, newest, mask)
   end
   mask = mask + 2 ^ j
   inc('a:' .. month, 1)
-  if j + 1 < MASK_MONTHS and has(mask, j + 1) then
+  if has(mask, j + 1) then
     inc('r:' .. month, 1)
   end
   if j >= 1 and has(mask, j - 1) then inc('r:' .. (month + 1), 1) end
