@@ -155,6 +155,17 @@ class Health(BaseModel):
                                   "unavailable: [what failed]}")
 
 
+class QualityPoint(BaseModel):
+    """The prequential window at the end of one anchor day (core/quality_history.py)."""
+
+    at: str = Field(description="The anchor day (event time, RFC 3339)")
+    examples: int = Field(description="Examples learned by then")
+    scorer: str = Field(description="The scorer that was speaking")
+    window: int = Field(description="Examples in the window")
+    rocauc: float | None
+    lift_at_10: float | None
+
+
 class ModelInfo(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "version": 28, "pipeline": "logreg", "scorer": "model:logreg", "examples": 12851,
@@ -192,6 +203,9 @@ class ModelInfo(BaseModel):
     switches: list[dict[str, object]] = Field(
         [], description="The last champion changes: examples, release_ms, from, to, metric, "
                         "was")
+    history: list[QualityPoint] = Field(
+        [], description="Model quality over time: the speaking scorer's prequential window "
+                        "at the end of each anchor day learned (the newest 400 days)")
 
 
 class MonthFigures(BaseModel):

@@ -3,17 +3,9 @@ the ranked users, or, with absolute thresholds, by the users at or above each ri
 
 from __future__ import annotations
 
-import math
-
 from core.settings import Settings
-from core.tiers import TIERS
+from core.tiers import TIERS, tier_bounds
 from state.redis_store import RedisFeatureStore
-
-
-def tier_bounds(n: int, cuts: tuple[float, float, float]) -> dict[str, tuple[int, int]]:
-    """0-based [start, end) ranks of each tier: (r / n) < cut <=> r < ceil(cut * n)."""
-    edges = [0, *(math.ceil(c * n) for c in cuts), n]
-    return {t: (edges[i], edges[i + 1]) for i, t in enumerate(TIERS)}
 
 
 async def bounds(store: RedisFeatureStore, settings: Settings, n: int

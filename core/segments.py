@@ -86,9 +86,16 @@ def score_arrays(cuts: RFMCuts, recency: np.ndarray, frequency: np.ndarray,
         1 + above(cuts.monetary, monetary)
 
 
+def persona_index(cuts: RFMCuts, recency: np.ndarray, frequency: np.ndarray,
+                  monetary: np.ndarray) -> np.ndarray:
+    """Each customer's persona, as an index into PERSONAS."""
+    r, f, _ = score_arrays(cuts, recency, frequency, monetary)
+    return GRID[r - 1, f - 1].astype(np.int64)
+
+
 def counts(cuts: RFMCuts, recency: np.ndarray, frequency: np.ndarray, monetary: np.ndarray,
            prospects: int = 0) -> dict[str, int]:
     """Customers per persona (every segment listed, zeros included)."""
-    r, f, _ = score_arrays(cuts, recency, frequency, monetary)
-    per = np.bincount(GRID[r - 1, f - 1], minlength=len(PERSONAS))
+    per = np.bincount(persona_index(cuts, recency, frequency, monetary),
+                      minlength=len(PERSONAS))
     return {**{name: int(n) for name, n in zip(PERSONAS, per, strict=True)}, PROSPECT: prospects}

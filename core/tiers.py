@@ -21,6 +21,7 @@ margin, so a user hovering at a threshold does not flap:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -49,6 +50,17 @@ class TierPolicy:
             raise ValueError(f"tier cuts must be strictly monotone: {self.cuts}")
         if self.margin < 0:
             raise ValueError("margin must be >= 0")
+
+
+def tier_bounds(n: int, cuts: tuple[float, float, float]) -> dict[str, tuple[int, int]]:
+    """0-based [start, end) ranks of each tier among ``n`` ranked users:
+    (r / n) < cut <=> r < ceil(cut * n).
+
+    >>> tier_bounds(100, (0.05, 0.15, 0.30))["high"]
+    (5, 15)
+    """
+    edges = [0, *(math.ceil(c * n) for c in cuts), n]
+    return {t: (edges[i], edges[i + 1]) for i, t in enumerate(TIERS)}
 
 
 def _index(position: float, policy: TierPolicy, shift: float = 0.0) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 
 from core.features import DAY_MS
 from core.segments import RFMCuts
+from core.tiers import tier_bounds
 from core.value import ValueParams
 from state.codec import decode_score, newest_ms, value_field
 from state.keys import Keys
@@ -55,18 +56,22 @@ class ValueFit(NamedTuple):
     segments: dict[str, int]
     as_of_ms: int  # the newest partition watermark the summaries were taken at
     frequency_days: int
+    # value at risk per persona and tier when the fit ran (core.value_at_risk; None in
+    # fits from before it)
+    book: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps({"params": json.loads(self.params.to_json()),
                            "cuts": self.cuts._asdict(), "segments": self.segments,
-                           "as_of_ms": self.as_of_ms, "frequency_days": self.frequency_days})
+                           "as_of_ms": self.as_of_ms, "frequency_days": self.frequency_days,
+                           "book": self.book})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> ValueFit:
         d = json.loads(raw)
         cuts = RFMCuts(*(tuple(d["cuts"][k]) for k in RFMCuts._fields))
         return cls(ValueParams.from_json(json.dumps(d["params"])), cuts, d["segments"],
-                   d["as_of_ms"], d["frequency_days"])
+                   d["as_of_ms"], d["frequency_days"], d.get("book"))
 
 
 class ValueStore:
@@ -131,6 +136,25 @@ class ValueStore:
     async def version(self) -> int:
         raw = await self.r.hget(self.meta_key, "version")
         return int(raw) if raw is not None else 0
+
+    async def risks(self, ids: list[str], chunk: int = 10_000) -> np.ndarray:
+        """Each user's risk in the ranking now (NaN: not ranked)."""
+        out = np.full(len(ids), np.nan)
+        for k in range(0, len(ids), chunk):
+            got = await self.r.zmscore(self.keys.rank, ids[k:k + chunk])
+            out[k:k + len(got)] = [np.nan if v is None else float(v) for v in got]
+        return out
+
+    async def tier_edges(self, cuts: tuple[float, float, float]
+                         ) -> list[tuple[float, str] | None]:
+        """The (risk, user) at the first rank of each tier after the first, by share of
+        the ranking now (None: that tier is empty, at the end; core.tiers.tier_bounds)."""
+        n = int(await self.r.zcard(self.keys.rank))
+        edges: list[tuple[float, str] | None] = []
+        for start, _ in list(tier_bounds(n, cuts).values())[1:]:
+            got = await self.desc(self.keys.rank, start, 1) if start < n else []
+            edges.append((got[0][1], got[0][0]) if got else None)
+        return edges
 
     async def desc(self, key: str, start: int, count: int) -> list[tuple[str, float]]:
         rows = await self.r.zrevrange(key, start, start + count - 1, withscores=True)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import ModelsDep, SettingsDep
-from api.schemas import ModelInfo
+from api.schemas import ModelInfo, QualityPoint
 from core.rules import RULE_NAME
 from core.scoring import model_speaks
 from core.timefmt import rfc3339
@@ -30,7 +30,7 @@ async def model(models: ModelsDep, settings: SettingsDep) -> ModelInfo:
         metrics.pop(name, None)
     extra: dict[str, Any] = {k: metrics.pop(k, None) for k in (
         "champion", "champion_since_ms", "champion_since_examples", "calibration",
-        "candidates", "switches")}
+        "candidates", "switches", "history")}
     if extra["champion"] is not None:
         scorer = str(extra["champion"])
     else:  # a checkpoint from before the champion
@@ -49,4 +49,7 @@ async def model(models: ModelsDep, settings: SettingsDep) -> ModelInfo:
                      else None,
                      champion_since_examples=int(extra["champion_since_examples"] or 0),
                      calibration=extra["calibration"], candidates=extra["candidates"] or {},
-                     switches=extra["switches"] or [])
+                     switches=extra["switches"] or [],
+                     history=[QualityPoint(at=rfc3339(p["t"]), **{k: v for k, v in p.items()
+                                                                  if k != "t"})
+                              for p in extra["history"] or []])

@@ -24,6 +24,7 @@ from core import bgnbd, gammagamma, segments
 from core.features import DAY_MS
 from core.settings import Settings
 from core.value import ValueParams, discounted_purchases
+from core.value_at_risk import at_risk_book, tier_index
 from state.value_rows import ValueRows
 from state.value_store import Summaries, ValueFit, ValueStore
 
@@ -53,7 +54,7 @@ def fit_summaries(s: np.ndarray, as_of_ms: int, settings: Settings,
     bg = bgnbd.fit(fit_rows[:, 0], fit_rows[:, 1], fit_rows[:, 2], weights=fit_weight,
                    start=start)
     n = s["n"].astype(np.float64)
-    mean = np.divide(s["spend"], n, out=np.zeros_like(n), where=n > 0)
+    mean = mean_spend(s)
     valued = np.flatnonzero((n >= 1) & (mean > 0))
     if len(valued) > GG_SAMPLE:  # a fixed random subsample: the estimates barely move
         valued = np.sort(np.random.default_rng(0).choice(valued, GG_SAMPLE, replace=False))
@@ -84,11 +85,31 @@ async def run_fit(store: ValueStore, settings: Settings, summaries: Summaries | 
     fit, clv = await asyncio.to_thread(fit_summaries, s, as_of, settings, await store.current(),
                                        retired)
     fit.segments[segments.PROSPECT] = prospects
+    fit = fit._replace(book=await value_at_risk(store, settings, fit, ids, s, clv))
     version = await store.save(fit)
     await store.write_index(ids, clv)
     log.info("value fit %d: %d customers, %s, %s", version, len(s), fit.params.bgnbd,
              fit.params.gg)
     return fit._replace(params=fit.params._replace(version=version))
+
+
+async def value_at_risk(store: ValueStore, settings: Settings, fit: ValueFit, ids: list[str],
+                        s: np.ndarray, clv: np.ndarray) -> dict[str, Any]:
+    """Value at risk per persona and tier (core.value_at_risk): the fit's personas and
+    CLVs with the risks and tier edges of the ranking now (read one after the other,
+    not as one transaction: a live ranking may move a few users in between)."""
+    policy = settings.tier_policy()
+    edges = [] if policy.absolute else await store.tier_edges(policy.cuts)
+    risk = await store.risks(ids)
+    persona = segments.persona_index(fit.cuts, s["recency"], s["frequency"], mean_spend(s))
+    tier = tier_index(risk, ids, edges, policy.cuts if policy.absolute else None)
+    return at_risk_book(persona, risk, clv, tier)
+
+
+def mean_spend(s: np.ndarray) -> np.ndarray:
+    """Mean spend per valued purchase day of SUMMARY records (0 without one)."""
+    n = s["n"].astype(np.float64)
+    return np.divide(s["spend"], n, out=np.zeros_like(n), where=n > 0)
 
 
 def describe(fit: ValueFit) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from core.features import FEATURE_NAMES
 from core.long_range import LONG_RANGE_NAMES
 from core.model import VALUE_INPUT_NAMES, model_inputs
 from core.prequential import Prequential
+from core.quality_history import QualityHistory
 from core.rules import RULE_NAME, recency_frequency_risk
 from core.scoring import Scorer, make_scorer, model_speaks
 from core.settings import Settings
@@ -56,6 +57,9 @@ class LearnerState:
     # the candidates and who speaks (core.champion); ``pipeline`` is its model candidate's.
     # None in checkpoints from before it: the old handoff (``ready``) decides
     champion: Champion | None = None
+    # the speaking scorer's window at the end of each anchor day (core.quality_history);
+    # None in checkpoints from before it
+    history: QualityHistory | None = field(default_factory=QualityHistory)
 
     def __getstate__(self) -> dict[str, Any]:
         """A checkpoint: the model's River objects first brought up to date (the
@@ -103,6 +107,8 @@ class LearnerState:
             self.invalid += 1
             return None
         y = label == 1
+        if pos[0] >= 0:
+            self._close_day(pos[0])
         champion = getattr(self, "champion", None)
         if champion is not None:  # every candidate predicts, then learns
             champion.learn(features, y, release_ms, user)
@@ -120,6 +126,25 @@ class LearnerState:
         if part >= 0:
             self.positions[part] = pos
         return p
+
+    def _close_day(self, anchor_ms: int) -> None:
+        """A point of the quality history when this example begins a later anchor day."""
+        history = getattr(self, "history", None)
+        if history is None:
+            history = self.history = QualityHistory()
+        closed = history.closes(anchor_ms)
+        if closed is None:
+            return
+        champion = getattr(self, "champion", None)
+        if champion is not None:
+            champion.flush()
+            name = champion.champion
+            history.add(closed, self.examples, name, champion.scores[name], champion.labels)
+        else:
+            name = "model"  # the pipeline's window, whoever speaks (old checkpoints)
+            pairs = self.metrics.pairs
+            history.add(closed, self.examples, name, [p for p, _ in pairs],
+                        [y for _, y in pairs])
 
     def ready(self, min_labels: int, compare: bool = True) -> bool:
         """Whether a model speaks: the champion is not the cold-start rule (before the
@@ -158,6 +183,8 @@ class LearnerState:
                        champion_since_examples=ch.since_examples,
                        calibration=list(ch.calibration) if ch.calibration else None,
                        candidates=ch.metrics(), switches=list(ch.switches)[-10:])
+        history = getattr(self, "history", None)
+        out["history"] = list(history.points) if history is not None else []
         return out
 
 

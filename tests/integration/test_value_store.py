@@ -178,3 +178,70 @@ def test_retired_customers_stay_in_the_bgnbd_fit(services: EmbeddedServices) -> 
     m_all, m_alone = fit.params.bgnbd, alone.params.bgnbd
     probe = (np.array([2.0]), np.array([10.0]), np.array([150.0]))
     assert bgnbd.p_alive(m_all, *probe)[0] < bgnbd.p_alive(m_alone, *probe)[0]
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_value_at_risk_book_equals_brute_force(loaded, absolute: bool) -> None:  # type: ignore[no-untyped-def]
+    """The fit's value at risk per persona and tier against a brute force: each customer's
+    persona by the scalar rule, risk by ZSCORE, tier from ZREVRANK (or the thresholds),
+    CLV from the index written by the same fit; ties in risk at the tier edges."""
+    from core.tiers import TIERS, tier_bounds
+    from state.keys import Keys
+
+    client, prefix, ref, _ = loaded
+    prefix = f"{prefix}b{int(absolute)}"
+    run(client.eval("for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+                    "redis.call('COPY', k, ARGV[2] .. string.sub(k, #ARGV[3] + 1)) end",
+                    0, f"{loaded[1]}:*", prefix, loaded[1]))
+    rank = Keys(prefix).rank
+    rng = random.Random(5)
+    users = sorted(ref.users)
+    run(client.zadd(rank, {u: rng.choice([0.25, 0.5, 0.75, rng.random()]) for u in users
+                           if rng.random() < 0.85}))
+    settings = Settings(value_min_customers=10, rfm_frequency_days=60,
+                        tier_mode="absolute" if absolute else "percentile",
+                        tier_abs_cuts=(0.8, 0.5, 0.3))
+    vs = ValueStore(client, prefix)
+    fit = run(run_fit(vs, settings))
+    assert fit is not None and fit.book is not None
+    s = run(vs.summaries(60))
+    n = run(client.zcard(rank))
+    bounds = tier_bounds(n, (0.05, 0.15, 0.30))
+    want_seg = {p: [0, 0, 0.0, 0.0, 0.0] for p in segments.PERSONAS}
+    want_tier = {t: [0, 0.0, 0.0] for t in TIERS}
+    for uid, rec in zip(s.ids, s.records, strict=True):
+        mean = rec["spend"] / rec["n"] if rec["n"] else 0.0
+        name = segments.persona(*segments.scores(fit.cuts, rec["recency"], rec["frequency"],
+                                                 mean)[:2])
+        clv = run(client.zscore(vs.index_key, uid))
+        risk = run(client.zscore(rank, uid))
+        row = want_seg[name]
+        row[0] += 1
+        row[4] += clv
+        if risk is None:
+            continue
+        row[1] += 1
+        row[2] += risk
+        row[3] += risk * clv
+        if absolute:
+            tier = next((t for t, c in zip(TIERS, (0.8, 0.5, 0.3)) if risk >= c), "low")
+        else:
+            r = run(client.zrevrank(rank, uid))
+            tier = next(t for t, (a, b) in bounds.items() if a <= r < b)
+        want_tier[tier][0] += 1
+        want_tier[tier][1] += risk * clv
+        want_tier[tier][2] += clv
+    got = fit.book
+    for p, (c, k, rs, var, clv_sum) in want_seg.items():
+        g = got["segments"][p]
+        assert (g["customers"], g["scored"]) == (c, k), p
+        assert g["mean_risk"] == (pytest.approx(rs / k, abs=1e-6) if k else None)
+        assert g["value_at_risk"] == pytest.approx(var, abs=0.01)
+        assert g["clv"] == pytest.approx(clv_sum, abs=0.01)
+    for t, (c, var, clv_sum) in want_tier.items():
+        g = got["tiers"][t]
+        assert g["customers"] == c and g["value_at_risk"] == pytest.approx(var, abs=0.01)
+        assert g["clv"] == pytest.approx(clv_sum, abs=0.01)
+    assert sum(v["customers"] for v in got["tiers"].values()) == sum(
+        v[1] for v in want_seg.values()) > 50
+    assert run(vs.current()).book == got  # stored with the fit

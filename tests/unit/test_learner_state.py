@@ -120,3 +120,37 @@ def test_checkpoints_that_name_classes_where_they_used_to_live_still_load() -> N
     assert isinstance(old, LearnerState) and old.examples == state.examples == 50
     assert type(old.metrics) is Prequential
     assert old.learn(example(label=1), 50) == state.learn(example(label=1), 50)
+
+
+def test_quality_history_is_the_speaking_window_at_each_day_end() -> None:
+    """One point per anchor day, taken when the next day's first example arrives: the
+    speaking scorer's window then, with ROC-AUC by brute-force pair counting; a late
+    example of a closed day opens no point."""
+    import random
+
+    from core.champion import example as champion_example
+    from core.features import DAY_MS
+
+    state = new_state(Settings(metrics_window=300, min_labels=50, champion_every=100))
+    ch = state.champion
+    assert ch is not None and state.history is not None
+    rng = random.Random(7)
+    want: list[tuple[int, int, str, float]] = []
+    days = [10] * 120 + [11] * 150 + [12] * 90 + [11] * 5 + [14] * 60 + [15]
+    for i, day in enumerate(days):
+        if i and day > max(days[:i]):  # closes the newest day learned so far
+            ch.flush()
+            s, y = list(ch.scores[ch.champion]), list(ch.labels)
+            pos = [a for a, b in zip(s, y, strict=True) if b]
+            neg = [a for a, b in zip(s, y, strict=True) if not b]
+            auc = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+            want.append((max(days[:i]) * DAY_MS, state.examples, ch.champion, auc))
+        d = rng.uniform(0, 40)
+        f = champion_example(d, rng)
+        part = 1 if i and day < days[i - 1] or day < max(days[:i] or [0]) else 0
+        assert state.learn_example(f, int(rng.random() < (0.8 if d > 25 else 0.15)),
+                                   (part, day * DAY_MS, i)) is not None
+    got = [(p["t"], p["examples"], p["scorer"], p["rocauc"]) for p in state.history.points]
+    assert [g[:3] for g in got] == [w[:3] for w in want] and len(got) == 4
+    assert all(abs(g[3] - w[3]) < 1e-6 for g, w in zip(got, want, strict=True))
+    assert state.summary()["history"] == state.history.points
