@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import Depends, Request
 
+from api.value import FitCache
 from core.playbook import Playbook
 from core.settings import Settings
 from core.tiers import TierPolicy
@@ -17,7 +18,6 @@ from state.redis_store import RedisFeatureStore
 if TYPE_CHECKING:
     from api.metrics import ApiMetrics
     from api.routes.events import Producer
-    from api.value import FitCache
 
 
 def settings_of(request: Request) -> Settings:
@@ -34,7 +34,7 @@ def models_of(request: Request) -> ModelStore:
 
 def fits_of(request: Request) -> FitCache:
     """The customer-value fits (the newest, and the one serving on each day)."""
-    return cast("FitCache", request.app.state.value_fits)
+    return cast(FitCache, request.app.state.value_fits)
 
 
 def policy_of(request: Request) -> TierPolicy:
@@ -65,6 +65,11 @@ async def get_models(request: Request) -> ModelStore:
     return models_of(request)
 
 
+async def get_fits(request: Request) -> FitCache:
+    return fits_of(request)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[RedisFeatureStore, Depends(get_store)]
 ModelsDep = Annotated[ModelStore, Depends(get_models)]
+FitsDep = Annotated[FitCache, Depends(get_fits)]

@@ -220,6 +220,20 @@ class MonthFigures(BaseModel):
     churn_rate: float | None = Field(description="churned / active the month before")
 
 
+class TierValue(BaseModel):
+    customers: int = Field(description="customers (with a purchase) in the tier")
+    value_at_risk: float = Field(description="sum of risk x CLV")
+    clv: float = Field(description="sum of CLV")
+
+
+class ValueAtRisk(BaseModel):
+    """Value at risk per tier when the newest value fit ran (core/value_at_risk.py)."""
+
+    fit_version: int
+    as_of: str = Field(description="event time of the fit's summaries (RFC 3339)")
+    tiers: dict[str, TierValue]
+
+
 class Overview(BaseModel):
     """The retention team's overview: users per tier now and churned, the monthly picture and
     the cohort retention table."""
@@ -229,7 +243,15 @@ class Overview(BaseModel):
         "tiers": {"critical": 17, "high": 32, "elevated": 49, "low": 227, "churned": 75},
         "months": [{"month": "2019-11", "active": 360, "new": 92, "retained": 268,
                     "returning": 0, "churned": 40, "churn_rate": 0.13}],
-        "cohorts": {"2019-10": [308, 268, 209], "2019-11": [92, 79]}}]})
+        "cohorts": {"2019-10": [308, 268, 209], "2019-11": [92, 79]},
+        "value_at_risk": {"fit_version": 7, "as_of": "2019-12-15T00:00:00.000Z", "tiers": {
+            "critical": {"customers": 9, "value_at_risk": 310.5, "clv": 402.0},
+            "high": {"customers": 20, "value_at_risk": 512.3, "clv": 980.1},
+            "elevated": {"customers": 31, "value_at_risk": 401.9, "clv": 1422.7},
+            "low": {"customers": 140, "value_at_risk": 377.2, "clv": 5120.4}}},
+        "scorer": "bgnbd",
+        "quality": [{"at": "2019-12-14T00:00:00.000Z", "examples": 4120, "scorer": "bgnbd",
+                     "window": 4120, "rocauc": 0.81, "lift_at_10": 3.9}]}]})
 
     as_of: str | None = Field(description="event-time watermark (RFC 3339)")
     tiers: dict[str, int] = Field(description="users per tier by rank now, and churned")
@@ -237,6 +259,12 @@ class Overview(BaseModel):
     cohorts: dict[str, list[int]] = Field(
         description="first month -> customers of that cohort active k = 0, 1, ... months "
                     "later (k = 0: the new customers)")
+    value_at_risk: ValueAtRisk | None = Field(
+        None, description="risk x CLV per tier, taken with the newest value fit (null "
+                          "before the first fit, or a fit from before this figure)")
+    scorer: str | None = Field(None, description="the scorer speaking now (the champion)")
+    quality: list[QualityPoint] = Field(
+        [], description="model quality over time (as GET /v1/model's history)")
 
 
 class AlertsPage(BaseModel):

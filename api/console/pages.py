@@ -25,7 +25,8 @@ from api.targeting import TopQueryChecks
 from api.user_risk import default_as_of, user_risk
 from core.monthly import COHORT_MONTHS
 from core.segments import SEGMENTS
-from core.tiers import ALL_TIERS, TIERS
+from core.tiers import ALL_TIERS, CHURNED, TIERS
+from core.timefmt import rfc3339
 from state.store import FEED
 
 HERE = Path(__file__).parent
@@ -84,9 +85,12 @@ async def logout() -> Response:
 @pages.get("")
 async def overview_page(request: Request, refresh: int = 0) -> HTMLResponse:
     """``refresh``: reload every that many seconds (5-3600; the demo's URL has it)."""
-    view = await overview(store_of(request), settings_of(request))
+    view = await overview(store_of(request), settings_of(request), fits_of(request),
+                          models_of(request))
     columns = list(MonthFigures.model_fields)
-    chart = {c: [getattr(m, c) for m in view.months] for c in columns}
+    chart: dict[str, Any] = {c: [getattr(m, c) for m in view.months] for c in columns}
+    chart["quality"] = {k: [getattr(q, k) for q in view.quality]
+                        for k in ("at", "scorer", "rocauc", "lift_at_10")}
     width = max((len(v) for v in view.cohorts.values()), default=0)
     return render(request, "overview.html", title="Overview", page="overview", view=view,
                   columns=columns, chart=chart, width=min(width, COHORT_MONTHS),
@@ -141,3 +145,23 @@ async def targets_page(request: Request) -> HTMLResponse:
     return render(request, "targets.html", status=422 if error else 200, title="Targeting",
                   page="targets", sel=sel, given=given, csv=link, error=error, tiers=TIERS,
                   segments=SEGMENTS)
+
+
+@pages.get("/segments")
+async def segments_page(request: Request) -> HTMLResponse:
+    """Each RFM persona at the newest value fit: size, mean risk, value at risk, the
+    playbook's actions per tier, and the persona's targeting list as CSV."""
+    fit = await fits_of(request).get()
+    book = fit.book if fit is not None else None
+    playbook = playbook_of(request)
+    rows = []
+    for name in SEGMENTS:
+        v = (book or {}).get("segments", {}).get(name)
+        actions = [(t, playbook.action(name, t)) for t in (*TIERS, CHURNED)]
+        rows.append({"name": name, "customers": fit.segments.get(name, 0) if fit else 0,
+                     "value": v, "actions": actions,
+                     "csv": f"/v1/top?percent=100&segment={name}&format=csv"})
+    total = sum(r["customers"] for r in rows) or 1
+    return render(request, "segments.html", title="Segments", page="segments", fit=fit,
+                  rows=rows, total=total,
+                  as_of=rfc3339(fit.as_of_ms) if fit is not None else None)

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import ModelsDep, SettingsDep
-from api.schemas import ModelInfo, QualityPoint
+from api.overview import quality_points
+from api.schemas import ModelInfo
 from core.rules import RULE_NAME
 from core.scoring import model_speaks
 from core.timefmt import rfc3339
@@ -50,6 +51,4 @@ async def model(models: ModelsDep, settings: SettingsDep) -> ModelInfo:
                      champion_since_examples=int(extra["champion_since_examples"] or 0),
                      calibration=extra["calibration"], candidates=extra["candidates"] or {},
                      switches=extra["switches"] or [],
-                     history=[QualityPoint(at=rfc3339(p["t"]), **{k: v for k, v in p.items()
-                                                                  if k != "t"})
-                              for p in extra["history"] or []])
+                     history=quality_points({"history": extra["history"]}))

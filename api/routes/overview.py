@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import SettingsDep, StoreDep
+from api.deps import FitsDep, ModelsDep, SettingsDep, StoreDep
 from api.errors import responses
 from api.overview import overview as build
 from api.schemas import MonthFigures, Overview
@@ -32,10 +32,10 @@ def months_csv(view: Overview) -> str:
 
 @router.get("/overview", response_model=Overview,
             responses={200: {"content": {"text/csv": {}}}, **responses(422, 503)})
-async def overview(store: StoreDep, settings: SettingsDep,
+async def overview(store: StoreDep, settings: SettingsDep, fits: FitsDep, models: ModelsDep,
                    format: Annotated[Literal["json", "csv"], Query(
                        description="csv: the monthly rows")] = "json") -> Overview | Response:
-    view = await build(store, settings)
+    view = await build(store, settings, fits, models)
     if format == "csv":
         return Response(months_csv(view), media_type="text/csv",
                         headers={"Content-Disposition": "attachment; filename=overview.csv"})
