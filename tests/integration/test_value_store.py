@@ -224,7 +224,8 @@ def test_value_at_risk_book_equals_brute_force(loaded, absolute: bool) -> None: 
         row[2] += risk
         row[3] += risk * clv
         if absolute:
-            tier = next((t for t, c in zip(TIERS, (0.8, 0.5, 0.3), strict=False) if risk >= c), "low")
+            cuts = zip(TIERS, (0.8, 0.5, 0.3), strict=False)
+            tier = next((t for t, c in cuts if risk >= c), "low")
         else:
             r = run(client.zrevrank(rank, uid))
             tier = next(t for t, (a, b) in bounds.items() if a <= r < b)
