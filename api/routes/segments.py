@@ -3,10 +3,10 @@ each persona's mean risk and value at risk then (core/value_at_risk.py)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import fits_of
+from api.deps import FitsDep
 
 router = APIRouter(prefix="/v1", tags=["value"])
 
@@ -45,11 +45,12 @@ class Segments(BaseModel):
 
 
 @router.get("/segments", response_model=Segments)
-async def get_segments(request: Request) -> Segments:
-    fit = await fits_of(request).get()
+async def get_segments(fits: FitsDep) -> Segments:
+    fit = await fits.get()
     if fit is None:
         return Segments(fit_version=None, as_of=None, customers=0, segments={}, cuts={},
-                        frequency_days=None, bgnbd=None, gamma_gamma=None)
+                        frequency_days=None, bgnbd=None, gamma_gamma=None,
+                        value_at_risk=None)
     p = fit.params
     return Segments(fit_version=p.version, as_of=fit.as_of_ms, customers=p.customers,
                     segments=fit.segments,
