@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store = RedisFeatureStore(client, settings.redis_prefix)
         store.hot.timeout = store.mux.timeout = REDIS_TIMEOUT
         app.state.models = ModelStore(client, settings.redis_prefix)
-        app.state.value_fits = FitCache(ValueStore(client, settings.redis_prefix),
+        app.state.value_fits = FitCache(ValueStore(client, settings.redis_prefix, mux=store.mux),
                                         every_days=settings.value_fit_every_days,
                                         lag_days=settings.value_fit_lag_days,
                                         horizon_days=settings.churn_horizon_days)

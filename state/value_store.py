@@ -18,10 +18,15 @@ from core.features import DAY_MS
 from core.segments import RFMCuts
 from core.tiers import tier_bounds
 from core.value import ValueParams
+from state.clients.mux import MuxConnection, ReplyError, pack
 from state.codec import decode_score, newest_ms, value_field
 from state.keys import Keys
 from state.scripts import SCRIPTS
 from state.value_rows import SUMMARY
+
+
+def _bulk(b: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(b), b)
 
 
 class RowInfo(NamedTuple):
@@ -75,8 +80,10 @@ class ValueFit(NamedTuple):
 
 
 class ValueStore:
-    def __init__(self, client: Any, prefix: str = "churn", keep: int = 4) -> None:
+    def __init__(self, client: Any, prefix: str = "churn", keep: int = 4,
+                 mux: MuxConnection | None = None) -> None:
         self.r = client
+        self.mux = mux  # the API's multiplexed connection, for the page reads
         self.keys = Keys(prefix)
         self.meta_key = f"{prefix}:value:meta"
         self.fit_prefix = f"{prefix}:value:fit:"
@@ -157,6 +164,10 @@ class ValueStore:
         return edges
 
     async def desc(self, key: str, start: int, count: int) -> list[tuple[str, float]]:
+        if self.mux is not None:
+            (flat,) = await self.mux.execute([pack(b"ZREVRANGE", key, start,
+                                                   start + count - 1, b"WITHSCORES")])
+            return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
         rows = await self.r.zrevrange(key, start, start + count - 1, withscores=True)
         return [(u.decode(), float(sc)) for u, sc in rows]
 
@@ -171,16 +182,33 @@ class ValueStore:
         return float(rows[0][1])
 
     async def rows(self, user_ids: list[str]) -> list[RowInfo]:
-        """Per user, in one pipeline: CLV in the index, 0-based risk rank, risk, and the
-        hash fields a segment needs."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.zmscore(self.index_key, user_ids)
-        pipe.zmscore(self.keys.rank, user_ids)
-        for u in user_ids:
-            pipe.zrevrank(self.keys.rank, u)
-            pipe.hmget(self.keys.user(u), "v", "m", "s")
-        res = await pipe.execute()
-        clv, risk = res[0], res[1]
+        """Per user, in one round trip: CLV in the index, 0-based risk rank, risk, and
+        the hash fields a segment needs. Through the multiplexed connection when one is
+        given (the API: replies parsed by hiredis, about 4x less Python per row)."""
+        if self.mux is not None:
+            ids = [u.encode() for u in user_ids]
+            cmds = [pack(b"ZMSCORE", self.index_key, *ids),
+                    pack(b"ZMSCORE", self.keys.rank, *ids)]
+            rank, fields = _bulk(self.keys.rank.encode()), b"$1\r\nv\r\n$1\r\nm\r\n$1\r\ns\r\n"
+            for u in user_ids:  # RESP written out: pack() per command was the cost here
+                cmds.append(b"*3\r\n$8\r\nZREVRANK\r\n" + rank + _bulk(u.encode()))
+                cmds.append(b"*5\r\n$5\r\nHMGET\r\n" + _bulk(self.keys.user(u).encode())
+                            + fields)
+            res = await self.mux.execute(cmds)
+            for r in res:
+                if isinstance(r, ReplyError):
+                    raise r
+            clv = [None if c is None else float(c) for c in res[0]]
+            risk = [None if c is None else float(c) for c in res[1]]
+        else:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.zmscore(self.index_key, user_ids)
+            pipe.zmscore(self.keys.rank, user_ids)
+            for u in user_ids:
+                pipe.zrevrank(self.keys.rank, u)
+                pipe.hmget(self.keys.user(u), "v", "m", "s")
+            res = await pipe.execute()
+            clv, risk = res[0], res[1]
         out = []
         for i, u in enumerate(user_ids):
             v, m, s = res[3 + 2 * i]

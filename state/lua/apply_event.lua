@@ -77,8 +77,8 @@ local function reply(status)
 end
 
 local dkey = 'd' .. struct.pack('<H', day)
-local cur = redis.call('HMGET', key, 'o', 'm', 'x', 'lb', dkey, 'v')
-local o, m, x, lb, d, v = cur[1], cur[2], cur[3], cur[4], cur[5], cur[6]
+local cur = redis.call('HMGET', key, 'o', 'm', 'x', 'lb', dkey, 'v', 'mo')
+local o, m, x, lb, d, v, old_mo = cur[1], cur[2], cur[3], cur[4], cur[5], cur[6], cur[7]
 if o then
   local p0, o0 = struct.unpack('<Hd', o)
   if p0 == part and off <= o0 then return reply(4) end
@@ -148,9 +148,8 @@ local n, np, nc, pn, spend, pmean, pm2, sw = 0, 0, 0, 0, 0.0, 0.0, 0.0, 0
 local bs = ''
 local mo
 if not d then  -- the user's first counted event of the day: their month may be new
-  local old = redis.call('HGET', key, 'mo')
-  mo = mark_month(KEYS[3], old, month_of_day(day))
-  if mo == old then mo = nil end
+  mo = mark_month(KEYS[3], old_mo, month_of_day(day))
+  if mo == old_mo then mo = nil end
 end
 if d then
   local pos

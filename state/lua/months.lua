@@ -28,6 +28,7 @@ local function mark_month(months_key, mo, month)
     return struct.pack('<hhH', month, month, 1)
   end
   local first, newest, mask = struct.unpack('<hhH', mo)
+  if month == newest then return mo end  -- the newest month is always marked (bit 0)
   if month > newest then
     local shift = month - newest
     if shift < MASK_MONTHS then mask = (mask * 2 ^ shift) % 65536 else mask = 0 end
