@@ -132,6 +132,37 @@ async def closed_loop(port: int, paths: list[str], seconds: float, conns: int = 
     return done / (time.perf_counter() - started)
 
 
+async def serve(server: RedisServer, users: int, procs: list[subprocess.Popen[bytes]]
+                ) -> tuple[RedisFeatureStore, int, int]:
+    """``users`` scored users and a value fit in ``server`` (prefix ``bench``), then
+    ``churnstream api`` and the bare app started (appended to ``procs``); returns the
+    store and the two ports once both answer."""
+    store = RedisFeatureStore(connect(server.url), "bench")
+
+    async def nowhere(messages: object) -> None:
+        pass
+
+    t = time.perf_counter()
+    await fill(store, Live.from_settings(store, nowhere, Settings()), users, 3)  # type: ignore[arg-type]
+    print(f"{users} users scored in {time.perf_counter() - t:.0f}s", flush=True)
+    # a customer-value fit, so that lookups of customers compute their value block
+    await store.r.hset("bench:watermark", 0, T0 + 20 * DAY_MS)  # fill() writes no commits
+    t = time.perf_counter()
+    fit = await run_fit(ValueStore(store.r, "bench"), Settings(value_min_customers=10))
+    print(f"value fit: {fit.params.customers if fit else 0} customers in "
+          f"{time.perf_counter() - t:.1f}s", flush=True)
+    api_port, bare_port = free_port(), free_port()
+    env = dict(os.environ, CHURN_REDIS_URL=server.url, CHURN_REDIS_PREFIX="bench",
+               CHURN_ENV_FILE="/nonexistent", CHURN_KAFKA_BOOTSTRAP="127.0.0.1:1")
+    procs.append(subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--port",
+                                   str(api_port)], env=env, cwd=ROOT))
+    procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench/_bare_api.py"),
+                                   str(bare_port)], cwd=ROOT))
+    wait_port(api_port, 30)
+    wait_port(bare_port, 30)
+    return store, api_port, bare_port
+
+
 def pct(lat: list[float], q: float) -> float:
     return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
 
@@ -148,27 +179,7 @@ async def main() -> None:
     server = RedisServer().start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        store = RedisFeatureStore(connect(server.url), "bench")
-
-        async def nowhere(messages: object) -> None:
-            pass
-
-        t = time.perf_counter()
-        await fill(store, Live.from_settings(store, nowhere, Settings()), args.users, 3)  # type: ignore[arg-type]
-        print(f"{args.users} users scored in {time.perf_counter() - t:.0f}s")
-        # a customer-value fit, so that lookups of customers compute their value block
-        await store.r.hset("bench:watermark", 0, T0 + 20 * DAY_MS)  # fill() writes no commits
-        fit = await run_fit(ValueStore(store.r, "bench"), Settings(value_min_customers=10))
-        print(f"value fit: {fit.params.customers if fit else 0} customers")
-        api_port, bare_port = free_port(), free_port()
-        env = dict(os.environ, CHURN_REDIS_URL=server.url, CHURN_REDIS_PREFIX="bench",
-                   CHURN_ENV_FILE="/nonexistent", CHURN_KAFKA_BOOTSTRAP="127.0.0.1:1")
-        procs.append(subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--port",
-                                       str(api_port)], env=env, cwd=ROOT))
-        procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench/_bare_api.py"),
-                                       str(bare_port)], cwd=ROOT))
-        wait_port(api_port, 30)
-        wait_port(bare_port, 30)
+        _, api_port, bare_port = await serve(server, args.users, procs)
         rng = random.Random(3)
         users = [f"/v1/users/user{rng.randrange(args.users):07d}" for _ in range(5000)]
         cases = [("bare route (constant)", bare_port, ["/const"]),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import subprocess
 import sys
@@ -29,19 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from api_latency import get  # noqa: E402
-from sweep_throughput import T0, fill  # noqa: E402
+from api_latency import get, serve  # noqa: E402
+from sweep_throughput import T0  # noqa: E402
 
 from core.champion import example  # noqa: E402
 from core.features import DAY_MS  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from services.redis_server import RedisServer, free_port, stop_process, wait_port  # noqa: E402
+from services.redis_server import RedisServer, stop_process  # noqa: E402
 from state.models import ModelStore  # noqa: E402
-from state.redis_store import RedisFeatureStore, connect  # noqa: E402
-from state.value_store import ValueStore  # noqa: E402
-from stream.jobs.value_fit import run_fit  # noqa: E402
 from stream.learner.state import new_state  # noqa: E402
-from stream.worker.live import Live  # noqa: E402
 
 BUDGET_MS = 100.0
 
@@ -78,30 +73,9 @@ async def main() -> None:
     server = RedisServer().start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        store = RedisFeatureStore(connect(server.url), "bench")
-
-        async def nowhere(messages: object) -> None:
-            pass
-
-        t = time.perf_counter()
-        await fill(store, Live.from_settings(store, nowhere, Settings()), args.users, 3)  # type: ignore[arg-type]
-        print(f"{args.users} users scored in {time.perf_counter() - t:.0f}s", flush=True)
-        await store.r.hset("bench:watermark", 0, T0 + 20 * DAY_MS)  # fill() writes no commits
-        t = time.perf_counter()
-        fit = await run_fit(ValueStore(store.r, "bench"), Settings(value_min_customers=10))
-        print(f"value fit with value at risk: {fit.params.customers if fit else 0} customers "
-              f"in {time.perf_counter() - t:.1f}s", flush=True)
+        store, api_port, bare_port = await serve(server, args.users, procs)
         version = await checkpoint_with_history(store.r)
         print(f"checkpoint v{version} with a 400-day quality history", flush=True)
-        api_port, bare_port = free_port(), free_port()
-        env = dict(os.environ, CHURN_REDIS_URL=server.url, CHURN_REDIS_PREFIX="bench",
-                   CHURN_ENV_FILE="/nonexistent", CHURN_KAFKA_BOOTSTRAP="127.0.0.1:1")
-        procs.append(subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--port",
-                                       str(api_port)], env=env, cwd=ROOT))
-        procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench/_bare_api.py"),
-                                       str(bare_port)], cwd=ROOT))
-        wait_port(api_port, 30)
-        wait_port(bare_port, 30)
         rng = random.Random(3)
         users = [f"/console/users/user{rng.randrange(args.users):07d}" for _ in range(500)]
         cases = [("bare route (constant)", bare_port, ["/const"]),

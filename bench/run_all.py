@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADLINE = re.compile(r"ratio|median|users/s|examples/s|bytes|growth|p99|evaluate |fit on",
+HEADLINE = re.compile(r"ratio|budget|median|users/s|examples/s|bytes|growth|p99|evaluate |fit on",
                       re.I)
 
 
@@ -36,6 +36,11 @@ def benches(quick: bool) -> list[tuple[str, list[str]]]:
         ("API: lookups and Top-K vs a bare route",
          ["api_latency.py", "--users", "20000" if quick else "100000",
           "--rounds", "2" if quick else "3", "--seconds", "4" if quick else "8"]),
+        ("console: every page's server time vs the 100 ms budget",
+         ["console_pages.py", "--users", "20000" if quick else "1000000",
+          "--requests", "30" if quick else "100"]),
+        ("console: the monthly counters' cost per event",
+         ["months_overhead.py", "--rounds", "2" if quick else "5"]),
         ("customer value: BG/NBD fit of 1M summaries",
          ["bgnbd_fit.py", "--customers", "100000" if quick else "1000000"]),
         ("customer value: summaries scan and CLV index on Redis vs redis-py",
