@@ -15,6 +15,9 @@ from core.settings import Settings
 from state.redis_store import RedisFeatureStore
 
 KS = (5, 10, 20)  # the prequential window's depths (core.prequential.summary)
+# rows the page shows (the cards cover the whole selection; the CSV link has every row):
+# 10,000 rows of HTML took 750 ms at 1M users (bench/console_pages.py), 1,000 take ~75
+SHOWN = 1000
 
 
 def query_of(params: dict[str, str]) -> tuple[TopQuery, dict[str, str]]:
@@ -42,9 +45,11 @@ async def target_list(store: RedisFeatureStore, settings: Settings, fits: FitCac
     policy = settings.tier_policy()
     n, start, end = await window(store, settings, q)
     if q.value_aware:
-        items, _ = await value_items(fits, policy, n, start, end, q)
+        selected, _ = await value_items(fits, policy, n, start, end, q)
+        items = selected[:SHOWN]
     else:
-        items = await risk_items(store, policy, n, start, end, q)
+        selected = await risk_items(store, policy, n, start, end, q)
+        items = selected[:SHOWN]
         fit = await fits.get()
         rows = await fits.store.rows([it["user_id"] for it in items]) if items else []
         for it, row in zip(items, rows, strict=True):
@@ -56,7 +61,8 @@ async def target_list(store: RedisFeatureStore, settings: Settings, fits: FitCac
         it["top_reason"] = why
         a = playbook.action(it.get("segment"), it["tier"])
         it["action"], it["offer"] = a.text, a.offer
-    return {"ranked": n, "items": items, "prediction": predict(items, n, metrics)}
+    return {"ranked": n, "items": items, "selected": len(selected),
+            "prediction": predict(selected, n, metrics)}
 
 
 def predict(items: list[dict[str, Any]], n: int, metrics: dict[str, Any]) -> dict[str, Any]:
