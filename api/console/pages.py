@@ -157,9 +157,11 @@ async def segments_page(request: Request) -> HTMLResponse:
     rows = []
     for name in SEGMENTS:
         v = (book or {}).get("segments", {}).get(name)
-        actions = [(t, playbook.action(name, t)) for t in (*TIERS, CHURNED)]
+        actions: dict[Any, list[str]] = {}  # the same action for several tiers: one line
+        for t in (*TIERS, CHURNED):
+            actions.setdefault(playbook.action(name, t), []).append(t)
         rows.append({"name": name, "customers": fit.segments.get(name, 0) if fit else 0,
-                     "value": v, "actions": actions,
+                     "value": v, "actions": [(tiers, a) for a, tiers in actions.items()],
                      "csv": f"/v1/top?percent=100&segment={name}&format=csv"})
     total = sum(r["customers"] for r in rows) or 1
     return render(request, "segments.html", title="Segments", page="segments", fit=fit,

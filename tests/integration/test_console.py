@@ -187,6 +187,7 @@ def _segments(b, api: str) -> None:  # type: ignore[no-untyped-def]
     import json
 
     from core.settings import Settings
+    from core.tiers import TIERS
 
     hdr = {"X-API-Key": KEY}
     want = json.loads(get(api + "/v1/segments", hdr)[1])
@@ -200,9 +201,13 @@ def _segments(b, api: str) -> None:  # type: ignore[no-untyped-def]
         cells = {td.get_attribute("data-col"): td.get_attribute("data-value")
                  for td in tr.find_elements(By.CSS_SELECTOR, "td[data-col]")}
         got[name] = cells
+        listed = []
         for dd in tr.find_elements(By.CSS_SELECTOR, "dl.playbook dd"):
-            a = playbook.action(name, dd.get_attribute("data-tier"))
-            assert dd.text == (f"{a.text} {a.offer}" if a.offer else a.text)
+            for tier in dd.get_attribute("data-tiers").split():
+                a = playbook.action(name, tier)
+                assert dd.text == (f"{a.text} {a.offer}" if a.offer else a.text)
+                listed.append(tier)
+        assert sorted(listed) == sorted([*TIERS, "churned"])  # every tier, once
     assert {n: int(c["customers"]) for n, c in got.items()} == want["segments"]
     for name, v in want["value_at_risk"].items():
         c = got[name]
