@@ -61,6 +61,7 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Lifecycle]
     app.timer(interval=5.0)(tasks.shared_gauges)
     app.timer(interval=settings.model_poll_seconds)(tasks.reload_model)
     app.timer(interval=settings.sweep_interval_seconds)(tasks.sweep)
+    app.timer(interval=settings.sweep_interval_seconds)(tasks.advance_clocks)
     handler = BatchHandler(parts.proc, lifecycle, settings.batch_size, settings.batch_within)
     app.agent(events, name="apply_events")(handler.run)
     return app, parts.proc, lifecycle

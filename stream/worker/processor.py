@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -31,30 +30,13 @@ from core.tiers import AlertGate, TierPolicy
 from state.store import Commit, FeatureStore, Item
 from stream.anchors import Anchors
 from stream.worker.live import Live
-from stream.worker.records import TOMBSTONE, DeadLetter, DeadLetterSink, Record
+from stream.worker.records import TOMBSTONE, BatchStats, DeadLetter, DeadLetterSink, Record
 
 __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError, OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError)
-
-
-@dataclass
-class BatchStats:
-    records: int = 0
-    skipped: int = 0
-    rejected: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-    users_scored: int = 0
-    alerts: int = 0
-    types: dict[str, int] = field(default_factory=dict)  # newly applied, by event type
-    reasons: dict[str, int] = field(default_factory=dict)  # rejected, by reason
-    newest: dict[int, int] = field(default_factory=dict)  # newest event time per partition
-    redis_seconds: dict[str, float] = field(default_factory=dict)
-    snapshots: int = 0
-    released: dict[int, int] = field(default_factory=dict)  # by label
-    seconds: float = 0.0
 
 
 class _Segment:
@@ -227,11 +209,24 @@ class BatchProcessor:
         for seg, crossings in segments:
             await self._apply(seg, stats)
             for p, a in crossings:
-                st = await self.anchors.run(p, a)  # type: ignore[union-attr]
-                stats.snapshots += st.snapshots
-                ones = st.churned_labels
-                stats.released[1] = stats.released.get(1, 0) + ones
-                stats.released[0] = stats.released.get(0, 0) + st.released - ones
+                stats.add_anchor(await self.anchors.run(p, a))  # type: ignore[union-attr]
+        return stats
+
+    async def advance(self, partition: int, target_ms: int) -> BatchStats:
+        """Run the anchors of ``partition`` that an event at ``target_ms`` would run, with
+        no event (an idle partition following the others, or the wall clock:
+        core/time_policy.py). Nothing for a partition that has had no event yet."""
+        stats = BatchStats(records=0)
+        if self.anchors is None:
+            return stats
+        async with self.lock:
+            _, anchor = await self._load()
+            a = anchor.get(partition)
+            if a is None:
+                return stats
+            for x in due_anchors(a, target_ms):
+                stats.add_anchor(await self.anchors.run(partition, x))
+                anchor[partition] = x
         return stats
 
     def _tick(self, seg: _Segment, p: int, t: int, user: str, fresh: bool) -> int:

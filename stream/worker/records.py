@@ -1,5 +1,5 @@
-"""What the worker reads from Kafka, and what it sends to the DLQ for a record that is
-not an event.
+"""What the worker reads from Kafka, what it sends to the DLQ for a record that is
+not an event, and what one batch (or an advance of the clock) did.
 
 >>> DeadLetter(Record(0, 7, None, None), "payload:tombstone").to_json("events")[:44]
 b'{"reason": "payload:tombstone", "topic": "ev'
@@ -11,9 +11,13 @@ import base64
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 from core.events import Rejected
+
+if TYPE_CHECKING:
+    from stream.anchors import AnchorStats
 
 
 class Record(NamedTuple):
@@ -45,3 +49,26 @@ class DeadLetter(NamedTuple):
 
 TOMBSTONE = Rejected("payload:tombstone")
 DeadLetterSink = Callable[[Sequence[DeadLetter]], Awaitable[None]]
+
+
+@dataclass
+class BatchStats:
+    records: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    users_scored: int = 0
+    alerts: int = 0
+    types: dict[str, int] = field(default_factory=dict)  # newly applied, by event type
+    reasons: dict[str, int] = field(default_factory=dict)  # rejected, by reason
+    newest: dict[int, int] = field(default_factory=dict)  # newest event time per partition
+    redis_seconds: dict[str, float] = field(default_factory=dict)
+    snapshots: int = 0
+    released: dict[int, int] = field(default_factory=dict)  # by label
+    seconds: float = 0.0
+
+    def add_anchor(self, st: AnchorStats) -> None:
+        """Count one anchor's run (stream.anchors.AnchorStats)."""
+        self.snapshots += st.snapshots
+        self.released[1] = self.released.get(1, 0) + st.churned_labels
+        self.released[0] = self.released.get(0, 0) + st.released - st.churned_labels

@@ -5,12 +5,15 @@ method with its collaborators from :class:`~stream.worker.parts.WorkerParts`;
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from core.gc_tuning import tune_gc
 from core.monthly import MonthRow, month_label, month_of_ms, table
 from core.settings import Settings
 from core.tiers import ALL_TIERS
+from core.time_policy import IdleTracker, targets
 from state.models import ModelStore
 from stream.lifecycle import Lifecycle
 from stream.worker.live import Live
@@ -59,9 +62,11 @@ async def refresh_model(live: Live, models: ModelStore, settings: Settings) -> N
 
 class WorkerTasks:
     def __init__(self, settings: Settings, parts: WorkerParts, ownership: Ownership,
-                 lifecycle: Lifecycle) -> None:
+                 lifecycle: Lifecycle, wall: Callable[[], float] = time.time) -> None:
         self.settings, self.parts, self.lifecycle = settings, parts, lifecycle
         self.owned = ownership.owned
+        self.wall = wall  # the wall clock (tests pass a fake one)
+        self.idle = IdleTracker(settings.idle_partition_seconds)
         lifecycle.on_crash = self.report_crash
 
     async def report_crash(self, exc: BaseException) -> None:
@@ -149,6 +154,29 @@ class WorkerTasks:
             log.warning("model reload failed (%s); keeping v%d", exc, live.scorer.version)
         except Exception:  # a bad checkpoint must not stop ingestion
             log.exception("model reload failed; keeping v%d", live.scorer.version)
+
+    async def advance_clocks(self) -> None:
+        """Anchors (and so label releases and sweeps) of partitions without traffic:
+        idle ones follow the moving ones, or all follow the wall clock (core.time_policy)."""
+        s = self.settings
+        try:
+            wms = await self.parts.store.watermarks()
+            now = self.wall()
+            self.idle.observe(wms, now)
+            wall_ms = int(now * 1000) if s.clock == "wall" else None
+            goals = targets(self.idle, set(self.owned), wms, now, wall_ms,
+                            int(s.wall_clock_grace_seconds * 1000))
+            for p, goal in goals.items():
+                if p not in self.owned:  # revoked meanwhile
+                    continue
+                st = await self.parts.proc.advance(p, goal)
+                if st.snapshots or st.released:
+                    log.info("partition %d advanced without traffic to %d: %d snapshots, "
+                             "%s released", p, goal, st.snapshots, st.released)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("clock advance interrupted (%s); will resume", exc)
+        except Exception:  # logged, retried at the next tick; ingestion goes on
+            log.exception("clock advance failed; will retry")
 
     async def sweep(self) -> None:
         sweeper, metrics = self.parts.sweeper, self.parts.metrics
