@@ -232,7 +232,7 @@ def ref_event_of_json(value: bytes) -> RefEvent:
 
 
 def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int, rate: float,
-                       warmup_days: int = 0,
+                       warmup_days: int = 0, until: dict[int, int] | None = None,
                        ) -> dict[tuple[int, int, str], tuple[int, dict[str, float]]]:
     """Training examples the live path must release, from docs/design.md section 5 alone.
 
@@ -243,7 +243,9 @@ def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int,
     released. A snapshot is settled as retained by any event in (t, t + H] seen before
     its release. No snapshot is taken at anchors earlier than ``warmup_days`` after the
     midnight that starts the partition's clock. Returns {(partition, t, user): (label,
-    features)}; features: the 17 and the long-range inputs.
+    features)}; features: the 17 and the long-range inputs. ``until``: a partition whose
+    clock moved on without events (an idle partition, the wall clock) runs, after its
+    events, the anchors an event at ``until[p]`` would.
     """
     from core.labels import sampled  # the sample is part of the contract, not the logic
 
@@ -254,7 +256,8 @@ def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int,
         pending: list[list] = []  # [user, t, features, returned]
         clock: int | None = None
         start = 0
-        for e in events:
+        tail = [RefEvent("", "", "", until[p], None, None)] if until and p in until else []
+        for e in [*events, *tail]:
             if clock is None:
                 clock = start = e.t - e.t % DAY
             while e.t > clock + DAY:
@@ -268,6 +271,8 @@ def reference_examples(partitions: dict[int, list[RefEvent]], horizon_days: int,
                     out[(p, snap[1], snap[0])] = (0 if snap[3] else 1, snap[2])
                     pending.remove(snap)
                 clock = a
+            if not e.event_id:  # the clock's tail: no event
+                break
             ref.add(e)
             for snap in pending:
                 if snap[0] == e.user_id and snap[1] < e.t <= snap[1] + h:
