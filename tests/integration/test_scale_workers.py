@@ -1,0 +1,78 @@
+"""32 partitions and workers that join and leave mid-replay (Tansu + Redis + workers):
+every user hash, every timing-free counter and every released training example equal
+those of one worker that consumed the same log alone. Rebalances move partitions
+between workers without losing or doubling state or labels."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from offline.replay import replay
+from tests.datagen import generate, write_csv
+from tests.integration.conftest import Namespace, read_examples, wait_until
+from tests.integration.test_feature_path import _assert_same_hashes, _stable
+
+pytestmark = pytest.mark.integration
+PARTITIONS = "32"
+
+
+def _owned(ns: Namespace) -> list[set[int]]:
+    """Each worker's latest assignment, from its log."""
+    out = []
+    for path in ns.logs:
+        found = re.findall(rf"partitions assigned: events-{ns.name}\[([0-9, ]*)\]",
+                           path.read_text(errors="replace"))
+        out.append({int(p) for p in found[-1].split(",") if p.strip()} if found else set())
+    return out
+
+
+def test_workers_joining_and_leaving_change_nothing(services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "events.csv"
+    write_csv(generate(users=600, days=50, seed=11), str(path))
+    env = {"CHURN_PARTITIONS": PARTITIONS, "CHURN_LABEL_SAMPLE_RATE": "0.5",
+           "CHURN_LABEL_WARMUP_DAYS": "3", "CHURN_LOG_LEVEL": "info"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    alone, moving = Namespace(services, tmp_path / "a"), Namespace(services, tmp_path / "b")
+    try:
+        alone.extra_env.update(env)
+        alone.start_worker()
+        sent = replay(path, alone.settings(), progress=False).sent
+        alone.wait_consumed(sent)
+        alone.wait_scored()
+
+        moving.extra_env.update(env)
+        first = moving.start_worker()
+        wait_until(lambda: len(_owned(moving)[0]) == int(PARTITIONS), 60, "the first worker")
+        sender = threading.Thread(target=replay, args=(path, moving.settings()),
+                                  kwargs={"progress": False, "rate": 2500})
+        sender.start()
+        wait_until(lambda: moving.consumed() > sent // 5, 120, "a fifth consumed")
+        moving.start_worker()  # joins
+        wait_until(lambda: moving.consumed() > sent * 2 // 5, 120, "two fifths consumed")
+        moving.start_worker()  # joins
+        wait_until(lambda: all(_owned(moving)), 60, "three workers own partitions")
+        assert moving.consumed() < sent * 3 // 5, "the joins came after the replay"
+        wait_until(lambda: moving.consumed() > sent * 3 // 5, 120, "three fifths consumed")
+        first.send_signal(signal.SIGTERM)  # leaves
+        assert moving.consumed() < sent * 4 // 5, "the leave came after the replay"
+        assert first.wait(30) == 0
+        sender.join()
+        moving.wait_consumed(sent)
+        moving.wait_scored()
+        owned = _owned(moving)[1:]
+        assert owned[0] | owned[1] == set(range(int(PARTITIONS))) and not owned[0] & owned[1]
+
+        assert _stable(moving.stats()) == _stable(alone.stats())
+        _assert_same_hashes(moving.user_hashes(), alone.user_hashes())
+        released = alone.stats()["released"]
+        assert released > 500
+        assert read_examples(moving, released) == read_examples(alone, released)
+    finally:
+        moving.stop()
+        alone.stop()
