@@ -85,13 +85,17 @@ def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CHURN_PARTITIONS", "0")
     monkeypatch.setenv("CHURN_BATCH_SIZE", "abc")
     monkeypatch.setenv("CHURN_HORIZON_DAYS", "0")
+    monkeypatch.setenv("CHURN_CLOCK", "sometimes")
+    monkeypatch.setenv("CHURN_IDLE_PARTITION_SECONDS", "-1")
     with pytest.raises(preflight.StartupError) as err:
         preflight.load_settings()
     line = err.value.line
     assert line.startswith("invalid settings ") and "\n" not in line
     for part in ("CHURN_PARTITIONS=0: Input should be greater than or equal to 1",
                  "CHURN_BATCH_SIZE=abc: Input should be a valid integer",
-                 "CHURN_HORIZON_DAYS=0: Input should be greater than or equal to 1"):
+                 "CHURN_HORIZON_DAYS=0: Input should be greater than or equal to 1",
+                 "CHURN_CLOCK=sometimes: Input should be 'event' or 'wall'",
+                 "CHURN_IDLE_PARTITION_SECONDS=-1: Input should be greater than or equal to 0"):
         assert part in line
 
 
