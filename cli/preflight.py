@@ -166,6 +166,10 @@ def check_redis(settings: Settings, tcp_only: bool = False) -> None:
             raise StartupError(f"CHURN_REDIS_URL={url}: {exc}", 2) from None
         try:
             client.ping()
+            if client.info("cluster").get("cluster_enabled") in (1, "1"):
+                raise _Fatal("a Redis Cluster node; churnstream keeps its state on a single "
+                             "Redis primary (Redis Cluster is not supported yet: each batch "
+                             "is one transaction across users)")
         except rex.BusyLoadingError:  # there, loading its data: the worker waits for it
             return
         except (rex.AuthenticationError, rex.ResponseError) as exc:
