@@ -89,10 +89,7 @@ class Settings(BaseSettings):
     # clock_confirm_users distinct users within this span confirm the jump (core.clock)
     clock_max_step_hours: float = Field(24.0, gt=0)
     clock_confirm_users: int = Field(2, ge=1)
-    # time without traffic (core.time_policy): event = the watermark, an idle partition
-    # follows the moving ones after idle_partition_seconds (0: never); wall = anchors and
-    # sweeps follow the wall clock less wall_clock_grace_seconds
-    clock: Literal["event", "wall"] = "event"
+    clock: Literal["event", "wall"] = "event"  # time without traffic: core.time_policy
     idle_partition_seconds: float = Field(60.0, ge=0)
     wall_clock_grace_seconds: float = Field(300.0, ge=0)
     # a stop (SIGTERM, a crashed agent) that takes longer than this exits anyway

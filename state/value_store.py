@@ -83,7 +83,7 @@ class ValueStore:
     def __init__(self, client: Any, prefix: str = "churn", keep: int = 4,
                  mux: MuxConnection | None = None) -> None:
         self.r = client
-        self.mux = mux  # the API's multiplexed connection, for the page reads
+        self.mux = mux  # the API's multiplexed connection: rows() needs it
         self.keys = Keys(prefix)
         self.meta_key = f"{prefix}:value:meta"
         self.fit_prefix = f"{prefix}:value:fit:"
@@ -182,33 +182,23 @@ class ValueStore:
         return float(rows[0][1])
 
     async def rows(self, user_ids: list[str]) -> list[RowInfo]:
-        """Per user, in one round trip: CLV in the index, 0-based risk rank, risk, and
-        the hash fields a segment needs. Through the multiplexed connection when one is
-        given (the API: replies parsed by hiredis, about 4x less Python per row)."""
-        if self.mux is not None:
-            ids = [u.encode() for u in user_ids]
-            cmds = [pack(b"ZMSCORE", self.index_key, *ids),
-                    pack(b"ZMSCORE", self.keys.rank, *ids)]
-            rank, fields = _bulk(self.keys.rank.encode()), b"$1\r\nv\r\n$1\r\nm\r\n$1\r\ns\r\n"
-            for u in user_ids:  # RESP written out: pack() per command was the cost here
-                cmds.append(b"*3\r\n$8\r\nZREVRANK\r\n" + rank + _bulk(u.encode()))
-                cmds.append(b"*5\r\n$5\r\nHMGET\r\n" + _bulk(self.keys.user(u).encode())
-                            + fields)
-            res = await self.mux.execute(cmds)
-            for r in res:
-                if isinstance(r, ReplyError):
-                    raise r
-            clv = [None if c is None else float(c) for c in res[0]]
-            risk = [None if c is None else float(c) for c in res[1]]
-        else:
-            pipe = self.r.pipeline(transaction=False)
-            pipe.zmscore(self.index_key, user_ids)
-            pipe.zmscore(self.keys.rank, user_ids)
-            for u in user_ids:
-                pipe.zrevrank(self.keys.rank, u)
-                pipe.hmget(self.keys.user(u), "v", "m", "s")
-            res = await pipe.execute()
-            clv, risk = res[0], res[1]
+        """Per user, in one round trip through the API's multiplexed connection (replies
+        parsed by hiredis): CLV in the index, 0-based risk rank, risk, and the hash
+        fields a segment needs."""
+        if self.mux is None:
+            raise RuntimeError("ValueStore.rows reads through the multiplexed connection")
+        ids = [u.encode() for u in user_ids]
+        cmds = [pack(b"ZMSCORE", self.index_key, *ids), pack(b"ZMSCORE", self.keys.rank, *ids)]
+        rank, fields = _bulk(self.keys.rank.encode()), b"$1\r\nv\r\n$1\r\nm\r\n$1\r\ns\r\n"
+        for u in user_ids:  # RESP written out: pack() per command was the cost here
+            cmds.append(b"*3\r\n$8\r\nZREVRANK\r\n" + rank + _bulk(u.encode()))
+            cmds.append(b"*5\r\n$5\r\nHMGET\r\n" + _bulk(self.keys.user(u).encode()) + fields)
+        res = await self.mux.execute(cmds)
+        for r in res:
+            if isinstance(r, ReplyError):
+                raise r
+        clv = [None if c is None else float(c) for c in res[0]]
+        risk = [None if c is None else float(c) for c in res[1]]
         out = []
         for i, u in enumerate(user_ids):
             v, m, s = res[3 + 2 * i]

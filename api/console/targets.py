@@ -16,7 +16,7 @@ from state.redis_store import RedisFeatureStore
 
 KS = (5, 10, 20)  # the prequential window's depths (core.prequential.summary)
 # rows the page shows (the cards cover the whole selection; the CSV link has every row):
-# 10,000 rows of HTML took 750 ms at 1M users (bench/console_pages.py), 1,000 take ~75
+# 10,000 rows of HTML took 750 ms at 1M users (bench/console_pages.py)
 SHOWN = 1000
 
 
