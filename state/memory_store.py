@@ -19,6 +19,7 @@ from state.store import (
     Item,
     Placed,
     ScoreWrite,
+    StaleBatch,
     TierChange,
     UserView,
     population_means,
@@ -54,6 +55,8 @@ class MemoryFeatureStore:
         return dict(self._offsets)
 
     async def apply(self, items: Sequence[Item], commits: Sequence[Commit] = ()) -> list[Applied]:
+        stale = any(c.expected != -2 and self._offsets.get(c.partition, -1) > c.expected
+                    for c in commits)
         out = []
         for it in items:
             status = apply_event(self.users, it.event, it.partition, it.offset, self.horizon_days,
@@ -69,6 +72,8 @@ class MemoryFeatureStore:
                 now = max(mu.state.last_ms, score.as_of_ms if score else mu.state.last_ms)
                 agg = window_aggregates(mu.state, now)
             out.append(Applied(status, agg))
+        if stale:  # as the Redis transaction: the events applied, the commits refused
+            raise StaleBatch("another worker committed a partition of this batch meanwhile")
         for c in commits:
             if c.last_offset <= self._offsets.get(c.partition, -1):
                 continue

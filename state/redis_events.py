@@ -14,7 +14,7 @@ from core.features import UserState
 from state.clients.resp import ReplyError, pack
 from state.codec import Score, decode_aggregates, decode_score, decode_state
 from state.redis_base import RedisBase
-from state.store import Applied, Commit, Item
+from state.store import Applied, Commit, Item, StaleBatch
 
 _TYPE_CODES = {"cart": 1, "purchase": 2}
 _ARGS = struct.Struct("<8sdddBBd")  # see state/lua/apply_event.lua
@@ -35,6 +35,8 @@ class EventOps(RedisBase):
                 raise
             await self.load_scripts()  # server restarted or script cache flushed
             replies = await self._run(items, commits)
+        if any(r == -1 for r in replies[len(items):]):
+            raise StaleBatch("another worker committed a partition of this batch meanwhile")
         out = []
         for rep in replies[:len(items)]:
             if len(rep) > 1:
@@ -64,7 +66,7 @@ class EventOps(RedisBase):
             add(fmt % (len(k), k, args, len(brand), brand, len(tname), tname))
         for c in commits:
             cargs: list[object] = [c.partition, c.last_offset, c.watermark_ms,
-                                   "-" if c.unconfirmed is None else c.unconfirmed]
+                                   "-" if c.unconfirmed is None else c.unconfirmed, c.expected]
             for name, inc in c.counters.items():
                 cargs += [name, inc]
             add(pack(b"EVALSHA", commit_sha, b"4", keys.offsets, keys.stats,

@@ -62,6 +62,15 @@ class Commit(NamedTuple):
     watermark_ms: int
     counters: dict[str, int]
     unconfirmed: str | None = None
+    # the partition's applied offset the batch was computed against (-2: unchecked). A
+    # larger one in the store means another worker committed meanwhile (a rebalance
+    # with a batch still under way): the commit is refused and apply() raises StaleBatch
+    expected: int = -2
+
+
+class StaleBatch(Exception):
+    """Another worker committed this partition after the batch read its state: retry
+    from the stored state (the records it already counted are then re-reads)."""
 
 
 class Applied(NamedTuple):

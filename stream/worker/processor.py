@@ -27,7 +27,7 @@ from core.clock import ClockGuard
 from core.events import DEFAULT_EVENT_TYPES, Rejected, latest_allowed_ms, parse_event
 from core.labels import DAY_MS, due_anchors, first_anchor
 from core.tiers import AlertGate, TierPolicy
-from state.store import Commit, FeatureStore, Item
+from state.store import Commit, FeatureStore, Item, StaleBatch
 from stream.anchors import Anchors
 from stream.worker.live import Live
 from stream.worker.records import TOMBSTONE, BatchStats, DeadLetter, DeadLetterSink, Record
@@ -35,8 +35,11 @@ from stream.worker.records import TOMBSTONE, BatchStats, DeadLetter, DeadLetterS
 __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
 
 
+# StaleBatch: another worker committed a partition of the batch meanwhile (a rebalance);
+# the retry re-reads the stored state
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError, OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError)
+    ConnectionError, OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError,
+    StaleBatch)
 
 
 class _Segment:
@@ -56,9 +59,11 @@ class _Segment:
         cnt = self.rejected.setdefault(p, {})
         cnt[name] = cnt.get(name, 0) + 1
 
-    def commits(self) -> list[Commit]:
+    def commits(self, applied: dict[int, int]) -> list[Commit]:
+        """Each partition's commit, checked against the offset the batch started from."""
         return [Commit(p, off, self.wm.get(p, -1), self.rejected.get(p, {}),
-                       self.unconfirmed.get(p)) for p, off in self.last_off.items()]
+                       self.unconfirmed.get(p), applied.get(p, -1))
+                for p, off in self.last_off.items()]
 
 
 class BatchProcessor:
@@ -235,6 +240,11 @@ class BatchProcessor:
         g = self._guards.get(p)
         if g is None:
             g = self._guards[p] = ClockGuard(self.clock_step, self.clock_users)
+        if not fresh and g.clock is not None:
+            # re-read after a crash or a rebalance: the guard, loaded from Redis, already
+            # holds its effect; observed again, a record the clock had since come near
+            # would move the clock where the first reading never did
+            return g.clock
         changes = g.changes
         clock = g.observe(t, user)
         if g.changes != changes:
@@ -250,10 +260,10 @@ class BatchProcessor:
         for i in seg.last_of_user.values():
             items[i] = items[i]._replace(want_state=True)
         started = time.perf_counter()
-        results = await self.store.apply(items, seg.commits())
+        assert self._applied is not None
+        results = await self.store.apply(items, seg.commits(self._applied))
         stats.redis_seconds["apply"] = stats.redis_seconds.get("apply", 0.0) + (
             time.perf_counter() - started)
-        assert self._applied is not None
         for p, off in seg.last_off.items():
             self._applied[p] = max(off, self._applied.get(p, -1))
         statuses = stats.statuses

@@ -32,8 +32,15 @@ def _owned(ns: Namespace) -> list[set[int]]:
 
 
 def test_workers_joining_and_leaving_change_nothing(services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    path = tmp_path / "events.csv"
-    write_csv(generate(users=600, days=50, seed=11), str(path))
+    """The log goes out in four parts; each membership change (a worker joins, joins,
+    the first leaves) is made while a part is being sent, and the next part waits until
+    the group has settled on it, so every change lands mid-replay whatever the speed of
+    the machine."""
+    rows = generate(users=600, days=50, seed=11)
+    parts = []
+    for i in range(4):
+        parts.append(tmp_path / f"part{i}.csv")
+        write_csv(rows[i * len(rows) // 4:(i + 1) * len(rows) // 4], str(parts[i]))
     env = {"CHURN_PARTITIONS": PARTITIONS, "CHURN_LABEL_SAMPLE_RATE": "0.5",
            "CHURN_LABEL_WARMUP_DAYS": "3", "CHURN_LOG_LEVEL": "info"}
     (tmp_path / "a").mkdir()
@@ -42,25 +49,31 @@ def test_workers_joining_and_leaving_change_nothing(services, tmp_path: Path) ->
     try:
         alone.extra_env.update(env)
         alone.start_worker()
-        sent = replay(path, alone.settings(), progress=False).sent
+        sent = sum(replay(p, alone.settings(), progress=False).sent for p in parts)
         alone.wait_consumed(sent)
         alone.wait_scored()
 
         moving.extra_env.update(env)
         first = moving.start_worker()
         wait_until(lambda: len(_owned(moving)[0]) == int(PARTITIONS), 60, "the first worker")
-        sender = threading.Thread(target=replay, args=(path, moving.settings()),
-                                  kwargs={"progress": False, "rate": 2500})
-        sender.start()
-        wait_until(lambda: moving.consumed() > sent // 5, 120, "a fifth consumed")
-        moving.start_worker()  # joins
-        wait_until(lambda: moving.consumed() > sent * 2 // 5, 120, "two fifths consumed")
-        moving.start_worker()  # joins
+        replay(parts[0], moving.settings(), progress=False)
+
+        def sending(part: Path) -> threading.Thread:
+            t = threading.Thread(target=replay, args=(part, moving.settings()),
+                                 kwargs={"progress": False, "rate": 2500})
+            t.start()
+            return t
+
+        sender = sending(parts[1])
+        moving.start_worker()  # joins while part 2 is sent
+        wait_until(lambda: all(_owned(moving)), 60, "two workers own partitions")
+        sender.join()
+        sender = sending(parts[2])
+        moving.start_worker()  # joins while part 3 is sent
         wait_until(lambda: all(_owned(moving)), 60, "three workers own partitions")
-        assert moving.consumed() < sent * 3 // 5, "the joins came after the replay"
-        wait_until(lambda: moving.consumed() > sent * 3 // 5, 120, "three fifths consumed")
-        first.send_signal(signal.SIGTERM)  # leaves
-        assert moving.consumed() < sent * 4 // 5, "the leave came after the replay"
+        sender.join()
+        sender = sending(parts[3])
+        first.send_signal(signal.SIGTERM)  # leaves while part 4 is sent
         assert first.wait(30) == 0
         sender.join()
         moving.wait_consumed(sent)

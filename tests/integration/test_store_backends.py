@@ -19,7 +19,15 @@ from services.embedded import EmbeddedServices
 from state.codec import Score
 from state.memory_store import MemoryFeatureStore
 from state.redis_store import RedisFeatureStore, connect
-from state.store import Commit, FeatureStore, Item, Placed, ScoreWrite, TierChange
+from state.store import (
+    Commit,
+    FeatureStore,
+    Item,
+    Placed,
+    ScoreWrite,
+    StaleBatch,
+    TierChange,
+)
 from tests.reference import counted_months, monthly_counters
 
 T0 = 1_600_000_000_000
@@ -84,6 +92,26 @@ def test_commit_counts_each_offset_range_once(store: FeatureStore) -> None:
     assert run(store.stats()) == {"rejected": 3}
     assert run(store.applied_offsets()) == {3: 12}
     assert run(store.watermarks()) == {3: T0}
+
+
+def test_a_commit_behind_another_workers_is_refused(store: FeatureStore) -> None:
+    """Two workers computed batches from applied offset 10 (a rebalance with a batch
+    still under way): the second commit is refused whole, its events still applied
+    once (the per-user offset check), and the retry from the stored state counts once."""
+    run(store.apply([], [Commit(3, 10, T0, {"rejected": 1}, None, -1)]))
+    run(store.apply([Item(ev(1, T0 + 5), 3, 11, False)],
+                    [Commit(3, 11, T0 + 5, {"clock:unconfirmed": 1}, '{"u":9}', 10)]))
+    with pytest.raises(StaleBatch):  # computed from 10 too, overlapping 11
+        run(store.apply([Item(ev(1, T0 + 5), 3, 11, False), Item(ev(2, T0 + 6), 3, 12, False)],
+                        [Commit(3, 12, T0 + 6, {"clock:unconfirmed": 2}, "{}", 10)]))
+    assert run(store.stats())["clock:unconfirmed"] == 1
+    assert run(store.applied_offsets()) == {3: 11} and run(store.unconfirmed()) == {3: '{"u":9}'}
+    # the retry, from the stored offset 11: only record 12 is new
+    run(store.apply([Item(ev(1, T0 + 5), 3, 11, False), Item(ev(2, T0 + 6), 3, 12, False)],
+                    [Commit(3, 12, T0 + 6, {"clock:unconfirmed": 1}, "{}", 11)]))
+    stats = run(store.stats())
+    assert stats["clock:unconfirmed"] == 2 and stats["applied"] == 2
+    assert run(store.applied_offsets()) == {3: 12} and run(store.watermarks()) == {3: T0 + 6}
 
 
 def test_backends_agree_on_a_random_stream(services: EmbeddedServices) -> None:
