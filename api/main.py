@@ -19,7 +19,7 @@ from api.value import FitCache
 from core.gc_tuning import tune_gc
 from core.settings import Settings
 from state.models import ModelStore
-from state.redis_store import RedisFeatureStore, connect
+from state.redis_store import RedisFeatureStore, connect, store_prefix
 from state.value_store import ValueStore
 
 # Bounded waits on Redis: a request during an outage fails within about this long (503
@@ -37,10 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = connect(settings.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
                          socket_timeout=REDIS_TIMEOUT)
         app.state.settings = settings
-        app.state.store = store = RedisFeatureStore(client, settings.redis_prefix)
+        app.state.store = store = RedisFeatureStore(client, settings.redis_prefix,
+                                                    partitions=settings.partitions)
         store.hot.timeout = store.mux.timeout = REDIS_TIMEOUT
-        app.state.models = ModelStore(client, settings.redis_prefix)
-        app.state.value_fits = FitCache(ValueStore(client, settings.redis_prefix, mux=store.mux),
+        glob = store_prefix(client, settings.redis_prefix)
+        app.state.models = ModelStore(client, glob)
+        app.state.value_fits = FitCache(ValueStore(client, glob, mux=store.mux),
                                         every_days=settings.value_fit_every_days,
                                         lag_days=settings.value_fit_lag_days,
                                         horizon_days=settings.churn_horizon_days)

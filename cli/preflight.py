@@ -154,22 +154,33 @@ def check_redis(settings: Settings, tcp_only: bool = False) -> None:
     from redis import exceptions as rex
 
     url = settings.redis_url
-    if tcp_only and not url.startswith("redis://"):
+    cluster = url.startswith("redis+cluster://")
+    if tcp_only and not (url.startswith("redis://") or cluster):
         raise StartupError(f"CHURN_REDIS_URL={url}: the hot path speaks plain TCP to Redis; "
-                           "use a redis:// URL (no rediss:// or unix socket yet)", 2)
+                           "use a redis:// or redis+cluster:// URL (no rediss:// or unix "
+                           "socket yet)", 2)
+    node = url.replace("redis+cluster://", "redis://", 1)
 
     def ping(left: float) -> None:
         try:
-            client = redis.Redis.from_url(url, protocol=2, socket_connect_timeout=left,
+            client = redis.Redis.from_url(node, protocol=2, socket_connect_timeout=left,
                                           socket_timeout=left, retry_on_timeout=False)
         except ValueError as exc:
             raise StartupError(f"CHURN_REDIS_URL={url}: {exc}", 2) from None
         try:
             client.ping()
-            if client.info("cluster").get("cluster_enabled") in (1, "1"):
-                raise _Fatal("a Redis Cluster node; churnstream keeps its state on a single "
-                             "Redis primary (Redis Cluster is not supported yet: each batch "
-                             "is one transaction across users)")
+            enabled = client.info("cluster").get("cluster_enabled") in (1, "1")
+            if enabled and not cluster:
+                raise _Fatal("a Redis Cluster node; name the cluster as "
+                             "redis+cluster://host:port (any node) to use it")
+            if cluster and not enabled:
+                raise _Fatal("not a Redis Cluster node (redis+cluster:// names a cluster; "
+                             "use redis:// for a single Redis)")
+            if cluster:
+                info = client.execute_command("CLUSTER", "INFO")
+                text = info.decode() if isinstance(info, bytes) else str(info)
+                if "cluster_state:ok" not in text:
+                    raise _Retry("the cluster's state is not ok yet")
         except rex.BusyLoadingError:  # there, loading its data: the worker waits for it
             return
         except (rex.AuthenticationError, rex.ResponseError) as exc:

@@ -62,8 +62,8 @@ class AnchorBook:
         return [(u, self.users[u].state.last_ms) for u in self.active(int(after_ms),
                                                                      int(until_ms))]
 
-    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int
-                            ) -> list[Aggregates | None]:
+    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int,
+                            partition: int | None = None) -> list[Aggregates | None]:
         return [window_aggregates(self.users[u].state, now_ms) for u in user_ids]
 
     async def put_snapshots(self, partition: int, anchor_ms: int,
@@ -75,7 +75,8 @@ class AnchorBook:
                         ) -> list[tuple[str, list[float]]]:
         return sorted((u, list(r)) for u, r in self.pending.get(anchor_ms, {}).items())
 
-    async def last_events(self, user_ids: Sequence[str]) -> list[int | None]:
+    async def last_events(self, user_ids: Sequence[str],
+                          partition: int | None = None) -> list[int | None]:
         return [self.users[u].state.last_ms for u in user_ids]
 
     async def finish_anchor(self, partition: int, anchor_ms: int, released_anchor_ms: int,

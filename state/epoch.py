@@ -31,11 +31,31 @@ def new_id() -> bytes:
     return os.urandom(8).hex().encode()
 
 
-def guard_commands(keys: Keys, epoch: bytes, token: bytes) -> list[bytes]:
+def guard_commands(keys: Keys, epoch: bytes, token: bytes, at: str | None = None
+                   ) -> list[bytes]:
     """Commands to send before MULTI so that EXEC applies only under ``epoch``; ``token``
-    names this client's own touch key."""
-    lost = f"{keys.epoch}:lost:{token.decode()}"
-    return [pack(b"WATCH", keys.epoch, lost), pack(b"EVAL", GUARD, b"2", keys.epoch, lost, epoch)]
+    names this client's own touch key; ``at``: a key of the transaction's slot (cluster)."""
+    key = keys.epoch if at is None else keys.epoch_for(at)
+    lost = f"{key}:lost:{token.decode()}"
+    return [pack(b"WATCH", key, lost), pack(b"EVAL", GUARD, b"2", key, lost, epoch)]
+
+
+def install_guard(hot: Any, keys: Keys, epoch: bytes, token: bytes) -> None:
+    """Guard every transaction of the hot-path connection with ``epoch``: one guard on a
+    single Redis, on a cluster one per slot (its own copy of the epoch)."""
+    if keys.cluster:
+        cache: dict[str, list[bytes]] = {}
+
+        def guard_for(key: bytes | str) -> list[bytes]:
+            k = key.decode() if isinstance(key, bytes) else key
+            at = keys.epoch_for(k)
+            if at not in cache:
+                cache[at] = guard_commands(keys, epoch, token, k)
+            return cache[at]
+
+        hot.guard_for = guard_for
+    else:
+        hot.guard = guard_commands(keys, epoch, token)
 
 
 class Epochs:
@@ -46,8 +66,17 @@ class Epochs:
         self.keys = keys
 
     async def current(self) -> bytes | None:
-        raw = await self.r.hget(self.keys.epoch, "id")
-        return bytes(raw) if raw is not None else None
+        """The epoch id, None if missing (on a cluster: if any slot's copy is missing or
+        differs, e.g. one primary restarted empty)."""
+        copies = self.keys.epochs()
+        if len(copies) == 1:
+            raw = await self.r.hget(self.keys.epoch, "id")
+            return bytes(raw) if raw is not None else None
+        pipe = self.r.pipeline(transaction=False)
+        for k in copies:
+            pipe.hget(k, "id")
+        ids = {bytes(x) if x is not None else None for x in await pipe.execute()}
+        return ids.pop() if len(ids) == 1 else None
 
     async def info(self) -> dict[str, str]:
         raw = await self.r.hgetall(self.keys.epoch)
@@ -58,6 +87,8 @@ class Epochs:
         epochs existed: adopted as it is)."""
         got = await self.r.eval(_CREATE, 1, self.keys.epoch, new_id(), int(time.time() * 1000),
                                 reason)
+        for copy in self.keys.epochs()[1:]:  # cluster: every slot's copy, created alike
+            await self.r.eval(_CREATE, 1, copy, got, int(time.time() * 1000), reason)
         return bytes(got)
 
     async def replace(self, wait: float = 60.0) -> tuple[bytes, bool]:
@@ -77,9 +108,10 @@ class Epochs:
                         continue
                     await self._clear_all(keep=lock)
                     epoch = new_id()
-                    await self.r.hset(self.keys.epoch, mapping={
-                        "id": epoch, "created_ms": int(time.time() * 1000),
-                        "reason": "rebuilt after state loss"})
+                    for copy in [*self.keys.epochs()[1:], self.keys.epoch]:  # global last
+                        await self.r.hset(copy, mapping={
+                            "id": epoch, "created_ms": int(time.time() * 1000),
+                            "reason": "rebuilt after state loss"})
                     return epoch, True
                 finally:
                     await self.r.delete(lock)
@@ -89,7 +121,8 @@ class Epochs:
 
     async def _clear_all(self, keep: str) -> int:
         n, batch = 0, []
-        async for key in self.r.scan_iter(match=_glob(self.keys.prefix) + ":*", count=1000):
+        pattern = _glob(self.keys.prefix) + ":*"
+        async for key in self._scan(pattern):
             if key.decode() != keep:
                 batch.append(key)
             if len(batch) >= 1000:
@@ -103,16 +136,26 @@ class Epochs:
         """Drop a partition's clocks, indexes and pending snapshots before rebuilding it
         from its first record (its users' hashes are rebuilt record by record)."""
         k, p = self.keys, partition
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hdel(k.clock, f"a:{p}", f"s:{p}", f"f:{p}")
-        for name in (k.population, k.watermark, k.offsets):
-            pipe.hdel(name, str(p))
+        pipe = self.r.pipeline(transaction=not k.cluster)  # (cluster: one slot, one node)
+        pipe.hdel(k.of("clock", p), f"a:{p}", f"s:{p}", f"f:{p}")
+        for name in ("population", "watermark", "offsets"):
+            pipe.hdel(k.of(name, p), str(p))
         pipe.delete(k.active(p), k.gone(p))
         await pipe.execute()
         pending = [key async for key in self.r.scan_iter(
             match=_glob(k.pending(p, 0)[:-1]) + "*", count=1000)]
         if pending:
             await self.r.unlink(*pending)
+
+
+    async def _scan(self, pattern: str) -> Any:
+        """Keys matching ``pattern``; on a cluster also the global keys (``{prefix}:...``)."""
+        async for key in self.r.scan_iter(match=pattern, count=1000):
+            yield key
+        if self.keys.cluster:
+            async for key in self.r.scan_iter(match=_glob(self.keys.global_prefix) + ":*",
+                                              count=1000):
+                yield key
 
 
 def _glob(text: str) -> str:

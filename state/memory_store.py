@@ -134,7 +134,8 @@ class MemoryFeatureStore:
         want = ALL_TIERS.index(to) if to is not None else None
         return [c for c in reversed(self.feed) if want is None or c.to == want][:count]
 
-    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int) -> list[Aggregates | None]:
+    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int,
+                            partition: int | None = None) -> list[Aggregates | None]:
         return [window_aggregates(self.users[u].state, now_ms) if u in self.users else None
                 for u in user_ids]
 
@@ -143,7 +144,8 @@ class MemoryFeatureStore:
         return sorted(((u, t) for u, t in self.active.get(partition, {}).items()
                        if after_ms < t <= until_ms), key=lambda ut: (ut[1], ut[0].encode()))
 
-    async def last_events(self, user_ids: Sequence[str]) -> list[int | None]:
+    async def last_events(self, user_ids: Sequence[str],
+                          partition: int | None = None) -> list[int | None]:
         return [self.users[u].state.last_ms if u in self.users else None for u in user_ids]
 
     async def clock(self) -> dict[str, int]:

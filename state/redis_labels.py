@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from redis.exceptions import NoScriptError
 
 from core.features import FEATURE_NAMES, Aggregates
+from state.clients.resp import pack
 from state.codec import decode_aggregates
 from state.redis_base import RedisBase
 from state.store import population_means
@@ -28,10 +29,11 @@ def decode_population(parts: dict[bytes, bytes]) -> tuple[int, dict[str, float]]
 
 
 class LabelOps(RedisBase):
-    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int) -> list[Aggregates | None]:
+    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int,
+                            partition: int | None = None) -> list[Aggregates | None]:
         if not user_ids:
             return []
-        keys = [self.keys.user(u) for u in user_ids]
+        keys = [self.keys.user(u, partition) for u in user_ids]
         try:
             blobs = await self.r.evalsha(await self._sha("aggregates_at"), len(keys), *keys, now_ms)
         except NoScriptError:
@@ -46,23 +48,26 @@ class LabelOps(RedisBase):
         rows = await self.r.zrangebyscore(self.keys.active(partition), lo, hi, withscores=True)
         return [(u.decode(), int(t)) for u, t in rows]
 
-    async def last_events(self, user_ids: Sequence[str]) -> list[int | None]:
+    async def last_events(self, user_ids: Sequence[str],
+                          partition: int | None = None) -> list[int | None]:
         pipe = self.r.pipeline(transaction=False)
         for u in user_ids:
-            pipe.hget(self.keys.user(u), "m")
+            pipe.hget(self.keys.user(u, partition), "m")
         out: list[int | None] = []
         for m in await pipe.execute():
             out.append(int(struct.unpack_from("<d", m, 8)[0]) if m is not None else None)
         return out
 
     async def clock(self) -> dict[str, int]:
-        raw = await self.r.hgetall(self.keys.clock)
+        raw = await self.merged("clock")
         return {k.decode(): int(v) for k, v in raw.items()}
 
     async def set_clock(self, name: str, value_ms: int) -> None:
-        old = await self.r.hget(self.keys.clock, name)
+        """Move the clock ``name`` (``a:<p>``, ``s:<p>``, ``f:<p>``: partition p's) forward."""
+        key = self.keys.of("clock", int(name[2:]))
+        old = await self.r.hget(key, name)
         if old is None or int(old) < value_ms:
-            await self.r.hset(self.keys.clock, name, value_ms)
+            await self.r.hset(key, name, value_ms)
 
     async def put_snapshots(self, partition: int, anchor_ms: int,
                             rows: Sequence[tuple[str, Sequence[float]]]) -> None:
@@ -73,12 +78,11 @@ class LabelOps(RedisBase):
         for uid, feats in rows:
             mapping[uid] = row.pack(*feats)
             sums = [s + f for s, f in zip(sums, feats, strict=True)]
-        pipe = self.r.pipeline(transaction=True)
-        if mapping:
-            pipe.hset(self.keys.pending(partition, anchor_ms), mapping=mapping)
-        pipe.hset(self.keys.population, str(partition),
-                  POP_HEAD.pack(anchor_ms, len(rows)) + row.pack(*sums))
-        await pipe.execute()
+        cmds = [pack(b"HSET", self.keys.pending(partition, anchor_ms),
+                     *[x for kv in mapping.items() for x in kv])] if mapping else []
+        cmds.append(pack(b"HSET", self.keys.of("population", partition), partition,
+                         POP_HEAD.pack(anchor_ms, len(rows)) + row.pack(*sums)))
+        await self.hot.transactions([(self.keys.offsets_of(partition), cmds)])
 
     async def snapshots(self, partition: int, anchor_ms: int) -> list[tuple[str, list[float]]]:
         raw = await self.r.hgetall(self.keys.pending(partition, anchor_ms))
@@ -87,12 +91,12 @@ class LabelOps(RedisBase):
 
     async def finish_anchor(self, partition: int, anchor_ms: int, released_anchor_ms: int,
                             counters: dict[str, int]) -> None:
-        pipe = self.r.pipeline(transaction=True)
-        pipe.delete(self.keys.pending(partition, released_anchor_ms))
-        pipe.hset(self.keys.clock, f"a:{partition}", anchor_ms)
-        for name, inc in counters.items():
-            pipe.hincrby(self.keys.stats, name, inc)
-        await pipe.execute()
+        keys, p = self.keys, partition
+        cmds = [pack(b"DEL", keys.pending(p, released_anchor_ms)),
+                pack(b"HSET", keys.of("clock", p), f"a:{p}", anchor_ms)]
+        cmds += [pack(b"HINCRBY", keys.of("stats", p), name, inc)
+                 for name, inc in counters.items()]
+        await self.hot.transactions([(keys.offsets_of(p), cmds)])
 
     async def population(self) -> tuple[int, dict[str, float]]:
-        return decode_population(await self.r.hgetall(self.keys.population))
+        return decode_population(await self.merged("population"))

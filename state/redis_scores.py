@@ -5,6 +5,7 @@ API's one-round-trip user view (on the multiplexed lookup connection)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -53,61 +54,102 @@ class ScoreOps(RedisBase):
 
     async def _write_scores(self, writes: Sequence[ScoreWrite]) -> list[Any]:
         keys = self.keys
-        user, active, enc = keys.user, keys.active, encode_score
-        args: list[bytes] = [b"EVALSHA", (await self._sha("write_scores")).encode(),
-                             b"%d" % (1 + 2 * len(writes)), keys.rank.encode()]
-        for w in writes:
-            args += (user(w.user_id).encode(), active(w.partition).encode())
-        for w in writes:
-            args += (enc(w.score), repr(w.score.risk).encode(), w.user_id.encode(),
-                     b"%d" % w.last_ms, b"1" if w.churned else b"0" if w.reindex else b"2")
-        cmd = b"".join([b"*%d\r\n" % len(args),
-                        *[b"$%d\r\n%b\r\n" % (len(a), a) for a in args]])  # pack(), all bytes
-        flat = (await self.hot.transaction([cmd]))[0]
-        return [flat[i:i + 4] for i in range(0, len(flat), 4)]
+        sha = (await self._sha("write_scores")).encode()
+        groups: dict[int, list[int]] = {}  # one slot per partition on a cluster
+        for i, w in enumerate(writes):
+            groups.setdefault(w.partition if keys.cluster else 0, []).append(i)
+        cmds = []
+        for idx in groups.values():
+            part = [writes[i] for i in idx]
+            args = [b"EVALSHA", sha, b"%d" % (2 * len(part) + (not keys.cluster))]
+            if not keys.cluster:
+                args.append(keys.rank.encode())
+            for w in part:
+                args += (keys.user(w.user_id, w.partition).encode(),
+                         keys.active(w.partition).encode())
+            for w in part:
+                args += (encode_score(w.score), repr(w.score.risk).encode(),
+                         w.user_id.encode(), b"%d" % w.last_ms,
+                         b"1" if w.churned else b"0" if w.reindex else b"2")
+            cmds.append(b"".join([b"*%d\r\n" % len(args),
+                                  *[b"$%d\r\n%b\r\n" % (len(a), a) for a in args]]))  # pack()
+        results = await self.hot.transactions(
+            [(keys.offsets_of(writes[idx[0]].partition), [c])
+             for idx, c in zip(groups.values(), cmds, strict=True)])
+        out: list[Any] = [None] * len(writes)
+        for idx, (flat,) in zip(groups.values(), results, strict=True):
+            for j, i in enumerate(idx):
+                out[i] = flat[4 * j:4 * j + 4]
+        if keys.cluster:
+            await self._rank_scores(writes, out)
+        return out
+
+    async def _rank_scores(self, writes: Sequence[ScoreWrite], out: list[Any]) -> None:
+        """Cluster placement: the ranking's half of the writes (state/lua/rank_scores.lua),
+        in the global slot, for the scores that were stored."""
+        written = [i for i, rep in enumerate(out) if rep[0]]
+        if not written:
+            return
+        args: list[object] = []
+        for i in written:
+            w = writes[i]
+            args += (w.user_id, repr(w.score.risk), b"1" if w.churned else b"0")
+        (flat,) = await self.hot.execute_at(self.keys.rank, [
+            pack(b"EVALSHA", await self._sha("rank_scores"), b"1", self.keys.rank, *args)])
+        if isinstance(flat, ReplyError):
+            raise flat
+        for j, i in enumerate(written):
+            out[i] = [out[i][0], flat[2 * j], flat[2 * j + 1], out[i][3]]
 
     async def write_tiers(self, changes: Sequence[TierChange], counters: dict[str, int]) -> None:
         keys = self.keys
-        cmds = []
-        counts: dict[str, int] = {}
+        glob: list[bytes] = []  # the global slot's commands (ranking, alerts feed, counters)
+        parts: dict[int, list[bytes]] = {}
+        counts: dict[tuple[int, str], int] = {}
         hset = b"*4\r\n$4\r\nHSET\r\n"
         for c in changes:
-            uid = c.user_id
-            k = keys.user(uid).encode()
+            uid, p = c.user_id, c.partition
+            cmds = parts.setdefault(p, [])
+            k = keys.user(uid, p).encode()
             if c.crossing is not None:
-                cmds += self._crossing(k, c.crossing)
+                history, feed = self._crossing(k, c.crossing)
+                cmds.append(history)
+                glob.append(feed)
             t = encode_tier(c.record)
             cmds.append(b"%b$%d\r\n%b\r\n$1\r\nt\r\n$%d\r\n%b\r\n"
                         % (hset, len(k), k, len(t), t))
             to = ALL_TIERS[c.record.tier]
             if c.old is not None:
                 frm = ALL_TIERS[c.old]
-                counts[frm] = counts.get(frm, 0) - 1
+                counts[p, frm] = counts.get((p, frm), 0) - 1
                 if frm == CHURNED:
-                    cmds.append(pack(b"ZREM", keys.gone(c.partition), uid))
-            counts[to] = counts.get(to, 0) + 1
+                    cmds.append(pack(b"ZREM", keys.gone(p), uid))
+            counts[p, to] = counts.get((p, to), 0) + 1
             if to == CHURNED:
-                cmds.append(pack(b"ZREM", keys.rank, uid))
-                cmds.append(pack(b"ZREM", keys.active(c.partition), uid))
-                cmds.append(pack(b"ZADD", keys.gone(c.partition), c.last_ms, uid))
-        for tier, inc in counts.items():
+                glob.append(pack(b"ZREM", keys.rank, uid))
+                cmds.append(pack(b"ZREM", keys.active(p), uid))
+                cmds.append(pack(b"ZADD", keys.gone(p), c.last_ms, uid))
+        for (p, tier), inc in counts.items():
             if inc:
-                cmds.append(pack(b"HINCRBY", keys.tiers, tier, inc))
+                parts[p].append(pack(b"HINCRBY", keys.of("tiers", p), tier, inc))
         for name, inc in counters.items():
-            cmds.append(pack(b"HINCRBY", keys.stats, name, inc))
-        if cmds:
-            await self.hot.transaction(cmds)
+            glob.append(pack(b"HINCRBY", keys.stats, name, inc))
+        groups = [(keys.offsets_of(p), cmds) for p, cmds in parts.items() if cmds]
+        if glob:
+            groups.append((keys.rank, glob))
+        if groups:
+            await self.hot.transactions(groups)
 
-    def _crossing(self, user_key: bytes, c: Crossing) -> list[bytes]:
+    def _crossing(self, user_key: bytes, c: Crossing) -> tuple[bytes, bytes]:
         """The user's tier history (the newest HISTORY entries; EVAL, not EVALSHA: inside
         MULTI a flushed script cache must not fail one command of the transaction) and
         the alerts feed (a stream of the newest FEED)."""
         entry = encode_crossing(c)
-        return [pack(b"EVAL", _HISTORY_LUA, b"1", user_key, entry,
+        return (pack(b"EVAL", _HISTORY_LUA, b"1", user_key, entry,
                      b"%d" % (HISTORY * len(entry))),
                 pack(b"XADD", self.keys.alerts, b"MAXLEN", b"%d" % FEED, b"*",
                      b"u", c.user_id, b"f", ALL_TIERS[c.frm], b"t", ALL_TIERS[c.to],
-                     b"r", repr(c.risk), b"a", b"%d" % c.at_ms)]
+                     b"r", repr(c.risk), b"a", b"%d" % c.at_ms))
 
     async def alerts_feed(self, count: int, to: str | None = None) -> list[Crossing]:
         out: list[Crossing] = []
@@ -131,15 +173,14 @@ class ScoreOps(RedisBase):
         return decode_tier(raw) if raw is not None else None
 
     async def tier_counts(self) -> dict[str, int]:
-        raw = await self.r.hgetall(self.keys.tiers)
-        return {k.decode(): int(v) for k, v in raw.items() if int(v)}
+        return {k: v for k, v in (await self.summed("tiers")).items() if v}
 
     async def retire(self, partition: int, silent_before_ms: int) -> int:
         gone = self.keys.gone(partition)
         users = await self.r.zrangebyscore(gone, "-inf", f"({silent_before_ms}")
         if not users:
             return 0
-        keys = [self.keys.user(u.decode()) for u in users]
+        keys = [self.keys.user(u.decode(), partition) for u in users]
         read = self.r.pipeline(transaction=False)  # the sweeper holds the processor's lock
         for k in keys:
             read.hget(k, "v")
@@ -148,14 +189,14 @@ class ScoreOps(RedisBase):
             field = retired_key(purchase_days_of(v)) if v is not None else None
             if field is not None:
                 archive[field] = archive.get(field, 0) + 1
-        pipe = self.r.pipeline(transaction=True)  # archived and deleted together
-        for field, n in archive.items():
-            pipe.hincrby(self.keys.retired, field, n)
-        pipe.delete(*keys)
-        pipe.zrem(gone, *users)
-        pipe.hincrby(self.keys.tiers, CHURNED, -len(users))
-        pipe.hincrby(self.keys.stats, "users_retired", len(users))
-        await pipe.execute()
+        ks, p = self.keys, partition
+        # archived and deleted together (on a cluster the archive is in the global slot)
+        await self.hot.transactions([
+            (ks.offsets_of(p), [pack(b"DEL", *keys), pack(b"ZREM", gone, *users),
+                               pack(b"HINCRBY", ks.of("tiers", p), CHURNED, -len(users)),
+                               pack(b"HINCRBY", ks.of("stats", p), "users_retired", len(users))]),
+            *([(ks.retired, [pack(b"HINCRBY", ks.retired, f, n) for f, n in archive.items()])]
+              if archive else [])])
         return len(users)
 
     async def retired_customers(self) -> dict[str, int]:
@@ -168,12 +209,20 @@ class ScoreOps(RedisBase):
         means, read_at = self._view_means
         stale = means is None or time.monotonic() - read_at > 1.0
         key, uid = keys.user(user_id).encode(), user_id.encode()
-        h, rank, ranked, *pop = await self.mux.execute([
-            b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n" % (len(key), key),
-            fixed[0] + b"$%d\r\n%b\r\n" % (len(uid), uid),
-            fixed[1] + fixed[2] if stale else fixed[1]], replies=4 if stale else 3)
+        hgetall = b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n" % (len(key), key)
+        ranking = fixed[0] + b"$%d\r\n%b\r\n" % (len(uid), uid)
+        if keys.cluster:  # the user's slot, the ranking's, the partitions' population
+            (h,), (rank, ranked) = await asyncio.gather(
+                self.mux.execute_at(key, [hgetall]),
+                self.mux.execute_at(keys.rank, [ranking, fixed[1]]))
+            pop = [await self.merged("population")] if stale else []
+        else:
+            h, rank, ranked, *pop = await self.mux.execute([
+                hgetall, ranking, fixed[1] + fixed[2] if stale else fixed[1]],
+                replies=4 if stale else 3)
+            pop = [dict(zip(pop[0][::2], pop[0][1::2], strict=True))] if pop else []
         if pop:
-            means = decode_population(dict(zip(pop[0][::2], pop[0][1::2], strict=True)))[1]
+            means = decode_population(pop[0])[1]
             self._view_means = (means, time.monotonic())
         if not h:
             return None

@@ -7,12 +7,19 @@
 
 from __future__ import annotations
 
-from state.redis_base import FEATURE_SCRIPTS, RECOMMENDED_LISTPACK_VALUE, connect
+from state.redis_base import (
+    FEATURE_SCRIPTS,
+    RECOMMENDED_LISTPACK_VALUE,
+    connect,
+    is_cluster,
+    store_prefix,
+)
 from state.redis_events import EventOps
 from state.redis_labels import LabelOps
 from state.redis_scores import ScoreOps
 
-__all__ = ["FEATURE_SCRIPTS", "RECOMMENDED_LISTPACK_VALUE", "RedisFeatureStore", "connect"]
+__all__ = ["FEATURE_SCRIPTS", "RECOMMENDED_LISTPACK_VALUE", "RedisFeatureStore", "connect",
+           "is_cluster", "store_prefix"]
 
 
 class RedisFeatureStore(EventOps, ScoreOps, LabelOps):

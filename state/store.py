@@ -144,15 +144,18 @@ class FeatureStore(Protocol):
     async def alerts_feed(self, count: int, to: str | None = None) -> list[Crossing]:
         """The newest crossings, newest first (only those into tier ``to`` if given)."""
 
-    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int) -> list[Aggregates | None]:
-        """Window aggregates of each user at ``now_ms`` (None: no state)."""
+    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int,
+                            partition: int | None = None) -> list[Aggregates | None]:
+        """Window aggregates of each user at ``now_ms`` (None: no state); ``partition``:
+        theirs, when the caller knows it (on a cluster their keys live with it)."""
 
     async def active_users(self, partition: int, after_ms: float, until_ms: float
                            ) -> list[tuple[str, int]]:
         """(user, newest event) of the partition's non-churned users with newest event in
         ``(after_ms, until_ms]``, ordered by newest event, then user id (as bytes)."""
 
-    async def last_events(self, user_ids: Sequence[str]) -> list[int | None]:
+    async def last_events(self, user_ids: Sequence[str],
+                          partition: int | None = None) -> list[int | None]:
         """Newest event time of each user (None: no state)."""
 
     async def clock(self) -> dict[str, int]:

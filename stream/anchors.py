@@ -26,10 +26,10 @@ learner uses to skip what it has already learned.
 ...     def __init__(self): self.pending = {}
 ...     async def clock(self): return {}
 ...     async def active_users(self, p, lo, hi): return [("u", 10 * DAY_MS)]
-...     async def aggregates_at(self, users, now): return [None] * len(users)
+...     async def aggregates_at(self, users, now, p): return [None] * len(users)
 ...     async def put_snapshots(self, p, a, rows): self.pending[a] = rows
 ...     async def snapshots(self, p, a): return [("u", [0.0] * 17)] if a == 10 * DAY_MS else []
-...     async def last_events(self, users): return [10 * DAY_MS]
+...     async def last_events(self, users, p): return [10 * DAY_MS]
 ...     async def finish_anchor(self, p, a, released, counters): pass
 >>> out = []
 >>> async def sink(releases): out.extend(releases)
@@ -105,13 +105,14 @@ class AnchorStore(Protocol):
     async def clock(self) -> dict[str, int]: ...
     async def active_users(self, partition: int, after_ms: float, until_ms: float
                            ) -> list[tuple[str, int]]: ...
-    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int
-                            ) -> list[Aggregates | None]: ...
+    async def aggregates_at(self, user_ids: Sequence[str], now_ms: int,
+                            partition: int | None = None) -> list[Aggregates | None]: ...
     async def put_snapshots(self, partition: int, anchor_ms: int,
                             rows: Sequence[tuple[str, Sequence[float]]]) -> None: ...
     async def snapshots(self, partition: int, anchor_ms: int
                         ) -> list[tuple[str, list[float]]]: ...
-    async def last_events(self, user_ids: Sequence[str]) -> list[int | None]: ...
+    async def last_events(self, user_ids: Sequence[str],
+                          partition: int | None = None) -> list[int | None]: ...
     async def finish_anchor(self, partition: int, anchor_ms: int, released_anchor_ms: int,
                             counters: dict[str, int]) -> None: ...
 
@@ -181,8 +182,8 @@ class Anchors:
         rows: list[tuple[str, Sequence[float]]] = []
         for i in range(0, len(sample), self.chunk):
             part = sample[i:i + self.chunk]
-            found = [(uid, agg) for uid, agg in zip(
-                part, await store.aggregates_at(part, anchor_ms), strict=True) if agg is not None]
+            aggs = await store.aggregates_at(part, anchor_ms, partition)
+            found = [(uid, agg) for uid, agg in zip(part, aggs, strict=True) if agg is not None]
             extra = self.value.inputs([a for _, a in found]).tolist() if found else []
             for j, (uid, agg) in enumerate(found):
                 f = scoring_features(agg)
@@ -194,7 +195,7 @@ class Anchors:
     async def _release(self, partition: int, anchor_ms: int) -> list[Release]:
         t = anchor_ms - self.h_ms
         snaps = await self.store.snapshots(partition, t)
-        lasts = await self.store.last_events([u for u, _ in snaps])
+        lasts = await self.store.last_events([u for u, _ in snaps], partition)
         n = len(snaps)
         return [Release(uid, partition, t, i, n, row,
                         0 if last is not None and last > t else 1, anchor_ms)

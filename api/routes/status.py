@@ -12,10 +12,16 @@ from api.deps import SettingsDep, StoreDep
 from api.errors import responses
 from api.schemas import Health, Status, WorkerInfo
 from core.timefmt import rfc3339
+from state.redis_store import store_prefix
 from state.workers import ALIVE_SECONDS, WorkerRegistry, unresolved_crashes
 
 router = APIRouter(tags=["status"])  # /v1/status: with the key when reads need one
 probes = APIRouter(tags=["status"])  # always open
+
+
+def _registry(client: object, prefix: str) -> WorkerRegistry:
+    """The worker beats (global keys: hash-tagged on a cluster)."""
+    return WorkerRegistry(client, store_prefix(client, prefix))
 
 
 @router.get("/v1/status", response_model=Status, responses=responses(503))
@@ -47,7 +53,7 @@ async def status(store: StoreDep, settings: SettingsDep) -> Status:
         workers=[WorkerInfo(worker=b.worker, at=rfc3339(int(b.at * 1000)),
                             state=b.state if b.state != "running" or b.at >= now - ALIVE_SECONDS
                             else "silent", partitions=b.partitions, reason=b.reason)
-                 for b in await WorkerRegistry(store.r, settings.redis_prefix).beats()],
+                 for b in await _registry(store.r, settings.redis_prefix).beats()],
         state_rebuilds=stats.get("state_rebuilds", 0),
     )
 
@@ -86,7 +92,7 @@ async def readyz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
         checks["kafka"] = f"error: {type(exc).__name__}"
     if checks["redis"] == "ok":
         try:  # a crashed worker no worker has replaced since: not ready
-            beats = await WorkerRegistry(store.r, settings.redis_prefix).beats()
+            beats = await _registry(store.r, settings.redis_prefix).beats()
             crashed = unresolved_crashes(beats)
             checks["workers"] = "ok" if not crashed else "error: crashed " + ", ".join(
                 f"{b.worker} ({b.reason})" for b in crashed)

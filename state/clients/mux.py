@@ -63,6 +63,11 @@ class MuxConnection:
         self._out += cmds
         return await fut
 
+    async def execute_at(self, key: bytes | str, cmds: list[bytes],
+                         replies: int | None = None) -> list[Any]:
+        """:meth:`execute` (one node holds every key; see :mod:`state.clients.cluster`)."""
+        return await self.execute(cmds, replies)
+
     def _flush(self) -> None:
         out, self._out = self._out, []
         if out and self._writer is not None:  # (_fail dropped the commands of a lost one)

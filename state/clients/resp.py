@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -116,12 +116,32 @@ class RespConnection:
         :class:`StateLost` when it aborted the transaction."""
         guard = self.guard or []
         replies = (await self.execute([*guard, _MULTI, *cmds, _EXEC]))[len(guard):]
+        return self.finish(replies, bool(guard))
+
+    async def transactions(self, groups: Sequence[tuple[bytes | str, list[bytes]]]
+                           ) -> list[list[Any]]:
+        """The groups' commands as one transaction (a single Redis has every slot; see
+        :mod:`state.clients.cluster`): each group's replies."""
+        flat = await self.transaction([c for _, cmds in groups for c in cmds])
+        out, pos = [], 0
+        for _, cmds in groups:
+            out.append(flat[pos:pos + len(cmds)])
+            pos += len(cmds)
+        return out
+
+    async def execute_at(self, key: bytes | str, cmds: list[bytes]) -> list[Any]:
+        """:meth:`execute` (one node holds every key)."""
+        return await self.execute(cmds)
+
+    @staticmethod
+    def finish(replies: list[Any], guarded: bool) -> list[Any]:
+        """The EXEC reply of [MULTI, queued..., EXEC] replies, or the error."""
         queued = [r for r in replies[1:-1] if isinstance(r, ReplyError)]
         result = replies[-1]
         for rep in (replies[0], *queued, result):
             if isinstance(rep, ReplyError) and str(rep).startswith("LOADING"):
                 raise ConnectionError(f"redis is loading its data set: {rep}")
-        if result is None and guard:
+        if result is None and guarded:
             raise StateLost("redis state epoch missing or changed: transaction not applied")
         if isinstance(result, ReplyError):
             raise queued[0] if queued else result

@@ -118,7 +118,7 @@ def run_learner(settings: Settings) -> None:
     """``churnstream learner``: run until SIGINT/SIGTERM, checkpointing on the way out."""
     import signal
 
-    from state.redis_store import connect
+    from state.redis_store import connect, store_prefix
     from stream.topics import ensure_topics
 
     logging.basicConfig(level=settings.log_level.upper().replace("WARN", "WARNING"),
@@ -141,7 +141,8 @@ def run_learner(settings: Settings) -> None:
         fits = (asyncio.create_task(scheduled_fits(settings, client, stop, metrics.value_fit))
                 if settings.value_fit_every_days > 0 else None)
         try:
-            await Learner(settings, ModelStore(client, settings.redis_prefix), metrics).run(stop)
+            await Learner(settings, ModelStore(client, store_prefix(client, settings.redis_prefix)),
+                          metrics).run(stop)
         finally:
             stop.set()
             if fits is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from core.settings import Settings
 from state.models import ModelStore
-from state.redis_store import RedisFeatureStore, connect
+from state.redis_store import RedisFeatureStore, connect, store_prefix
 from state.value_model import ValueModel
 from state.value_store import ValueStore
 from state.workers import WorkerRegistry
@@ -39,7 +39,8 @@ def value_model(settings: Settings, client: Any, metrics: WorkerMetrics) -> Valu
     """The BG/NBD fit serving on each day: snapshots always carry its inputs (the learner
     decides whether to use them, ``CHURN_MODEL_VALUE_INPUTS``), the scorer needs them
     when the model does."""
-    return ValueModel(ValueStore(client, settings.redis_prefix), settings.churn_horizon_days,
+    return ValueModel(ValueStore(client, store_prefix(client, settings.redis_prefix)),
+                      settings.churn_horizon_days,
                       every_days=settings.value_fit_every_days,
                       lag_days=settings.value_fit_lag_days,
                       wait_seconds=settings.value_fit_wait_seconds,
@@ -50,7 +51,8 @@ def value_model(settings: Settings, client: Any, metrics: WorkerMetrics) -> Valu
 def build_parts(settings: Settings, outputs: Outputs,
                 metrics: WorkerMetrics | None = None) -> WorkerParts:
     client = connect(settings.redis_url)
-    store = RedisFeatureStore(client, settings.redis_prefix)  # 30-day feature horizon
+    store = RedisFeatureStore(client, settings.redis_prefix,  # 30-day feature horizon
+                              partitions=settings.partitions)
     metrics = metrics or WorkerMetrics()
     live = Live.from_settings(store, outputs.alerts, settings, on_rescored=metrics.on_rescored,
                               value=value_model(settings, client, metrics))
@@ -69,6 +71,7 @@ def build_parts(settings: Settings, outputs: Outputs,
                           clock_step_ms=int(settings.clock_max_step_hours * 3_600_000),
                           clock_users=settings.clock_confirm_users, lock=lock, swept=swept,
                           catch_up=sweeper.catch_up)
-    return WorkerParts(client, store, ModelStore(client, settings.redis_prefix),
-                       WorkerRegistry(client, settings.redis_prefix), metrics, live, anchors,
+    glob = store_prefix(client, settings.redis_prefix)
+    return WorkerParts(client, store, ModelStore(client, glob),
+                       WorkerRegistry(client, glob), metrics, live, anchors,
                        sweeper, proc)

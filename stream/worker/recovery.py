@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, Protocol
 
 from state.clients.resp import StateLost, pack
-from state.epoch import Epochs, guard_commands, new_id
+from state.epoch import Epochs, install_guard, new_id
 from stream.worker.kafka_log import KafkaLog
 
 log = logging.getLogger("churnstream.recovery")
@@ -75,7 +75,7 @@ class Recovery:
 
     def _work_under(self, epoch: bytes) -> None:
         self.epoch = epoch
-        self.store.hot.guard = guard_commands(self.store.keys, epoch, self.token)
+        install_guard(self.store.hot, self.store.keys, epoch, self.token)
 
     def assigned(self, partitions: Sequence[int]) -> None:
         """A new assignment (no I/O: the rebalance must stay short); each new partition

@@ -67,12 +67,13 @@ class Sweeper:
         """Chunk j is scored in Python while Redis computes chunk j + 1's aggregates and
         writes chunk j - 1's scores; tiers of chunk j - 1 are then decided from them."""
         live, store = self.live, self.store
-        nxt = asyncio.ensure_future(store.aggregates_at(block[0], at))
+        nxt = asyncio.ensure_future(store.aggregates_at(block[0], at, partition))
         pending: tuple[Any, Any, asyncio.Future[list[Placed]]] | None = None
         for j, part in enumerate(block):
             aggs = await nxt
             if j + 1 < len(block):
-                nxt = asyncio.ensure_future(store.aggregates_at(block[j + 1], at))
+                nxt = asyncio.ensure_future(store.aggregates_at(block[j + 1], at,
+                                                                  partition))
                 # let it send its request now: scoring below does not yield, and without
                 # this Redis sat idle while Python scored (their CPU times added up)
                 await asyncio.sleep(0)

@@ -261,7 +261,7 @@ def test_the_sweep_asks_for_the_next_chunk_before_scoring_this_one() -> None:
     log: list[tuple[str, str]] = []
     inner_aggs, inner_prepare = store.aggregates_at, sweeper.live.prepare
 
-    async def aggregates_at(users, now_ms):  # type: ignore[no-untyped-def]
+    async def aggregates_at(users, now_ms, partition=None):  # type: ignore[no-untyped-def]
         log.append(("ask", users[0]))
         return await inner_aggs(users, now_ms)
 
