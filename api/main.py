@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store.hot.timeout = store.mux.timeout = REDIS_TIMEOUT
         glob = store_prefix(client, settings.redis_prefix)
         app.state.models = ModelStore(client, glob)
-        app.state.value_fits = FitCache(ValueStore(client, glob, mux=store.mux),
+        app.state.value_fits = FitCache(ValueStore(client, mux=store.mux, keys=store.keys),
                                         every_days=settings.value_fit_every_days,
                                         lag_days=settings.value_fit_lag_days,
                                         horizon_days=settings.churn_horizon_days)

@@ -81,7 +81,7 @@ def cmd_fit_value(args: argparse.Namespace) -> int:
 
     from redis.exceptions import RedisError
 
-    from state.redis_store import connect
+    from state.redis_store import connect, keys_for
     from state.value_store import ValueStore
     from stream.jobs.value_fit import describe, run_fit
 
@@ -90,7 +90,8 @@ def cmd_fit_value(args: argparse.Namespace) -> int:
     async def once() -> int:
         client = connect(settings.redis_url)
         try:
-            fit = await run_fit(ValueStore(client, settings.redis_prefix), settings)
+            fit = await run_fit(ValueStore(client, keys=keys_for(
+                client, settings.redis_prefix, settings.partitions)), settings)
         finally:
             await client.aclose()
         if fit is None:

@@ -103,6 +103,11 @@ class Keys:
         """The partition Kafka's default partitioner gives ``user_id`` (cluster placement)."""
         return (murmur2(user_id.encode()) & 0x7FFFFFFF) % max(1, self.partitions)
 
+    def foreign(self, user_id: str, partition: int) -> bool:
+        """On a cluster: a record of ``user_id`` in another partition than Kafka's default
+        partitioner gives (its state would live where lookups by id do not look)."""
+        return self.cluster and self.partition_of(user_id) != partition
+
     def user(self, user_id: str, partition: int | None = None) -> str:
         """The user's hash: lifetime scalars, day buckets, dedupe records, score. On a
         cluster it lives with its partition (by default the one Kafka's partitioner gives)."""

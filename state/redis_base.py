@@ -52,6 +52,11 @@ def is_cluster(client: Any) -> bool:
     return isinstance(client, aioredis.RedisCluster)
 
 
+def keys_for(client: Any, prefix: str, partitions: int) -> Keys:
+    """The key layout of ``client``'s placement (single Redis or cluster)."""
+    return Keys(prefix, partitions=partitions) if is_cluster(client) else Keys(prefix)
+
+
 def store_prefix(client: Any, prefix: str) -> str:
     """The key prefix of the global stores (models, value fits, worker beats): on a
     cluster, hash-tagged so that each store's keys share one slot."""

@@ -61,12 +61,15 @@ class EventOps(RedisBase):
         keys = self.keys
         commit_sha = self._shas["commit_batch"]
         user, packer, nan, codes = keys.user, _ARGS.pack, math.nan, _TYPE_CODES
-        groups: dict[int, tuple[bytes, list[bytes], list[int]]] = {}
+        groups: dict[int, tuple[bytes, list[bytes], list[int]]] = {}  # by slot
+        single = not keys.cluster  # one group: the records in their order, then the commits
+        fmts: dict[int, bytes] = {}
         for i, (ev, part, off, want) in enumerate(items):
-            group = groups.get(part)
+            fmt = fmts.get(part) or fmts.setdefault(part, self._apply_format(part))
+            group = groups.get(0 if single else part)
             if group is None:
-                group = groups[part] = (self._apply_format(part), [], [])
-            fmt, cmds, index = group
+                group = groups[0 if single else part] = (b"", [], [])
+            _, cmds, index = group
             price = ev.price
             k = user(ev.user_id, part).encode()
             brand = ev.brand.encode() if ev.brand else b""
@@ -77,7 +80,7 @@ class EventOps(RedisBase):
             index.append(i)
         for c in commits:
             p = c.partition
-            cmds = groups.setdefault(p, (b"", [], []))[1]
+            cmds = groups.setdefault(0 if single else p, (b"", [], []))[1]
             cargs: list[object] = [p, c.last_offset, c.watermark_ms,
                                    "-" if c.unconfirmed is None else c.unconfirmed, c.expected]
             for name, inc in c.counters.items():

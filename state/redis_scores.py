@@ -109,7 +109,7 @@ class ScoreOps(RedisBase):
         hset = b"*4\r\n$4\r\nHSET\r\n"
         for c in changes:
             uid, p = c.user_id, c.partition
-            cmds = parts.setdefault(p, [])
+            cmds = parts.setdefault(p if keys.cluster else 0, [])
             k = keys.user(uid, p).encode()
             if c.crossing is not None:
                 history, feed = self._crossing(k, c.crossing)
@@ -131,7 +131,8 @@ class ScoreOps(RedisBase):
                 cmds.append(pack(b"ZADD", keys.gone(p), c.last_ms, uid))
         for (p, tier), inc in counts.items():
             if inc:
-                parts[p].append(pack(b"HINCRBY", keys.of("tiers", p), tier, inc))
+                parts[p if keys.cluster else 0].append(
+                    pack(b"HINCRBY", keys.of("tiers", p), tier, inc))
         for name, inc in counters.items():
             glob.append(pack(b"HINCRBY", keys.stats, name, inc))
         groups = [(keys.offsets_of(p), cmds) for p, cmds in parts.items() if cmds]

@@ -12,6 +12,7 @@ from state.redis_base import (
     RECOMMENDED_LISTPACK_VALUE,
     connect,
     is_cluster,
+    keys_for,
     store_prefix,
 )
 from state.redis_events import EventOps
@@ -19,7 +20,7 @@ from state.redis_labels import LabelOps
 from state.redis_scores import ScoreOps
 
 __all__ = ["FEATURE_SCRIPTS", "RECOMMENDED_LISTPACK_VALUE", "RedisFeatureStore", "connect",
-           "is_cluster", "store_prefix"]
+           "is_cluster", "keys_for", "store_prefix"]
 
 
 class RedisFeatureStore(EventOps, ScoreOps, LabelOps):

@@ -44,7 +44,7 @@ class ValueModel:
         self.params, self.version = params, 0  # without the schedule: the newest fit
         self.every, self.lag, self.wait = every_days, lag_days, wait_seconds
         self.frequency_days = frequency_days
-        self.rows = ValueRows(store.r, store.keys.prefix) if store is not None else None
+        self.rows = ValueRows(store.r, keys=store.keys) if store is not None else None
         self.known: dict[int, BGNBD] = {}  # fit day -> params, of the versions still kept
         self._versions: dict[int, int] = {}  # fit day -> version loaded
         self._resolved: dict[int, int] = {}  # partition -> the serving day it resolved

@@ -33,9 +33,11 @@ from state.scripts import SCRIPTS
 SUMMARY = np.dtype([("x", "<i4"), ("t_x", "<i4"), ("T", "<i4"), ("n", "<u4"),
                     ("spend", "<f8"), ("recency", "<i4"), ("frequency", "<i4")])
 class ValueRows:
-    def __init__(self, client: Any, prefix: str = "churn") -> None:
+    def __init__(self, client: Any, prefix: str = "churn", keys: Keys | None = None) -> None:
         self.r = client
-        self.keys = Keys(prefix)
+        # the feature store's keys (their placement); the value keys are global ones
+        self.keys = keys if keys is not None else Keys(prefix)
+        prefix = self.keys.global_prefix
         self.due_key = f"{prefix}:value:due"
         self.days_key = f"{prefix}:value:days"
         self.job_key = f"{prefix}:value:job"
@@ -63,7 +65,7 @@ class ValueRows:
         ids: list[str] = []
         prospects = 0
         for i in range(0, len(users), chunk):
-            keys = [self.keys.user(u.decode()) for u in users[i:i + chunk]]
+            keys = [self.keys.user(u.decode(), partition) for u in users[i:i + chunk]]
             res = await self._rows(keys=keys, args=[frequency_days, day])
             blobs.append(res[0])
             prospects += int(res[1])
@@ -83,7 +85,9 @@ class ValueRows:
     async def missing(self, day: int) -> set[int]:
         """Partitions expected at ``day`` that have not delivered its rows: those whose
         clock started before it (an anchor of ``D`` runs only where the clock passes it)."""
-        clock = await self.r.hgetall(self.keys.clock)
+        clock: dict[bytes, bytes] = {}
+        for key in self.keys.shards("clock"):
+            clock.update(await self.r.hgetall(key))
         expected = {int(k[2:]) for k, v in clock.items()
                     if k.startswith(b"f:") and int(v) < day * DAY_MS}
         got = {int(f[2:]) for f in await self.r.hkeys(self.rows_key(day)) if f[:2] == b"r:"}

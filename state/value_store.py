@@ -18,7 +18,7 @@ from core.features import DAY_MS
 from core.segments import RFMCuts
 from core.tiers import tier_bounds
 from core.value import ValueParams
-from state.clients.mux import MuxConnection, ReplyError, pack
+from state.clients.mux import ReplyError, pack
 from state.codec import decode_score, newest_ms, value_field
 from state.keys import Keys
 from state.scripts import SCRIPTS
@@ -81,10 +81,12 @@ class ValueFit(NamedTuple):
 
 class ValueStore:
     def __init__(self, client: Any, prefix: str = "churn", keep: int = 4,
-                 mux: MuxConnection | None = None) -> None:
+                 mux: Any = None, keys: Keys | None = None) -> None:
         self.r = client
         self.mux = mux  # the API's multiplexed connection: rows() needs it
-        self.keys = Keys(prefix)
+        # the feature store's keys (their placement); the value keys are global ones
+        self.keys = keys if keys is not None else Keys(prefix)
+        prefix = self.keys.global_prefix
         self.meta_key = f"{prefix}:value:meta"
         self.fit_prefix = f"{prefix}:value:fit:"
         self.index_key = f"{prefix}:value"
@@ -94,6 +96,11 @@ class ValueStore:
     async def summaries(self, frequency_days: int, count: int = 2000) -> Summaries:
         """Every customer's summary, each at its partition's event-time watermark, and
         the number of users without a purchase; one script call per SCAN step."""
+        if self.keys.cluster:  # (a SCAN inside a script reads one node's keys)
+            raise NotImplementedError("the one-shot value fit (churnstream fit-value) scans "
+                                      "a single Redis; on a cluster the learner's scheduled "
+                                      "fit (CHURN_VALUE_FIT_EVERY_DAYS) reads the "
+                                      "partitions' rows instead")
         marks = {int(p): int(t) for p, t in (await self.r.hgetall(self.keys.watermark)).items()}
         if not marks:
             return Summaries([], np.zeros(0, SUMMARY), 0, 0)
@@ -165,8 +172,8 @@ class ValueStore:
 
     async def desc(self, key: str, start: int, count: int) -> list[tuple[str, float]]:
         if self.mux is not None:
-            (flat,) = await self.mux.execute([pack(b"ZREVRANGE", key, start,
-                                                   start + count - 1, b"WITHSCORES")])
+            (flat,) = await self.mux.execute_at(key, [pack(b"ZREVRANGE", key, start,
+                                                           start + count - 1, b"WITHSCORES")])
             return [(flat[i].decode(), float(flat[i + 1])) for i in range(0, len(flat), 2)]
         rows = await self.r.zrevrange(key, start, start + count - 1, withscores=True)
         return [(u.decode(), float(sc)) for u, sc in rows]
@@ -188,12 +195,15 @@ class ValueStore:
         if self.mux is None:
             raise RuntimeError("ValueStore.rows reads through the multiplexed connection")
         ids = [u.encode() for u in user_ids]
-        cmds = [pack(b"ZMSCORE", self.index_key, *ids), pack(b"ZMSCORE", self.keys.rank, *ids)]
-        rank, fields = _bulk(self.keys.rank.encode()), b"$1\r\nv\r\n$1\r\nm\r\n$1\r\ns\r\n"
+        glob = self.keys.rank  # the index and the ranking share the global slot
+        cmds: list[tuple[bytes | str, bytes]] = [
+            (glob, pack(b"ZMSCORE", self.index_key, *ids)), (glob, pack(b"ZMSCORE", glob, *ids))]
+        rank, fields = _bulk(glob.encode()), b"$1\r\nv\r\n$1\r\nm\r\n$1\r\ns\r\n"
         for u in user_ids:  # RESP written out: pack() per command was the cost here
-            cmds.append(b"*3\r\n$8\r\nZREVRANK\r\n" + rank + _bulk(u.encode()))
-            cmds.append(b"*5\r\n$5\r\nHMGET\r\n" + _bulk(self.keys.user(u).encode()) + fields)
-        res = await self.mux.execute(cmds)
+            cmds.append((glob, b"*3\r\n$8\r\nZREVRANK\r\n" + rank + _bulk(u.encode())))
+            key = self.keys.user(u).encode()
+            cmds.append((key, b"*5\r\n$5\r\nHMGET\r\n" + _bulk(key) + fields))
+        res = await self.mux.execute_routed(cmds)
         for r in res:
             if isinstance(r, ReplyError):
                 raise r

@@ -136,6 +136,28 @@ class ClusterConnection:
         self._check_moved(out)
         return list(out)
 
+    async def execute_routed(self, keyed: list[tuple[bytes | str, bytes]]) -> list[Any]:
+        """(key, command) pairs, each sent to its key's primary (one write per primary,
+        the primaries concurrently): their replies in order."""
+        slots = self._slots or await self._refresh()
+        by_node: dict[tuple[str, int], list[int]] = {}
+        for i, (key, _) in enumerate(keyed):
+            by_node.setdefault(slots[key_slot(key)], []).append(i)
+        out: list[Any] = [None] * len(keyed)
+
+        async def run(addr: tuple[str, int], idx: list[int]) -> None:
+            try:
+                got = await self._node(addr).execute([keyed[i][1] for i in idx])
+            except (TimeoutError, OSError, ConnectionError):
+                self.stale()
+                raise
+            self._check_moved(got)
+            for i, rep in zip(idx, got, strict=True):
+                out[i] = rep
+
+        await asyncio.gather(*(run(a, idx) for a, idx in by_node.items()))
+        return out
+
     def _check_moved(self, replies: Sequence[Any]) -> None:
         for rep in replies:
             if isinstance(rep, ReplyError) and str(rep).startswith(("MOVED", "ASK")):

@@ -68,6 +68,10 @@ class MuxConnection:
         """:meth:`execute` (one node holds every key; see :mod:`state.clients.cluster`)."""
         return await self.execute(cmds, replies)
 
+    async def execute_routed(self, keyed: list[tuple[bytes | str, bytes]]) -> list[Any]:
+        """(key, command) pairs: their replies in order (one node holds every key)."""
+        return await self.execute([c for _, c in keyed])
+
     def _flush(self) -> None:
         out, self._out = self._out, []
         if out and self._writer is not None:  # (_fail dropped the commands of a lost one)

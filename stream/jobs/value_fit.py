@@ -25,6 +25,7 @@ from core.features import DAY_MS
 from core.settings import Settings
 from core.value import ValueParams, discounted_purchases
 from core.value_at_risk import at_risk_book, tier_index
+from state.redis_store import keys_for
 from state.value_rows import ValueRows
 from state.value_store import Summaries, ValueFit, ValueStore
 
@@ -171,8 +172,8 @@ async def scheduled_fits(settings: Settings, client: Any, stop: asyncio.Event,
                          poll_seconds: float = 0.2) -> None:
     """The learner's value job: beat, fit what is due, until ``stop``. A failed fit is
     logged and reported (``failed``); its rows stay and are tried again."""
-    store, rows = ValueStore(client, settings.redis_prefix), ValueRows(client,
-                                                                       settings.redis_prefix)
+    keys = keys_for(client, settings.redis_prefix, settings.partitions)
+    store, rows = ValueStore(client, keys=keys), ValueRows(client, keys=keys)
     failures = 0
     while not stop.is_set():
         try:

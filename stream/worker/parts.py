@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.settings import Settings
+from state.keys import Keys
 from state.models import ModelStore
 from state.redis_store import RedisFeatureStore, connect, store_prefix
 from state.value_model import ValueModel
@@ -35,11 +36,12 @@ class WorkerParts:
     proc: BatchProcessor
 
 
-def value_model(settings: Settings, client: Any, metrics: WorkerMetrics) -> ValueModel:
+def value_model(settings: Settings, client: Any, metrics: WorkerMetrics,
+                keys: Keys | None = None) -> ValueModel:
     """The BG/NBD fit serving on each day: snapshots always carry its inputs (the learner
     decides whether to use them, ``CHURN_MODEL_VALUE_INPUTS``), the scorer needs them
     when the model does."""
-    return ValueModel(ValueStore(client, store_prefix(client, settings.redis_prefix)),
+    return ValueModel(ValueStore(client, settings.redis_prefix, keys=keys),
                       settings.churn_horizon_days,
                       every_days=settings.value_fit_every_days,
                       lag_days=settings.value_fit_lag_days,
@@ -55,7 +57,7 @@ def build_parts(settings: Settings, outputs: Outputs,
                               partitions=settings.partitions)
     metrics = metrics or WorkerMetrics()
     live = Live.from_settings(store, outputs.alerts, settings, on_rescored=metrics.on_rescored,
-                              value=value_model(settings, client, metrics))
+                              value=value_model(settings, client, metrics, store.keys))
     anchors = Anchors(store, outputs.training, settings.churn_horizon_days,
                       settings.label_sample_rate, settings.sweep_chunk,
                       settings.label_warmup_days, live.value)

@@ -30,10 +30,10 @@ from core.tiers import AlertGate, TierPolicy
 from state.store import Commit, FeatureStore, Item, StaleBatch
 from stream.anchors import Anchors
 from stream.worker.live import Live
-from stream.worker.records import TOMBSTONE, BatchStats, DeadLetter, DeadLetterSink, Record
+from stream.worker.records import FOREIGN, TOMBSTONE, BatchStats, DeadLetter, Record
+from stream.worker.records import DeadLetterSink as DeadLetterSink
 
 __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
-
 
 # StaleBatch: another worker committed a partition of the batch meanwhile (a rebalance);
 # the retry re-reads the stored state
@@ -98,6 +98,8 @@ class BatchProcessor:
         self.swept: dict[int, int] = swept if swept is not None else {}
         self.catch_up = catch_up
         self.recovery: Any = None  # stream.worker.recovery.Recovery: state loss detected, rebuilt
+        keys = getattr(store, "keys", None)
+        self.foreign = keys.foreign if keys is not None and keys.cluster else None
 
     def on_rebalance(self) -> None:
         """Forget cached offsets and clocks: another worker may have moved them. Takes
@@ -166,7 +168,7 @@ class BatchProcessor:
 
     async def _process(self, records: Sequence[Record]) -> BatchStats:
         applied, anchor = await self._load()
-        allowed = self.allowed_types
+        allowed, foreign = self.allowed_types, self.foreign
         latest = latest_allowed_ms(self.max_future)
         stats = BatchStats(records=len(records))
         dead: list[DeadLetter] = []
@@ -176,6 +178,8 @@ class BatchProcessor:
             p = rec.partition
             ev = parse_event(rec.value, allowed, latest_ms=latest) \
                 if rec.value is not None else TOMBSTONE
+            if foreign is not None and not isinstance(ev, Rejected) and foreign(ev.user_id, p):
+                ev = FOREIGN  # (cluster placement: state/keys.py)
             fresh = rec.offset > applied.get(p, -1)
             if not fresh:
                 stats.skipped += 1  # re-read after a crash or rebalance

@@ -48,6 +48,9 @@ class DeadLetter(NamedTuple):
 
 
 TOMBSTONE = Rejected("payload:tombstone")
+# a record whose user Kafka's default partitioner puts in another partition: on a Redis
+# Cluster its state would live where lookups by id do not look (state/keys.py)
+FOREIGN = Rejected("partition:foreign")
 DeadLetterSink = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 
 

@@ -26,6 +26,7 @@ import redis
 
 from services.embedded import EmbeddedServices
 from services.redis_server import free_port
+from state.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,12 +122,37 @@ class Namespace:
         self.api_url = url
         return url
 
-    def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.env["CHURN_REDIS_URL"], protocol=2)
+    @property
+    def cluster(self) -> bool:
+        """State on a Redis Cluster (``CHURN_REDIS_URL=redis+cluster://``)."""
+        return self.env["CHURN_REDIS_URL"].startswith("redis+cluster://")
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(f"t{self.name}", partitions=int(self.env["CHURN_PARTITIONS"])
+                    if self.cluster else None)
+
+    @property
+    def model_meta(self) -> str:
+        """The learner's checkpoint index (a global key: hash-tagged on a cluster)."""
+        return f"{self.keys.global_prefix}:model:meta"
+
+    def redis(self) -> Any:
+        url = self.env["CHURN_REDIS_URL"]
+        if self.cluster:
+            return redis.RedisCluster.from_url(url.replace("redis+cluster://", "redis://"),
+                                               protocol=2)
+        return redis.Redis.from_url(url, protocol=2)
+
+    def _merged(self, name: str, add: bool = False) -> dict[str, int]:
+        r, out = self.redis(), {}
+        for key in self.keys.shards(name):
+            for k, v in r.hgetall(key).items():
+                out[k.decode()] = out.get(k.decode(), 0) * add + int(v)
+        return out
 
     def stats(self) -> dict[str, int]:
-        raw = self.redis().hgetall(f"t{self.name}:stats")
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return self._merged("stats", add=True)
 
     def consumed(self) -> int:
         s = self.stats()
@@ -143,14 +169,13 @@ class Namespace:
         wait_until(done, timeout, f"{n} events consumed", every=0.25)
 
     def clock(self) -> dict[str, int]:
-        raw = self.redis().hgetall(f"t{self.name}:clock")
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return self._merged("clock")
 
     def wait_learned(self, what: str = "every released example learned",
                      timeout: float = 60.0) -> None:
         """Wait until the learner's newest checkpoint holds every released example."""
-        r = self.redis()
-        wait_until(lambda: int(r.hget(f"t{self.name}:model:meta", "examples") or 0)
+        r, meta = self.redis(), self.model_meta
+        wait_until(lambda: int(r.hget(meta, "examples") or 0)
                    == self.stats()["released"], timeout, what)
 
     def wait_scored(self, timeout: float = 60.0) -> None:
@@ -173,10 +198,9 @@ class Namespace:
         wait_until(settled, timeout, "sweeps caught up and every user scored", every=0.25)
 
     def user_hashes(self) -> dict[bytes, dict[bytes, bytes]]:
-        r = self.redis()
-        prefix = f"t{self.name}:{{u:".encode()
-        return {k[len(prefix):-1]: r.hgetall(k)
-                for k in r.scan_iter(match=prefix + b"*", count=1000)}
+        r, keys = self.redis(), self.keys
+        return {keys.user_id_of(k.decode()).encode(): r.hgetall(k)
+                for k in r.scan_iter(match=keys.user_scan_pattern(), count=1000)}
 
     def stop(self) -> None:
         for p in self.procs:

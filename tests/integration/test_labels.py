@@ -63,8 +63,7 @@ def test_released_examples_equal_the_reference(namespace: Namespace, tmp_path: P
         bad = {n: (mine[n], v) for n, v in feats.items() if not close(mine[n], float(v))}
         assert not bad, (key, bad)
     # the learner learned each released example once
-    r = namespace.redis()
-    meta = f"t{namespace.name}:model:meta"
+    r, meta = namespace.redis(), namespace.model_meta
     wait_until(lambda: int(r.hget(meta, "examples") or 0) == len(got), 60, "all learned")
     learner.terminate()
     assert learner.wait(30) == 0
