@@ -59,7 +59,7 @@ class Settings(BaseSettings):
 
     # services
     kafka_bootstrap: str = "127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = "redis://127.0.0.1:6379/0"  # redis+cluster://node: a Redis Cluster
     redis_prefix: str = "churn"
     state_dir: Path = Path(".churnstream")
     # start-up waits: every command gives up on an unreachable Kafka or Redis after this
@@ -194,10 +194,11 @@ class Settings(BaseSettings):
             port = url.port
         except ValueError:
             port = -1
-        if url.scheme not in ("redis", "rediss", "unix") or port == -1 or (
+        if url.scheme not in ("redis", "rediss", "unix", "redis+cluster") or port == -1 or (
                 url.scheme != "unix" and not url.hostname) or (url.scheme == "unix"
                                                                  and not url.path):
-            raise ValueError(f"expected redis://host:port/db, got {value!r}")
+            raise ValueError(f"expected redis://host:port/db or redis+cluster://host:port, "
+                             f"got {value!r}")
         return value
 
     @field_validator("event_types", "api_keys", "cors_origins", mode="before")

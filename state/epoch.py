@@ -13,15 +13,22 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from state.clients.resp import pack
 from state.keys import Keys
 
 # on a mismatch, change a watched key (this client's own, so that no other client's EXEC
-# aborts with it): this client's EXEC then aborts
-GUARD = ("if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then return 1 end "
-         "redis.call('INCR', KEYS[2]) redis.call('PEXPIRE', KEYS[2], 60000) return 0")
+# aborts with it): this client's EXEC then aborts. KEYS epoch, lost[, owners]; ARGV epoch
+# id, token, partitions written. Returns 1 (go), 0 (epoch missing or changed: state
+# lost), -1 - p (partition p claimed by another worker: fenced)
+GUARD = ("local function abort(r) redis.call('INCR', KEYS[2]) "
+         "redis.call('PEXPIRE', KEYS[2], 60000) return r end "
+         "if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return abort(0) end "
+         "for i = 3, #ARGV do local o = redis.call('HGET', KEYS[3], ARGV[i]) "
+         "if o and o ~= ARGV[2] then return abort(-1 - tonumber(ARGV[i])) end end "
+         "return 1")
 _CREATE = ("if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGET', KEYS[1], 'id') "
            "end redis.call('HSET', KEYS[1], 'id', ARGV[1], 'created_ms', ARGV[2], 'reason', "
            "ARGV[3]) return ARGV[1]")
@@ -31,31 +38,46 @@ def new_id() -> bytes:
     return os.urandom(8).hex().encode()
 
 
-def guard_commands(keys: Keys, epoch: bytes, token: bytes, at: str | None = None
-                   ) -> list[bytes]:
-    """Commands to send before MULTI so that EXEC applies only under ``epoch``; ``token``
-    names this client's own touch key; ``at``: a key of the transaction's slot (cluster)."""
+def guard_commands(keys: Keys, epoch: bytes, token: bytes, at: str | None = None,
+                   partitions: Sequence[int] = ()) -> list[bytes]:
+    """Commands to send before MULTI so that EXEC applies only under ``epoch`` and only
+    while this worker's claims on ``partitions`` hold; ``token`` names this worker (its
+    claims, its own touch key); ``at``: a key of the transaction's slot (cluster)."""
     key = keys.epoch if at is None else keys.epoch_for(at)
     lost = f"{key}:lost:{token.decode()}"
-    return [pack(b"WATCH", key, lost), pack(b"EVAL", GUARD, b"2", key, lost, epoch)]
+    if not partitions:
+        return [pack(b"WATCH", key, lost), pack(b"EVAL", GUARD, b"2", key, lost, epoch, token)]
+    owners = keys.of("owners", partitions[0])  # (on a cluster: one partition per slot)
+    return [pack(b"WATCH", key, lost, owners),
+            pack(b"EVAL", GUARD, b"3", key, lost, owners, epoch, token, *partitions)]
 
 
 def install_guard(hot: Any, keys: Keys, epoch: bytes, token: bytes) -> None:
-    """Guard every transaction of the hot-path connection with ``epoch``: one guard on a
-    single Redis, on a cluster one per slot (its own copy of the epoch)."""
-    if keys.cluster:
-        cache: dict[str, list[bytes]] = {}
+    """Guard every transaction of the hot-path connection with ``epoch`` and this
+    worker's partition claims (:func:`claim`): on a cluster with the epoch copy and the
+    owners of the transaction's slot."""
+    cache: dict[tuple[str, tuple[int, ...]], list[bytes]] = {}
 
-        def guard_for(key: bytes | str) -> list[bytes]:
-            k = key.decode() if isinstance(key, bytes) else key
-            at = keys.epoch_for(k)
-            if at not in cache:
-                cache[at] = guard_commands(keys, epoch, token, k)
-            return cache[at]
+    def guard_for(key: bytes | str, partitions: Sequence[int]) -> list[bytes]:
+        k = key.decode() if isinstance(key, bytes) else key
+        at = (keys.epoch_for(k), tuple(partitions))
+        got = cache.get(at)
+        if got is None:
+            if len(cache) > 4096:
+                cache.clear()
+            got = cache[at] = guard_commands(keys, epoch, token, k, partitions)
+        return got
 
-        hot.guard_for = guard_for
-    else:
-        hot.guard = guard_commands(keys, epoch, token)
+    hot.guard_for = guard_for
+
+
+async def claim(client: Any, keys: Keys, partitions: Sequence[int], token: bytes) -> None:
+    """This worker owns ``partitions`` now (a rebalance gave them to it): the guarded
+    writes of any worker that owned them before are refused from here on."""
+    pipe = client.pipeline(transaction=False)
+    for p in partitions:
+        pipe.hset(keys.of("owners", p), str(p), token)
+    await pipe.execute()
 
 
 class Epochs:

@@ -31,7 +31,7 @@ from __future__ import annotations
 # structures kept per partition (one field per partition on a single Redis, one key per
 # partition on a cluster); stats also keeps a global key for counters of no partition
 PER_PARTITION = ("offsets", "stats", "months", "watermark", "unconfirmed", "tiers", "clock",
-                 "population")
+                 "population", "owners")
 
 
 def murmur2(data: bytes) -> int:
@@ -69,7 +69,7 @@ class Keys:
     (the number of partitions of the events topic)."""
 
     __slots__ = ("_user_prefix", "alerts", "clock", "cluster", "epoch", "global_prefix",
-                 "months", "offsets", "partitions", "population", "prefix", "rank",
+                 "months", "offsets", "owners", "partitions", "population", "prefix", "rank",
                  "retired", "stats", "tiers", "unconfirmed", "watermark")
 
     def __init__(self, prefix: str = "churn", partitions: int | None = None) -> None:
@@ -90,6 +90,9 @@ class Keys:
         self.tiers = f"{g}:tiers"  # stored tier -> users in it
         self.clock = f"{g}:clock"  # a:<p> last anchor done, s:<p> swept until (ms)
         self.population = f"{g}:population"  # partition -> feature sums at its anchor
+        # partition -> the token of the worker that claimed it last (state/epoch.py fences
+        # the writes of a worker that lost it in a rebalance)
+        self.owners = f"{g}:owners"
         # retired customers' BG/NBD summaries, "x:t_x:first purchase day" -> customers (the
         # value fit's population keeps them; one field per distinct summary)
         self.retired = f"{g}:value:retired"

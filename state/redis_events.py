@@ -89,8 +89,10 @@ class EventOps(RedisBase):
                              keys.of("stats", p), keys.of("watermark", p),
                              keys.of("unconfirmed", p), *cargs))
         order = list(groups)
-        results = await self.hot.transactions([(keys.offsets_of(p), groups[p][1])
-                                               for p in order])
+        parts = {p for _, p, _, _ in items} | {c.partition for c in commits}
+        results = await self.hot.transactions([
+            (keys.offsets_of(g), groups[g][1], sorted(parts) if single else (g,))
+            for g in order])
         replies: list[Any] = [None] * len(items)
         stale = False
         for p, res in zip(order, results, strict=True):

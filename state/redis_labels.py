@@ -82,7 +82,7 @@ class LabelOps(RedisBase):
                      *[x for kv in mapping.items() for x in kv])] if mapping else []
         cmds.append(pack(b"HSET", self.keys.of("population", partition), partition,
                          POP_HEAD.pack(anchor_ms, len(rows)) + row.pack(*sums)))
-        await self.hot.transactions([(self.keys.offsets_of(partition), cmds)])
+        await self.hot.transactions([(self.keys.offsets_of(partition), cmds, (partition,))])
 
     async def snapshots(self, partition: int, anchor_ms: int) -> list[tuple[str, list[float]]]:
         raw = await self.r.hgetall(self.keys.pending(partition, anchor_ms))
@@ -96,7 +96,7 @@ class LabelOps(RedisBase):
                 pack(b"HSET", keys.of("clock", p), f"a:{p}", anchor_ms)]
         cmds += [pack(b"HINCRBY", keys.of("stats", p), name, inc)
                  for name, inc in counters.items()]
-        await self.hot.transactions([(keys.offsets_of(p), cmds)])
+        await self.hot.transactions([(keys.offsets_of(p), cmds, (p,))])
 
     async def population(self) -> tuple[int, dict[str, float]]:
         return decode_population(await self.merged("population"))

@@ -74,7 +74,8 @@ class ScoreOps(RedisBase):
             cmds.append(b"".join([b"*%d\r\n" % len(args),
                                   *[b"$%d\r\n%b\r\n" % (len(a), a) for a in args]]))  # pack()
         results = await self.hot.transactions(
-            [(keys.offsets_of(writes[idx[0]].partition), [c])
+            [(keys.offsets_of(writes[idx[0]].partition), [c],
+              sorted({writes[i].partition for i in idx}))
              for idx, c in zip(groups.values(), cmds, strict=True)])
         out: list[Any] = [None] * len(writes)
         for idx, (flat,) in zip(groups.values(), results, strict=True):
@@ -133,11 +134,18 @@ class ScoreOps(RedisBase):
             if inc:
                 parts[p if keys.cluster else 0].append(
                     pack(b"HINCRBY", keys.of("tiers", p), tier, inc))
-        for name, inc in counters.items():
-            glob.append(pack(b"HINCRBY", keys.stats, name, inc))
-        groups = [(keys.offsets_of(p), cmds) for p, cmds in parts.items() if cmds]
+        if counters and parts:  # with a partition's writes (the stats shards are summed)
+            first = min(parts)
+            parts[first] += [pack(b"HINCRBY", keys.of("stats", first if keys.cluster else 0),
+                                  name, inc) for name, inc in counters.items()]
+        elif counters:
+            glob += [pack(b"HINCRBY", keys.stats, name, inc) for name, inc in counters.items()]
+        written = sorted({c.partition for c in changes})
+        groups: list[tuple[str, list[bytes], Sequence[int]]] = [
+            (keys.offsets_of(p), cmds, (p,) if keys.cluster else written)
+            for p, cmds in parts.items() if cmds]
         if glob:
-            groups.append((keys.rank, glob))
+            groups.append((keys.rank, glob, ()))
         if groups:
             await self.hot.transactions(groups)
 
@@ -195,9 +203,10 @@ class ScoreOps(RedisBase):
         await self.hot.transactions([
             (ks.offsets_of(p), [pack(b"DEL", *keys), pack(b"ZREM", gone, *users),
                                pack(b"HINCRBY", ks.of("tiers", p), CHURNED, -len(users)),
-                               pack(b"HINCRBY", ks.of("stats", p), "users_retired", len(users))]),
-            *([(ks.retired, [pack(b"HINCRBY", ks.retired, f, n) for f, n in archive.items()])]
-              if archive else [])])
+                               pack(b"HINCRBY", ks.of("stats", p), "users_retired", len(users))],
+             (p,)),
+            *([(ks.retired, [pack(b"HINCRBY", ks.retired, f, n) for f, n in archive.items()],
+                ())] if archive else [])])
         return len(users)
 
     async def retired_customers(self) -> dict[str, int]:

@@ -4,9 +4,10 @@ primary (:class:`~state.clients.resp.RespConnection` or
 the two calls the store makes on either placement (the single-node connections have
 the same two; see ``docs/architecture.md``, "Redis layout"):
 
-- ``transactions(groups)``: a list of (key, commands); each group's commands touch keys
-  of ``key``'s hash slot only. On a single Redis all groups are one MULTI/EXEC (as
-  before); on a cluster each group is its own MULTI/EXEC on the primary owning its
+- ``transactions(groups)``: a list of (key, commands, partitions); each group's commands
+  touch keys of ``key``'s hash slot only (and write to ``partitions``: fenced by
+  state/epoch.py). On a single Redis all groups are one MULTI/EXEC (as before); on a
+  cluster each group is its own MULTI/EXEC on the primary owning its
   slot, the groups of one primary sent in one write, the primaries concurrently.
 - ``execute_at(key, commands)``: commands sent to the primary owning ``key``'s slot.
 
@@ -81,9 +82,10 @@ class ClusterConnection:
         self.nodes: dict[tuple[str, int], Any] = {}
         self._slots: list[tuple[str, int]] | None = None
         self._refreshing = asyncio.Lock()
-        # the commands to send before the MULTI of a group, by the group's key
-        # (state/epoch.py: the epoch copy of its slot); None = unguarded
-        self.guard_for: Callable[[bytes | str], list[bytes]] | None = None
+        # the commands to send before the MULTI of a group, by the group's key and
+        # partitions (state/epoch.py: the epoch copy of its slot, its owners); None =
+        # unguarded
+        self.guard_for: Callable[[bytes | str, Sequence[int]], list[bytes]] | None = None
 
     def _node(self, addr: tuple[str, int]) -> Any:
         conn = self.nodes.get(addr)
@@ -164,21 +166,23 @@ class ClusterConnection:
                 self.stale()
                 raise ConnectionError(f"cluster slot moved: {rep}")
 
-    async def transactions(self, groups: Sequence[tuple[bytes | str, list[bytes]]]
-                           ) -> list[list[Any]]:
+    async def transactions(self, groups: Sequence[tuple[bytes | str, list[bytes],
+                                                        Sequence[int]]]) -> list[list[Any]]:
         """One MULTI/EXEC per group on its slot's primary (see the module docstring)."""
         slots = self._slots or await self._refresh()
         by_node: dict[tuple[str, int], list[int]] = {}
-        for i, (key, _) in enumerate(groups):
+        for i, (key, _, _) in enumerate(groups):
             by_node.setdefault(slots[key_slot(key)], []).append(i)
         out: list[list[Any]] = [[] for _ in groups]
 
         async def run(addr: tuple[str, int], idx: list[int]) -> None:
+            if not idx:
+                return
             conn = self._node(addr)
             sizes, cmds = [], []
             for i in idx:
-                key, body = groups[i]
-                guard = self.guard_for(key) if self.guard_for else []
+                key, body, parts = groups[i]
+                guard = self.guard_for(key, parts) if self.guard_for else []
                 cmds += [*guard, _MULTI, *body, _EXEC]
                 sizes.append((len(guard), len(body)))
             try:
@@ -188,11 +192,16 @@ class ClusterConnection:
                 raise
             pos = 0
             for i, (ng, nb) in zip(idx, sizes, strict=True):
-                out[i] = conn.finish(replies[pos + ng:pos + ng + nb + 2], bool(ng))
+                out[i] = conn.finish(replies[pos + ng:pos + ng + nb + 2],
+                                     replies[pos + ng - 1] if ng else None)
                 pos += ng + nb + 2
 
         try:
-            await asyncio.gather(*(run(a, idx) for a, idx in by_node.items()))
+            # the partitions' groups first, then the global ones (none if a partition's
+            # was refused: e.g. an alert in the feed only with its tier change)
+            for phase in (True, False):
+                await asyncio.gather(*(run(a, [i for i in idx if bool(groups[i][2]) == phase])
+                                       for a, idx in by_node.items()))
         except ReplyError as exc:
             if str(exc).startswith(("MOVED", "ASK")):
                 self.stale()

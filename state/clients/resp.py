@@ -27,6 +27,20 @@ class StateLost(Exception):
     data, or another worker rebuilt it): nothing of the transaction was applied."""
 
 
+class Fenced(Exception):
+    """A guarded transaction wrote to a partition another worker has claimed since (a
+    rebalance moved it): nothing of the transaction was applied."""
+
+    def __init__(self, partition: int) -> None:
+        super().__init__(f"partition {partition} is another worker's now")
+        self.partition = partition
+
+
+class Contended(Exception):
+    """A guarded transaction passed its checks but a key they read changed before it
+    ran (a claim or a new epoch meanwhile): nothing applied; retry."""
+
+
 def pack(*args: object) -> bytes:
     """One command in RESP: an array of bulk strings (bytes, str or int arguments).
 
@@ -58,9 +72,10 @@ class RespConnection:
         self.timeout = timeout
         self._rw: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._lock = asyncio.Lock()
-        # packed commands sent before every MULTI (state/epoch.py: WATCH + a check that
-        # touches a watched key on mismatch, so EXEC aborts): None = unguarded
-        self.guard: list[bytes] | None = None
+        # the commands sent before the MULTI of a transaction writing to a key's slot and
+        # to some partitions (state/epoch.py: WATCH + a check that touches a watched key
+        # on a mismatch, so EXEC aborts): None = unguarded
+        self.guard_for: Callable[[bytes | str, Sequence[int]], list[bytes]] | None = None
         # awaited with an exchange function on every new connection, before any command
         # (state/epoch checks: a Redis that restarted may not hold what it held)
         self.on_open: Callable[[Callable[[list[bytes]], Awaitable[list[Any]]]],
@@ -111,20 +126,24 @@ class RespConnection:
                 await self.close()
                 raise
 
-    async def transaction(self, cmds: list[bytes]) -> list[Any]:
-        """MULTI, ``cmds``, EXEC: the EXEC reply (all or nothing). With a :attr:`guard`,
-        :class:`StateLost` when it aborted the transaction."""
-        guard = self.guard or []
-        replies = (await self.execute([*guard, _MULTI, *cmds, _EXEC]))[len(guard):]
-        return self.finish(replies, bool(guard))
+    async def transaction(self, cmds: list[bytes], key: bytes | str = b"",
+                          partitions: Sequence[int] = ()) -> list[Any]:
+        """MULTI, ``cmds``, EXEC: the EXEC reply (all or nothing). With a :attr:`guard_for`,
+        :class:`StateLost`, :class:`Fenced` or :class:`Contended` when it aborted it."""
+        guard = self.guard_for(key, partitions) if self.guard_for else []
+        replies = await self.execute([*guard, _MULTI, *cmds, _EXEC])
+        return self.finish(replies[len(guard):], replies[len(guard) - 1] if guard else None)
 
-    async def transactions(self, groups: Sequence[tuple[bytes | str, list[bytes]]]
-                           ) -> list[list[Any]]:
+    async def transactions(self, groups: Sequence[tuple[bytes | str, list[bytes],
+                                                        Sequence[int]]]) -> list[list[Any]]:
         """The groups' commands as one transaction (a single Redis has every slot; see
-        :mod:`state.clients.cluster`): each group's replies."""
-        flat = await self.transaction([c for _, cmds in groups for c in cmds])
+        :mod:`state.clients.cluster`): each group's replies. A group is (a key of its
+        slot, its commands, the partitions it writes to: fenced, see state/epoch.py)."""
+        parts = sorted({p for _, _, ps in groups for p in ps})
+        flat = await self.transaction([c for _, cmds, _ in groups for c in cmds],
+                                      groups[0][0] if groups else b"", parts)
         out, pos = [], 0
-        for _, cmds in groups:
+        for _, cmds, _ in groups:
             out.append(flat[pos:pos + len(cmds)])
             pos += len(cmds)
         return out
@@ -134,15 +153,20 @@ class RespConnection:
         return await self.execute(cmds)
 
     @staticmethod
-    def finish(replies: list[Any], guarded: bool) -> list[Any]:
-        """The EXEC reply of [MULTI, queued..., EXEC] replies, or the error."""
+    def finish(replies: list[Any], guard: Any = None) -> list[Any]:
+        """The EXEC reply of [MULTI, queued..., EXEC] replies, or the error; ``guard``: the
+        reply of the guard script before them (state/epoch.py), None if unguarded."""
         queued = [r for r in replies[1:-1] if isinstance(r, ReplyError)]
         result = replies[-1]
         for rep in (replies[0], *queued, result):
             if isinstance(rep, ReplyError) and str(rep).startswith("LOADING"):
                 raise ConnectionError(f"redis is loading its data set: {rep}")
-        if result is None and guarded:
-            raise StateLost("redis state epoch missing or changed: transaction not applied")
+        if result is None and guard is not None:
+            if isinstance(guard, int) and guard <= -1:
+                raise Fenced(-1 - guard)
+            if guard == 0:
+                raise StateLost("redis state epoch missing or changed: transaction not applied")
+            raise Contended("a claim or the epoch changed under the transaction")
         if isinstance(result, ReplyError):
             raise queued[0] if queued else result
         for rep in result:

@@ -27,6 +27,7 @@ from core.clock import ClockGuard
 from core.events import DEFAULT_EVENT_TYPES, Rejected, latest_allowed_ms, parse_event
 from core.labels import DAY_MS, due_anchors, first_anchor
 from core.tiers import AlertGate, TierPolicy
+from state.clients.resp import Contended, Fenced
 from state.store import Commit, FeatureStore, Item, StaleBatch
 from stream.anchors import Anchors
 from stream.worker.live import Live
@@ -35,11 +36,11 @@ from stream.worker.records import DeadLetterSink as DeadLetterSink
 
 __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
 
-# StaleBatch: another worker committed a partition of the batch meanwhile (a rebalance);
-# the retry re-reads the stored state
+# StaleBatch, Fenced, Contended: another worker committed or claimed a partition of the
+# batch meanwhile (a rebalance); the retry re-reads the stored state
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError, OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError,
-    StaleBatch)
+    StaleBatch, Fenced, Contended)
 
 
 class _Segment:

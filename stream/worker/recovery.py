@@ -26,8 +26,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from state.clients.resp import StateLost, pack
-from state.epoch import Epochs, install_guard, new_id
+from state.clients.resp import Contended, Fenced, StateLost, pack
+from state.epoch import Epochs, claim, install_guard, new_id
 from stream.worker.kafka_log import KafkaLog
 
 log = logging.getLogger("churnstream.recovery")
@@ -95,25 +95,49 @@ class Recovery:
             await self._check(records)
         if not records and (self.suspect or await self.epochs.current() != self.epoch):
             await self._lost(records)  # an idle worker notices too (the timer's empty batch)
-        for _ in range(5):
+        lost = 0
+        while True:
             try:
                 if self.plan:
                     await self._replay(process)
                 stats = await process(records)
             except StateLost:
+                lost += 1
+                if lost == 5:
+                    raise StateLost("redis state lost again and again during the "
+                                    "rebuild") from None
                 await self._lost(records)
+                continue
+            except Fenced as exc:  # a rebalance gave it to another worker, who claimed it
+                records = self._let_go(exc.partition, records)
+                continue
+            except Contended:  # a claim or a new epoch under the transaction: nothing applied
+                self.reset()
                 continue
             nxt, floor = self.next, self.floor
             for rec in records:  # in offset order per partition; all applied now
                 nxt[rec.partition] = rec.offset + 1
                 floor[rec.partition] = rec.offset
             return stats
-        raise StateLost("redis state lost again and again during the rebuild")
+
+    def _let_go(self, partition: int, records: Sequence[Any]) -> list[Any]:
+        """Stop working on ``partition`` (its new owner applies its records, in order,
+        from Redis' applied offset): its records of this batch are dropped."""
+        log.info("partition %d was claimed by another worker: its records here are left "
+                 "to it", partition)
+        self.reset()
+        self.owned.discard(partition)
+        for table in (self.plan, self.next, self.floor):
+            table.pop(partition, None)
+        return [r for r in records if r.partition != partition]
 
     async def _check(self, records: Sequence[Any]) -> None:
         """Newly assigned partitions: replay what lies between Redis' applied offset and
         where the stream stands (its first record now, else the group's commit)."""
         todo = sorted(self.unchecked)
+        # claimed first: from here on the writes of a worker that owned them before are
+        # refused (state/epoch.py), so the offsets read below stay where they are
+        await claim(self.store.r, self.store.keys, todo, self.token)
         first: dict[int, int] = {}
         for rec in records:
             if rec.partition in self.unchecked:
@@ -169,6 +193,7 @@ class Recovery:
                    f"{(old or b'-').decode()} "
                    f"{'missing' if created else 'replaced by another worker'}"
                    f"; new epoch {epoch.decode()})")
+        await claim(self.store.r, self.store.keys, sorted(self.owned), self.token)
         if self.plan:
             await self._planned(why, applied)
         self._work_under(epoch)  # only now: an error before this retries the whole rebuild

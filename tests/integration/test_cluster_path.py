@@ -15,6 +15,7 @@ from services.redis_cluster import RedisCluster
 from tests.integration import test_feature_path as single
 from tests.integration import test_labels as labels
 from tests.integration.conftest import Namespace, http_json, wait_until
+from tests.integration.test_scale_workers import _owned
 
 pytestmark = pytest.mark.integration
 log = single.log  # the same generated log (a module fixture: generated once here)
@@ -70,14 +71,9 @@ def test_the_state_is_spread_over_the_primaries(baseline, cluster) -> None:  # t
         r.close()
     assert sum(per_node) == len(ns.user_hashes()) > 1000
     assert all(n > 100 for n in per_node), per_node  # 32 partitions over 3 primaries
-    owned = single_owned(ns)
+    owned = [o for o, path in zip(_owned(ns), ns.logs, strict=True) if "worker" in path.name]
     assert len(owned) == 2 and owned[0] | owned[1] == set(range(PARTITIONS))
-
-
-def single_owned(ns: Namespace) -> list[set[int]]:
-    from tests.integration.test_scale_workers import _owned
-
-    return _owned(ns)
+    assert not owned[0] & owned[1] and owned[0] and owned[1]
 
 
 def test_nothing_lost_nothing_doubled(baseline, log) -> None:  # type: ignore[no-untyped-def]

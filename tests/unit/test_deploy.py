@@ -87,3 +87,36 @@ def test_grafana_is_provisioned_and_private() -> None:
         assert (ROOT / src).is_dir(), src
     assert graf["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert graf["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_the_cluster_profile_is_a_second_deployment_on_three_primaries() -> None:
+    """``--profile cluster``: three Redis Cluster primaries joined once, two workers, a
+    learner and an API on 32 partitions, with topics and a group of their own."""
+    services = compose()["services"]
+    nodes = [n for n, s in services.items() if "--cluster-enabled yes" in str(s.get("command"))]
+    assert len(nodes) == 3
+    init = services["redis-cluster-init"]
+    assert "--cluster create" in init["command"][2]
+    assert all(f"getent hosts {n} " in init["command"][2] for n in nodes)
+    assert set(init["depends_on"]) == set(nodes)
+    commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    fields = {f"CHURN_{name.upper()}" for name in Settings.model_fields}
+    default_env = services["worker"]["environment"]
+    for name, cmd in (("worker-cluster", "worker"), ("learner-cluster", "learner"),
+                      ("api-cluster", "api")):
+        svc = services[name]
+        assert svc["profiles"] == ["cluster"] and svc["command"][0] == cmd in commands
+        env = svc["environment"]
+        assert set(env) <= fields, set(env) - fields
+        host = env["CHURN_REDIS_URL"].removeprefix("redis+cluster://").split(":")[0]
+        assert host in nodes and env["CHURN_PARTITIONS"] == "32"
+        Settings(redis_url=env["CHURN_REDIS_URL"], partitions=int(env["CHURN_PARTITIONS"]))
+        assert svc["depends_on"]["redis-cluster-init"]["condition"] == \
+            "service_completed_successfully"
+        for own in ("CHURN_APP_ID", "CHURN_EVENTS_TOPIC", "CHURN_TRAINING_TOPIC",
+                    "CHURN_ALERTS_TOPIC", "CHURN_DLQ_TOPIC"):
+            assert env[own] != default_env.get(own, getattr(Settings(), own[6:].lower()))
+    assert services["worker-cluster"]["deploy"]["replicas"] == 2
+    for n in (*nodes, "redis-cluster-init"):
+        assert services[n]["profiles"] == ["cluster"]
+    assert services["api-cluster"]["ports"] == ["8001:8001"]

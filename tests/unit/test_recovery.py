@@ -64,14 +64,29 @@ class FakeEpochs:
 
 class FakeStore:
     class R:
+        def __init__(self) -> None:
+            self.claims: dict[str, bytes] = {}
+
         async def hincrby(self, *args: object) -> int:
             return 1
+
+        def pipeline(self, transaction: bool = True) -> Any:
+            claims, todo = self.claims, []
+
+            class Pipe:
+                def hset(self, key: str, field: str, value: bytes) -> None:
+                    todo.append((field, value))
+
+                async def execute(self) -> None:
+                    claims.update(todo)
+
+            return Pipe()
 
     def __init__(self, applied: dict[int, int]) -> None:
         self.applied = applied
         self.r = self.R()
         self.keys = Keys("t")
-        self.hot = type("Hot", (), {"guard": None})()
+        self.hot = type("Hot", (), {"guard_for": None})()
 
     async def applied_offsets(self) -> dict[int, int]:
         return dict(self.applied)
@@ -101,7 +116,9 @@ def test_new_partitions_replay_what_redis_lacks(caplog) -> None:  # type: ignore
     assert rec.next == {0: 10, 1: 20, 3: 9}
     asyncio.run(rec.run(nothing, []))  # the idle timer's empty batch runs the replay
     assert kafka.reads == [{1: (5, 20)}] and not rec.plan and rec.floor[1] == 19
-    assert rec.store.hot.guard is not None and b"e1" in rec.store.hot.guard[1]
+    guard = rec.store.hot.guard_for(b"k", [1])
+    assert b"e1" in guard[1] and rec.token in guard[1]  # the epoch and this worker's claims
+    assert rec.store.r.claims == {str(p): rec.token for p in range(4)}  # claimed first
     assert not fatal and epochs.cleared == []
     assert "replaying 15 records (partition:offsets 1:5..19)" in caplog.text
 
@@ -165,3 +182,27 @@ def test_history_gone_exits_non_zero() -> None:
     assert "still running" not in out.stdout
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("ERROR cannot rebuild redis state"), lines
+
+
+def test_a_partition_claimed_by_another_worker_is_let_go() -> None:
+    """A guarded write refused because another worker claimed a partition (Fenced): that
+    partition's records of the batch are left to it, the rest is processed, and the
+    processor's cached offsets are reloaded."""
+    from state.clients.resp import Fenced
+
+    rec, _, _ = _recovery({0: 9, 1: 9}, FakeLog({0: 10, 1: 10}, {}, {}))
+    resets: list[int] = []
+    rec.reset = lambda: resets.append(1)
+    rec.assigned([0, 1])
+    calls: list[list[tuple[int, int]]] = []
+
+    async def process(records: Sequence[Record]) -> int:
+        calls.append([(r.partition, r.offset) for r in records])
+        if any(r.partition == 1 for r in records):
+            raise Fenced(1)
+        return len(records)
+
+    batch = [Record(0, 10, b"", b""), Record(1, 10, b"", b""), Record(0, 11, b"", b"")]
+    assert asyncio.run(rec.run(process, batch)) == 2
+    assert calls == [[(0, 10), (1, 10), (0, 11)], [(0, 10), (0, 11)]]
+    assert rec.owned == {0} and 1 not in rec.next and resets
