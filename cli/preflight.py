@@ -257,6 +257,20 @@ def check_listen(host: str, port: int) -> None:
                            f"({exc.strerror or exc})") from None
 
 
+def check_partitions(settings: Settings) -> None:
+    """On a Redis Cluster a user's keys live in the slot of the partition Kafka's
+    partitioner gives it among ``CHURN_PARTITIONS``: the events topic must have that
+    many partitions (it is created with them when missing)."""
+    from stream.topics import ensure_topics, partition_count
+
+    ensure_topics(settings)
+    n = partition_count(settings, settings.events_topic)
+    if n is not None and n != settings.partitions:
+        raise StartupError(f"topic {settings.events_topic} has {n} partitions but "
+                           f"CHURN_PARTITIONS={settings.partitions}: on a Redis Cluster "
+                           "they must be equal (state/keys.py)", 2)
+
+
 def run(command: str, needs: Iterable[str] = (), **overrides: Any) -> Settings:
     """Settings for ``command`` once its services answer; else one line and exit."""
     try:
@@ -268,6 +282,8 @@ def run(command: str, needs: Iterable[str] = (), **overrides: Any) -> Settings:
             check_kafka(settings)
         if "redis" in needed or "redis-tcp" in needed:
             check_redis(settings, tcp_only="redis-tcp" in needed)
+            if "kafka" in needed and settings.redis_url.startswith("redis+cluster://"):
+                check_partitions(settings)
         if "listen" in needed:
             check_listen(settings.api_host, settings.api_port)
         if "playbook" in needed:

@@ -47,3 +47,16 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
             log.info("created topics %s", [t.name for t in new])
     finally:
         admin.close()
+
+
+def partition_count(settings: Settings, topic: str) -> int | None:
+    """Partitions of ``topic`` on the broker (None: no such topic)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                             client_id="churnstream-admin", request_timeout_ms=10000)
+    try:
+        for t in admin.describe_topics([topic]):
+            if t.get("topic", t.get("name")) == topic and not t.get("error_code"):
+                return len(t["partitions"])
+        return None
+    finally:
+        admin.close()
