@@ -45,6 +45,21 @@ def consumed(client: object, keys: Keys) -> int:
     return total
 
 
+def used_memory(cluster: RedisCluster | None, env: dict[str, str]) -> int:
+    """Redis memory in use (on a cluster: summed over the primaries)."""
+    import redis
+
+    if cluster is None:
+        r = redis.Redis.from_url(env["CHURN_REDIS_URL"], protocol=2)
+        nodes = [r]
+    else:
+        nodes = [redis.Redis(port=p, protocol=2) for p in cluster.ports]
+    total = sum(int(n.info("memory")["used_memory"]) for n in nodes)
+    for n in nodes:
+        n.close()
+    return total
+
+
 def run(env: dict[str, str], workers: int, n: int, name: str, cluster: RedisCluster | None,
         partitions: int, servers: dict[str, int]) -> dict[str, float]:
     import redis
@@ -59,6 +74,7 @@ def run(env: dict[str, str], workers: int, n: int, name: str, cluster: RedisClus
         client = redis.Redis.from_url(env["CHURN_REDIS_URL"], protocol=2)
         keys = Keys(prefix)
     before = {k: cpu_seconds(pid) for k, pid in servers.items()}
+    mem0 = used_memory(cluster, env)
     procs = [subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=e, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for _ in range(workers)]
@@ -75,6 +91,10 @@ def run(env: dict[str, str], workers: int, n: int, name: str, cluster: RedisClus
             time.sleep(0.05)
         seconds = time.perf_counter() - t0
         cpu = {k: cpu_seconds(pid) - before[k] for k, pid in servers.items()}
+        time.sleep(1.0)  # the last batch's scores and sweeps land
+        users = sum(1 for _ in client.scan_iter(match=keys.user_scan_pattern(),  # type: ignore[attr-defined]
+                                                count=1000))
+        cpu["bytes_per_user"] = (used_memory(cluster, env) - mem0) / max(1, users)
         cpu["workers"] = sum(cpu_seconds(p.pid) for p in procs)
     finally:
         for p in procs:
@@ -121,8 +141,8 @@ def main() -> None:
                     redis_cpu = sum(v for k, v in res.items() if k.startswith("redis"))
                     print(f"round {r + 1}: {label:<24} {res['rate']:>7.0f} events/s | cpu-s "
                           f"workers {res['workers']:.1f}, broker {res['broker']:.1f}, redis "
-                          f"{redis_cpu:.1f} | worker CPU {res['us_per_event']:.0f} us/event",
-                          flush=True)
+                          f"{redis_cpu:.1f} | worker CPU {res['us_per_event']:.0f} us/event | "
+                          f"redis {res['bytes_per_user']:.0f} bytes/user", flush=True)
         finally:
             cluster.stop()
     base = median(rates["single Redis, 1 worker"])
