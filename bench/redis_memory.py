@@ -1,6 +1,8 @@
-"""Redis memory per user for two populations, through the worker's batch path.
+"""Redis memory per user for two populations, through the worker's batch path, on a
+single Redis and on a 3-primary Redis Cluster (32 partitions; memory summed over the
+primaries), in one run.
 
-    python bench/redis_memory.py
+    python bench/redis_memory.py [--no-cluster]
 
 - ``simulate``: the demo simulator's population (20,000 users, first 100,000 events);
 - ``testlog``: the exactness test's log (1,100 users, ~41 events each over 65 days,
@@ -24,6 +26,7 @@ from core.events import Event, Rejected, parse_event  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from offline import simulate  # noqa: E402
 from offline.replay import read_rows, validate_row  # noqa: E402
+from services.redis_cluster import RedisCluster  # noqa: E402
 from services.redis_server import RedisServer  # noqa: E402
 from state.redis_store import RedisFeatureStore, connect  # noqa: E402
 from state.value_model import ValueModel  # noqa: E402
@@ -56,11 +59,19 @@ def testlog() -> list[Event]:
         return out
 
 
+async def used_memory(store: RedisFeatureStore) -> int:
+    info = await store.r.info("memory")
+    if "used_memory" in info:
+        return int(info["used_memory"])
+    return sum(int(node["used_memory"]) for node in info.values())  # a cluster: per node
+
+
 async def measure(name: str, events: list[Event], url: str) -> None:
     """Everything the worker keeps: user hashes (state, score with reasons, tier), the
     rank and active indexes, pending label snapshots at the default sample rate."""
-    store = RedisFeatureStore(connect(url), prefix=name)
-    before = int((await store.r.info("memory"))["used_memory"])
+    store = RedisFeatureStore(connect(url), prefix=name, partitions=32)
+    keys = store.keys
+    before = await used_memory(store)
     settings = Settings()
 
     async def nowhere(messages: Sequence[object]) -> None:
@@ -73,14 +84,17 @@ async def measure(name: str, events: list[Event], url: str) -> None:
                                           # as the worker: snapshots carry the BG/NBD inputs
                                           value=ValueModel(None, settings.churn_horizon_days)))
     for k in range(0, len(events), 1000):
-        await proc.process([Record(0, k + i, None, e.to_json())
+        await proc.process([Record(keys.partition_of(e.user_id) if keys.cluster else 0,
+                                   k + i, None, e.to_json())
                             for i, e in enumerate(events[k:k + 1000])])
-    after = int((await store.r.info("memory"))["used_memory"])
+    after = await used_memory(store)
     users = await store.count_users()
     pending = 0
-    async for key in store.r.scan_iter(match=f"{name}:pending:*"):
+    pattern = f"{name}:{{{name}:p*}}:pending:*" if keys.cluster else f"{name}:pending:*"
+    async for key in store.r.scan_iter(match=pattern):
         pending += int(await store.r.hlen(key))
-    print(f"{name:>9}: {len(events):>7} events, {users:>6} users, "
+    where = "cluster" if keys.cluster else "single"
+    print(f"{where:>7} {name:>9}: {len(events):>7} events, {users:>6} users, "
           f"{len(events) / users:5.1f} events/user, {pending:>6} pending snapshots: "
           f"{(after - before) / users:6.0f} bytes/user")
 
@@ -92,6 +106,15 @@ async def main() -> None:
         await measure("testlog", testlog(), server.url)
     finally:
         server.stop()
+    if "--no-cluster" in sys.argv:
+        return
+    cluster = RedisCluster(3).start()
+    try:
+        url = cluster.url.replace("redis://", "redis+cluster://")
+        await measure("simulate", simulated(), url)
+        await measure("testlog", testlog(), url)
+    finally:
+        cluster.stop()
 
 
 if __name__ == "__main__":
