@@ -108,6 +108,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 SERVER_PIDS: dict[str, int] = {}
+# the plain-consumer ceilings (bench/_plain_consumer.py): decode only; decode + one
+# minimal Lua state update per event, pipelined per batch
+PLAIN = ("decode", "lua")
 
 
 def run(mode: str, env: dict[str, str], n: int, group: str) -> dict[str, float]:
@@ -116,7 +119,8 @@ def run(mode: str, env: dict[str, str], n: int, group: str) -> dict[str, float]:
     e = dict(env, CHURN_APP_ID=group)
     before = {name: cpu_seconds(pid) for name, pid in SERVER_PIDS.items()}
     child0 = os.times()
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "_faust_runner.py"), mode,
+    runner = "_plain_consumer.py" if mode in PLAIN else "_faust_runner.py"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / runner), mode,
                            str(n), out], env=e, cwd=ROOT, capture_output=True, timeout=900)
     text = Path(out).read_text()
     os.unlink(out)
@@ -149,6 +153,8 @@ def main() -> None:
                     help="examples the saved model learned (0: no model, the rule scores)")
     ap.add_argument("--champion", default="stacked:logreg",
                     help="with --learned, where the code has candidates: the one that speaks")
+    ap.add_argument("--no-ceilings", action="store_true",
+                    help="skip the plain-consumer ceilings (decode; decode + minimal Lua)")
     args = ap.parse_args()
     state = trained_state(args.learned, args.champion) if args.learned else None
     with EmbeddedServices() as svc, tempfile.TemporaryDirectory() as tmp:
@@ -165,7 +171,12 @@ def main() -> None:
         r = redis.Redis.from_url(svc.redis.url, protocol=2)
         mem0 = int(r.info("memory")["used_memory"])
         rows = []
+        ceilings: list[tuple[dict[str, float], dict[str, float], dict[str, float]]] = []
         for i in range(args.rounds):
+            if not args.no_ceilings:
+                plain = run("decode", env, n, f"bench-decode-{i}")
+                lua = run("lua", dict(env, CHURN_REDIS_PREFIX=f"plain{i}"), n,
+                          f"bench-lua-{i}")
             trivial = run("trivial", env, n, f"bench-trivial-{i}")
             trivial_gc = run("trivial-gc", env, n, f"bench-trivialgc-{i}")
             if state is not None:
@@ -181,6 +192,13 @@ def main() -> None:
             rows.append((trivial["rate"], full["rate"], full["rate"] / trivial["rate"],
                          trivial["us_per_event"], full["us_per_event"],
                          full["rate"] / trivial_gc["rate"], trivial_gc["rate"]))
+            if not args.no_ceilings:
+                ceilings.append((plain, lua, full))
+                print(f"round {i + 1}: plain decode {plain['rate']:>7.0f}/s "
+                      f"({plain['us_per_event']:.1f} us/event), plain + minimal Lua "
+                      f"{lua['rate']:>7.0f}/s ({lua['us_per_event']:.1f} us/event), full "
+                      f"{full['rate']:>6.0f}/s ({full['us_per_event']:.1f} us/event): "
+                      f"full / Lua ceiling {full['rate'] / lua['rate']:.3f}", flush=True)
             print(f"round {i + 1}: trivial {trivial['rate']:>6.0f}/s, trivial+gc "
                   f"{trivial_gc['rate']:>6.0f}/s, full {full['rate']:>6.0f}/s; ratio "
                   f"{rows[-1][2]:.2f} (vs trivial+gc {rows[-1][5]:.2f}) | CPU us/event: "
@@ -203,6 +221,19 @@ def main() -> None:
           f"{cpu_ratios[len(cpu_ratios) // 2]:.2f}")
     print(f"redis memory: {(mem1 - mem0) / users:.0f} bytes per user ({users} users, "
           f"{n} events, {os.cpu_count()} cores)")
+    if ceilings:
+        def med(xs: list[float]) -> float:
+            return sorted(xs)[len(xs) // 2]
+
+        print(f"plain consumer, decode only: {med([c[0]['rate'] for c in ceilings]):>9.0f} "
+              f"events/s, {med([c[0]['us_per_event'] for c in ceilings]):.1f} us CPU/event")
+        print(f"plain consumer + minimal Lua: {med([c[1]['rate'] for c in ceilings]):>9.0f} "
+              f"events/s, {med([c[1]['us_per_event'] for c in ceilings]):.1f} us CPU/event")
+        print(f"full worker: {med([c[2]['us_per_event'] for c in ceilings]):.1f} us CPU/event")
+        print(f"ratio full / (plain + minimal Lua): "
+              f"{med([c[2]['rate'] / c[1]['rate'] for c in ceilings]):.3f}; full / decode "
+              f"only: {med([c[2]['rate'] / c[0]['rate'] for c in ceilings]):.3f} (medians of "
+              f"{len(ceilings)} interleaved rounds)")
 
 
 if __name__ == "__main__":

@@ -282,8 +282,13 @@ def run(command: str, needs: Iterable[str] = (), **overrides: Any) -> Settings:
             check_kafka(settings)
         if "redis" in needed or "redis-tcp" in needed:
             check_redis(settings, tcp_only="redis-tcp" in needed)
-            if "kafka" in needed and settings.redis_url.startswith("redis+cluster://"):
-                check_partitions(settings)
+            if settings.redis_url.startswith("redis+cluster://"):
+                if "kafka" in needed:
+                    check_partitions(settings)
+                if command == "fit-value":
+                    raise StartupError("fit-value scans a single Redis; on a Redis Cluster "
+                                       "the learner's scheduled fits make the value fits "
+                                       "(CHURN_VALUE_FIT_EVERY_DAYS)", 2)
         if "listen" in needed:
             check_listen(settings.api_host, settings.api_port)
         if "playbook" in needed:

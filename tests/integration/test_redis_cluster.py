@@ -83,3 +83,8 @@ def test_the_worker_says_so_and_exits(cluster: RedisCluster, tmp_path) -> None: 
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "a Redis Cluster node" in out.stderr and "redis+cluster://" in out.stderr, out.stderr
+    env["CHURN_REDIS_URL"] = cluster.url.replace("redis://", "redis+cluster://")
+    out = subprocess.run([sys.executable, "-m", "cli.main", "fit-value"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
+    assert "churnstream fit-value: fit-value scans a single Redis" in out.stderr, out.stderr
