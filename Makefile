@@ -23,7 +23,7 @@ demo: $(STAMP) ## embedded Tansu + Redis, worker, API and simulated traffic (Ctr
 	$(VENV)/bin/churnstream demo
 
 test: $(STAMP) lint tools ## lint, then unit + integration tests on real Tansu + Redis + worker + API
-	$(PY) -m pytest -n 3 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile
 
 tools: ## promtool (Debian prometheus) and headless Chromium + chromedriver for the tests, if missing
 	@command -v promtool >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
