@@ -184,6 +184,8 @@ def main() -> None:
                 env["CHURN_MODEL_POLL_SECONDS"] = "0.2"
                 if i == 0:
                     print(f"model checkpoint saved; it scores with: {who}", flush=True)
+            if i == 0:  # (after the ceilings' runs: their keys are not the worker's)
+                mem0 = int(r.info("memory")["used_memory"])
             full = run("full", env, n, f"bench-full-{i}")
             if i == 0:  # state of one full run; later rounds use other key prefixes
                 mem1 = int(r.info("memory")["used_memory"])
