@@ -25,6 +25,7 @@ import pytest
 import redis
 
 from services.embedded import EmbeddedServices
+from services.redis_cluster import RedisCluster
 from services.redis_server import free_port
 from state.keys import Keys
 
@@ -212,6 +213,16 @@ class Namespace:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisCluster]:
+    """A real 3-primary Redis Cluster (services/redis_cluster.py), one per test module."""
+    c = RedisCluster(3).start()
+    try:
+        yield c
+    finally:
+        c.stop()
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from offline.replay import ReplayReport, replay
-from services.redis_cluster import RedisCluster
+from offline.replay import ReplayReport
+from services.redis_cluster import RedisCluster  # (the fixture: conftest.py)
 from tests.integration import test_feature_path as single
 from tests.integration import test_labels as labels
 from tests.integration.conftest import Namespace, http_json, wait_until
@@ -30,15 +30,6 @@ from tests.integration.test_scale_workers import _owned
 pytestmark = pytest.mark.integration
 log = single.log  # the same generated log (a module fixture: generated once here)
 PARTITIONS = 32
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisCluster]:
-    c = RedisCluster(3).start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 @dataclass
@@ -59,16 +50,8 @@ def on_cluster(ns: Namespace, cluster: RedisCluster) -> Namespace:
 @pytest.fixture(scope="module")
 def baseline(services, log, cluster, tmp_path_factory) -> Iterator[tuple[Namespace, ReplayReport]]:  # type: ignore[no-untyped-def]
     """Two workers sharing the 32 partitions, the whole log replayed, the API up."""
-    ns = on_cluster(TwoWorkers(services, tmp_path_factory.mktemp("cluster")), cluster)
-    try:
-        ns.start_worker()
-        ns.start_api()
-        report = replay(log[0], ns.settings(), progress=False)
-        ns.wait_consumed(report.sent)
-        ns.wait_scored()
-        yield ns, report
-    finally:
-        ns.stop()
+    yield from single.replayed(
+        on_cluster(TwoWorkers(services, tmp_path_factory.mktemp("cluster")), cluster), log[0])
 
 
 @pytest.fixture

@@ -45,19 +45,23 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Row], Refe
     return path, rows, ref
 
 
-@pytest.fixture(scope="module")
-def baseline(services, log, tmp_path_factory) -> Iterator[tuple[Namespace, ReplayReport]]:  # type: ignore[no-untyped-def]
-    """One uninterrupted run: one worker, the whole log replayed, the API up."""
-    ns = Namespace(services, tmp_path_factory.mktemp("baseline"))
+def replayed(ns: Namespace, path: Path) -> Iterator[tuple[Namespace, ReplayReport]]:
+    """One uninterrupted run on ``ns``: its worker, the whole log replayed, the API up."""
     try:
         ns.start_worker()
         ns.start_api()
-        report = replay(log[0], ns.settings(), progress=False)
+        report = replay(path, ns.settings(), progress=False)
         ns.wait_consumed(report.sent)
         ns.wait_scored()
         yield ns, report
     finally:
         ns.stop()
+
+
+@pytest.fixture(scope="module")
+def baseline(services, log, tmp_path_factory) -> Iterator[tuple[Namespace, ReplayReport]]:  # type: ignore[no-untyped-def]
+    """One uninterrupted run: one worker, the whole log replayed, the API up."""
+    yield from replayed(Namespace(services, tmp_path_factory.mktemp("baseline")), log[0])
 
 
 def test_log_shape(log) -> None:  # type: ignore[no-untyped-def]

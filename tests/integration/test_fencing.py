@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from core.events import Event
 from core.tiers import TierRecord
 from services.embedded import EmbeddedServices
-from services.redis_cluster import RedisCluster
+from services.redis_cluster import RedisCluster  # (the fixture: conftest.py)
 from state.clients.resp import Fenced
 from state.codec import Score
 from state.epoch import Epochs, claim, install_guard
@@ -30,15 +29,6 @@ _LOOP = asyncio.new_event_loop()
 
 def run(coro: Any) -> Any:
     return _LOOP.run_until_complete(coro)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisCluster]:
-    c = RedisCluster(3).start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(params=["single", "cluster"])

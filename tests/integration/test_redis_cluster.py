@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from cli import preflight
 from core.settings import Settings
-from services.redis_cluster import RedisCluster
+from services.redis_cluster import RedisCluster  # (the fixture: conftest.py)
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisCluster]:
-    c = RedisCluster(3).start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 def test_the_cluster_is_real(cluster: RedisCluster) -> None:
