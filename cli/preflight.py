@@ -258,9 +258,8 @@ def check_listen(host: str, port: int) -> None:
 
 
 def check_partitions(settings: Settings) -> None:
-    """On a Redis Cluster a user's keys live in the slot of the partition Kafka's
-    partitioner gives it among ``CHURN_PARTITIONS``: the events topic must have that
-    many partitions (it is created with them when missing)."""
+    """On a Redis Cluster a user's keys live in the slot of its default partition among
+    ``CHURN_PARTITIONS``: the events topic must have that many (state/keys.py)."""
     from stream.topics import ensure_topics, partition_count
 
     ensure_topics(settings)

@@ -197,8 +197,7 @@ class Settings(BaseSettings):
         if url.scheme not in ("redis", "rediss", "unix", "redis+cluster") or port == -1 or (
                 url.scheme != "unix" and not url.hostname) or (url.scheme == "unix"
                                                                  and not url.path):
-            raise ValueError(f"expected redis://host:port/db or redis+cluster://host:port, "
-                             f"got {value!r}")
+            raise ValueError(f"expected redis://host:port/db or redis+cluster://, got {value!r}")
         return value
 
     @field_validator("event_types", "api_keys", "cors_origins", mode="before")

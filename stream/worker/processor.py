@@ -36,8 +36,7 @@ from stream.worker.records import DeadLetterSink as DeadLetterSink
 
 __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
 
-# StaleBatch, Fenced, Contended: another worker committed or claimed a partition of the
-# batch meanwhile (a rebalance); the retry re-reads the stored state
+# StaleBatch, Fenced, Contended: another worker committed or claimed a partition meanwhile
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError, OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError,
     StaleBatch, Fenced, Contended)
