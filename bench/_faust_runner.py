@@ -18,6 +18,7 @@ import faust
 
 from core.gc_tuning import tune_gc
 from core.settings import Settings
+from stream.lifecycle import Worker
 from stream.worker.app import build_app, faust_settings
 
 
@@ -63,7 +64,7 @@ def main() -> None:
                 if state["n"] == n_expected:
                     done()
     else:
-        app, proc, _ = build_app(settings)
+        app, proc, lifecycle = build_app(settings)
         inner = proc.process
 
         async def counting(records):  # type: ignore[no-untyped-def]
@@ -74,11 +75,15 @@ def main() -> None:
             result = await inner(records)
             state["n"] += len(records)
             if state["n"] >= n_expected:
+                await proc.settle()  # the last batch's deferred rescore too
                 done()
             return result
 
         proc.process = counting  # type: ignore[method-assign]
-    worker = faust.Worker(app, loglevel="error", redirect_stdouts=False, quiet=True)
+    if mode.startswith("trivial"):
+        worker = faust.Worker(app, loglevel="error", redirect_stdouts=False, quiet=True)
+    else:  # the real worker's (stream/lifecycle.py: no spinner, bounded shutdown)
+        worker = Worker(app, lifecycle, loglevel="error", redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()
 
 

@@ -38,68 +38,67 @@ class EventOps(RedisBase):
         if stale:
             raise StaleBatch("another worker committed a partition of this batch meanwhile")
         out = []
-        for rep in replies:
-            if len(rep) > 1:
-                out.append(Applied(rep[0], decode_aggregates(rep[1])))
-            else:
-                out.append(Applied(rep[0], None))
+        for status, agg in replies:
+            out.append(Applied(status, decode_aggregates(agg) if agg else None))
         return out
-
-    def _apply_format(self, partition: int) -> bytes:
-        """EVALSHA sha 3 <stats> <user> <months> <horizon> <packed args> <brand> <type>,
-        with the partition's constant parts packed once (the bytes pack() would give)."""
-        keys = self.keys
-        return b"*10\r\n" + pack(b"EVALSHA", self._shas["apply_event"], b"3",
-                                 keys.of("stats", partition))[4:] \
-            + b"$%d\r\n%b\r\n" + pack(keys.of("months", partition), self.horizon)[4:] \
-            + b"$%d\r\n" % _ARGS.size + b"%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
 
     async def _run(self, items: Sequence[Item], commits: Sequence[Commit]
                    ) -> tuple[list[Any], bool]:
-        """One group of commands per partition (its events, then its commit: one slot on a
-        cluster), all groups one transaction on a single Redis (state/clients/cluster.py)."""
+        """One group per partition: one apply_event.lua call for all its events, then
+        its commit (one slot on a cluster); on a single Redis one group for the batch,
+        one transaction (state/clients/cluster.py)."""
         keys = self.keys
-        commit_sha = self._shas["commit_batch"]
+        apply_sha, commit_sha = self._shas["apply_event"].encode(), self._shas["commit_batch"]
         user, packer, nan, codes = keys.user, _ARGS.pack, math.nan, _TYPE_CODES
-        groups: dict[int, tuple[bytes, list[bytes], list[int]]] = {}  # by slot
         single = not keys.cluster  # one group: the records in their order, then the commits
-        fmts: dict[int, bytes] = {}
+        # per group: user keys, per-event arguments (RESP bulk strings), item indexes
+        groups: dict[int, tuple[list[bytes], list[bytes], list[int]]] = {}
         for i, (ev, part, off, want) in enumerate(items):
-            fmt = fmts.get(part) or fmts.setdefault(part, self._apply_format(part))
-            group = groups.get(0 if single else part)
+            g = 0 if single else part
+            group = groups.get(g)
             if group is None:
-                group = groups[0 if single else part] = (b"", [], [])
-            _, cmds, index = group
+                group = groups[g] = ([], [], [])
+            ukeys, args, index = group
             price = ev.price
             k = user(ev.user_id, part).encode()
+            ukeys.append(b"$%d\r\n%b\r\n" % (len(k), k))
             brand = ev.brand.encode() if ev.brand else b""
             tname = ev.event_type.encode()
-            args = packer(fingerprint(ev.event_id), ev.time_ms, part, off,
-                          codes.get(ev.event_type, 0), want, nan if price is None else price)
-            cmds.append(fmt % (len(k), k, args, len(brand), brand, len(tname), tname))
+            args.append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+                _ARGS.size, packer(fingerprint(ev.event_id), ev.time_ms, part, off,
+                                   codes.get(ev.event_type, 0), want,
+                                   nan if price is None else price),
+                len(brand), brand, len(tname), tname))
             index.append(i)
+        cmds: dict[int, list[bytes]] = {}
+        for g, (ukeys, args, _) in groups.items():
+            head = pack(b"EVALSHA", apply_sha, b"%d" % (2 + len(ukeys)), keys.of("stats", g),
+                        keys.of("months", g))
+            cmds[g] = [b"*%d\r\n" % (6 + 4 * len(ukeys)) + head[4:] + b"".join(ukeys)
+                       + pack(self.horizon)[4:] + b"".join(args)]
         for c in commits:
             p = c.partition
-            cmds = groups.setdefault(0 if single else p, (b"", [], []))[1]
             cargs: list[object] = [p, c.last_offset, c.watermark_ms,
                                    "-" if c.unconfirmed is None else c.unconfirmed, c.expected]
             for name, inc in c.counters.items():
                 cargs += [name, inc]
-            cmds.append(pack(b"EVALSHA", commit_sha, b"4", keys.offsets_of(p),
-                             keys.of("stats", p), keys.of("watermark", p),
-                             keys.of("unconfirmed", p), *cargs))
-        order = list(groups)
+            cmds.setdefault(0 if single else p, []).append(pack(
+                b"EVALSHA", commit_sha, b"4", keys.offsets_of(p), keys.of("stats", p),
+                keys.of("watermark", p), keys.of("unconfirmed", p), *cargs))
+        order = list(cmds)
         parts = {p for _, p, _, _ in items} | {c.partition for c in commits}
         results = await self.hot.transactions([
-            (keys.offsets_of(g), groups[g][1], sorted(parts) if single else (g,))
-            for g in order])
+            (keys.offsets_of(g), cmds[g], sorted(parts) if single else (g,)) for g in order])
         replies: list[Any] = [None] * len(items)
         stale = False
-        for p, res in zip(order, results, strict=True):
-            index = groups[p][2]
-            for i, rep in zip(index, res, strict=False):
-                replies[i] = rep
-            stale = stale or any(r == -1 for r in res[len(index):])
+        for g, res in zip(order, results, strict=True):
+            applied = g in groups
+            if applied:  # statuses (a byte each), then the wanted events' aggregates
+                statuses, *aggs = res[0]
+                wanted = iter(aggs)
+                for i, status in zip(groups[g][2], statuses, strict=True):
+                    replies[i] = (status, next(wanted) if items[i].want_state else None)
+            stale = stale or any(r == -1 for r in res[int(applied):])
         return replies, stale
 
     async def user(self, user_id: str) -> tuple[UserState | None, Score | None]:

@@ -111,6 +111,13 @@ class Worker(faust.Worker):
         self.lifecycle.arm()
         super()._schedule_shutdown(signal)
 
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # no start-up spinner: it sets the root logger to DEBUG (its handler filters), and
+        # then every debug call of aiokafka and faust (one per message produced) builds a
+        # log record that nobody prints: 3.5 % of the worker's busy time in bench/
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)
+
 
 def run(worker: Worker) -> int:
     """Run until stopped; the process exit status (0, or 70 after a crash)."""

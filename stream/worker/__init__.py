@@ -1,6 +1,7 @@
 """``churnstream worker``: the faust app that turns events into state, scores and labels.
 
-- :mod:`~stream.worker.app`: the composition root (faust app, agents, timers);
+- :mod:`~stream.worker.app`: the composition root (faust app, tasks, timers);
+- :mod:`~stream.worker.consumer`: the batch loop on topic ``events`` (aiokafka);
 - :mod:`~stream.worker.processor`: one batch of records -> Redis, atomically;
 - :mod:`~stream.worker.live`: scores, reasons, tiers and alerts of a batch;
 - :mod:`stream.anchors` (shared with ``evaluate``): daily label snapshots and releases;

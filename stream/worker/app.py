@@ -1,20 +1,21 @@
 """``churnstream worker``: the composition root of the faust app on topic ``events``.
 
 :func:`build_app` builds the components (:mod:`stream.worker.parts`), registers the
-batch handler (:mod:`stream.worker.handler`) as the agent and the timers
-(:mod:`stream.worker.tasks`) with faust. State lives in Redis, never in faust Tables
+events consumer's batch loop (:mod:`stream.worker.consumer`) as a task of the app and
+the timers (:mod:`stream.worker.tasks`) with faust. State lives in Redis, never in faust Tables
 (Tansu's ListOffsets "latest" makes table recovery lossy; see docs/services.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
 
 from core.settings import Settings
 from stream.lifecycle import Lifecycle, Worker, run
-from stream.worker.handler import BatchHandler
+from stream.worker.consumer import EventsConsumer
 from stream.worker.outputs import Outputs
 from stream.worker.parts import build_parts
 from stream.worker.processor import BatchProcessor
@@ -43,17 +44,26 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 
 def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Lifecycle]:
-    app = faust.App(settings.app_id, **faust_settings(settings))
+    # faust's own consumer reads nothing: a group of its own (topic ``events`` is read by
+    # the events consumer in group CHURN_APP_ID; topics are created by ensure_topics)
+    app = faust.App(f"{settings.app_id}-app", **faust_settings(settings))
     lifecycle = Lifecycle(app, settings.shutdown_timeout)
-    # topics are declared (and created) by ensure_topics
-    events = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw",
-                       partitions=settings.partitions)
     parts = build_parts(settings, Outputs(app, settings))
-    install_recovery(app, parts.proc, parts.store, settings, parts.metrics.rebuilt)
+    recovery = install_recovery(app, parts.proc, parts.store, settings, parts.metrics.rebuilt)
     ownership = Ownership(settings.events_topic, parts)
-    app.on_partitions_assigned.connect(ownership.assigned)  # type: ignore[arg-type]
-    app.on_partitions_revoked.connect(ownership.revoked)  # type: ignore[arg-type]
+
+    async def assigned(tps: Sequence[Any]) -> None:
+        await ownership.assigned(None, tps)
+        if recovery is not None:
+            recovery.assigned(sorted(tp.partition for tp in tps
+                                     if tp.topic == settings.events_topic))
+
+    async def revoked(tps: Sequence[Any]) -> None:
+        await ownership.revoked(None, tps)
+
+    consumer = EventsConsumer(settings, parts.proc, assigned, revoked)
+    app.task(consumer_task(consumer, lifecycle))
+    app.on_before_shutdown.connect(consumer.on_shutdown)  # type: ignore[arg-type]
     tasks = WorkerTasks(settings, parts, ownership, lifecycle)
     for start in (tasks.serve_metrics, tasks.after_start, tasks.check_redis):
         app.task(start)
@@ -62,9 +72,21 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Lifecycle]
     app.timer(interval=settings.model_poll_seconds)(tasks.reload_model)
     app.timer(interval=settings.sweep_interval_seconds)(tasks.sweep)
     app.timer(interval=settings.sweep_interval_seconds)(tasks.advance_clocks)
-    handler = BatchHandler(parts.proc, lifecycle, settings.batch_size, settings.batch_within)
-    app.agent(events, name="apply_events")(handler.run)
     return app, parts.proc, lifecycle
+
+
+def consumer_task(consumer: EventsConsumer, lifecycle: Lifecycle
+                  ) -> Callable[[], Awaitable[None]]:
+    """The app's task running the events consumer: anything it does not retry ends the
+    process (:mod:`stream.lifecycle`)."""
+    async def apply_events() -> None:
+        try:
+            await consumer.run()
+        except Exception as exc:
+            lifecycle.crash(exc, "apply_events")
+            raise
+
+    return apply_events
 
 
 def run_worker(settings: Settings) -> int:

@@ -10,10 +10,12 @@ therefore at least once: a crash between the two repeats them.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from core.features import Aggregates
 from core.long_range import scoring_features
@@ -137,12 +139,13 @@ class Live:
                 key = f"transition:{frm}:{to}"
                 counters[key] = counters.get(key, 0) + 1
                 stats.transitions[(frm, to)] = stats.transitions.get((frm, to), 0) + 1
-                alerts.append((w.user_id.encode(), json.dumps({
+                alerts.append((w.user_id.encode(), orjson.dumps({
                     "user_id": w.user_id, "from": frm, "to": to, "risk": w.score.risk,
                     "at": at_text.get(now) or at_text.setdefault(now, rfc3339(now)),
                     "at_ms": now, "scorer": w.score.scorer,
                     "model_version": w.score.version,
-                    "reasons": reason_rows(w.score.reasons, f, self.means)}).encode()))
+                    "reasons": reason_rows(w.score.reasons, f, self.means)},
+                    option=orjson.OPT_SERIALIZE_NUMPY)))
         if not changes:
             return
         stats.changes, stats.alerts = len(changes), len(alerts)
@@ -152,3 +155,33 @@ class Live:
         started = time.perf_counter()
         await self.store.write_tiers(changes, counters)
         stats.redis_seconds["write_tiers"] = time.perf_counter() - started
+
+
+async def rescore_batch(live: Live, todo: list[tuple[str, int, Aggregates]], stats: Any,
+                        swept: dict[int, int],
+                        catch_up: Callable[[int, int, list[tuple[str, int]]], Awaitable[Any]]
+                        | None) -> None:
+    """Score a batch's users from their new state (``stats``: the batch's BatchStats).
+
+    A user whose newest event is before the partition's last sweep (``swept``: every
+    event of theirs arrived late) is scored as that sweep would have (``catch_up``, the
+    Sweeper's): at its anchor, or churned at the user's own churn anchor. Otherwise the
+    result would depend on whether the sweep or the late batch ran first."""
+    behind: dict[int, list[tuple[str, int]]] = {}
+    if catch_up is not None and swept:
+        keep = []
+        for uid, p, agg in todo:
+            s = swept.get(p)
+            if s is not None and agg.now_ms < s:
+                behind.setdefault(p, []).append((uid, agg.last_ms))
+            else:
+                keep.append((uid, p, agg))
+        todo = keep
+    rs = await live.rescore(todo)
+    stats.users_scored += rs.scored
+    stats.alerts += rs.alerts
+    for p, users in behind.items():
+        assert catch_up is not None
+        caught = await catch_up(p, swept[p], users)
+        stats.users_scored += caught.users
+        stats.alerts += caught.alerts

@@ -20,6 +20,7 @@ from core.apply import DUPLICATE, LATE, LATE_OUTSIDE
 if TYPE_CHECKING:
     from stream.worker.live import RescoreStats
     from stream.worker.processor import BatchStats
+    from stream.worker.sweeper import SweepStats
 
 LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400, 30 * 86400,
@@ -135,6 +136,12 @@ class WorkerMetrics:
         self.snapshots.inc(st.snapshots)
         for label, n in st.released.items():
             self.released.labels(str(label)).inc(n)
+
+    def on_swept(self, st: SweepStats) -> None:
+        """The Sweeper's callback after every partition sweep."""
+        self.sweep_seconds.observe(st.seconds)
+        self.swept.inc(st.users)
+        self.churned.inc(st.churned)
 
     def on_rescored(self, st: RescoreStats) -> None:
         """Live's callback after every rescore (events and sweeps)."""

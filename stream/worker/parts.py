@@ -4,7 +4,6 @@ them into faust)."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +18,9 @@ from stream.anchors import Anchors
 from stream.worker.live import Live
 from stream.worker.metrics import WorkerMetrics
 from stream.worker.outputs import Outputs
-from stream.worker.processor import BatchProcessor
+from stream.worker.processor import RETRYABLE, BatchProcessor
 from stream.worker.sweeper import Sweeper
+from stream.worker.turns import Turns
 
 
 @dataclass
@@ -61,18 +61,19 @@ def build_parts(settings: Settings, outputs: Outputs,
     anchors = Anchors(store, outputs.training, settings.churn_horizon_days,
                       settings.label_sample_rate, settings.sweep_chunk,
                       settings.label_warmup_days, live.value)
-    # batches and sweep chunks take turns (one lock), and batches catch up users who
-    # arrive entirely behind the anchor a partition's sweep has reached (``swept``)
-    lock = asyncio.Lock()
+    # batches and sweep chunks take turns (stream/worker/turns.py), and batches catch up
+    # users who arrive entirely behind the anchor a partition's sweep has reached (swept)
+    turns = Turns(RETRYABLE)
     swept: dict[int, int] = {}
-    sweeper = Sweeper(store, live, lock, settings.churn_horizon_days, settings.sweep_chunk,
-                      settings.retention_days, swept=swept)
+    sweeper = Sweeper(store, live, turns, settings.churn_horizon_days, settings.sweep_chunk,
+                      settings.retention_days, swept=swept, on_swept=metrics.on_swept)
     proc = BatchProcessor(store, outputs.dead_letters, settings.allowed_types(),
                           settings.churn_horizon_days, live, anchors, metrics.on_batch,
                           max_future_seconds=settings.max_future_seconds,
                           clock_step_ms=int(settings.clock_max_step_hours * 3_600_000),
-                          clock_users=settings.clock_confirm_users, lock=lock, swept=swept,
-                          catch_up=sweeper.catch_up)
+                          clock_users=settings.clock_confirm_users, turns=turns, defer=True,
+                          swept=swept,
+                          catch_up=sweeper.catch_up, sweep_behind=sweeper.behind)
     glob = store_prefix(client, settings.redis_prefix)
     return WorkerParts(client, store, ModelStore(client, glob),
                        WorkerRegistry(client, glob), metrics, live, anchors,

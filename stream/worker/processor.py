@@ -1,9 +1,9 @@
 """One batch of raw Kafka records -> validated, deduped state in Redis, features, scores.
 
-Free of faust: the batch handler (:mod:`stream.worker.handler`) hands it batches;
+Free of faust: the events consumer (:mod:`stream.worker.consumer`) hands it batches;
 tests and benchmarks call it directly. Before a batch is acknowledged to Kafka: one
-MULTI/EXEC holding one script per event plus the batch's counters (it returns the new
-state of every touched user), then the writes of the scores computed from them.
+transaction applying it (``apply_event.lua``, the new state of its users back), then the
+writes of the scores computed from them (deferred with ``defer``: turns.py).
 
 Exactly-once effect under at-least-once delivery: the per-user script rejects
 re-applied (partition, offset) pairs but still returns the state, so a batch
@@ -24,15 +24,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.apply import DUPLICATE
 from core.clock import ClockGuard
-from core.events import DEFAULT_EVENT_TYPES, Rejected, latest_allowed_ms, parse_event
+from core.events import DEFAULT_EVENT_TYPES, Event, Rejected, latest_allowed_ms, parse_event
 from core.labels import DAY_MS, due_anchors, first_anchor
 from core.tiers import AlertGate, TierPolicy
-from state.clients.resp import Contended, Fenced
-from state.store import Commit, FeatureStore, Item, StaleBatch
+from state.clients.resp import Contended, Fenced, StateLost
+from state.store import FeatureStore, Item, StaleBatch
 from stream.anchors import Anchors
-from stream.worker.live import Live
-from stream.worker.records import FOREIGN, TOMBSTONE, BatchStats, DeadLetter, Record
+from stream.worker.live import Live, rescore_batch
+from stream.worker.records import FOREIGN, TOMBSTONE, BatchStats, DeadLetter, Record, Segment
 from stream.worker.records import DeadLetterSink as DeadLetterSink
+from stream.worker.turns import Redo, Turns
 
 __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
 
@@ -40,30 +41,9 @@ __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Re
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError, OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError,
     StaleBatch, Fenced, Contended)
-
-
-class _Segment:
-    """Records up to an anchor crossing: applied (and committed) together."""
-
-    __slots__ = ("items", "last_of_user", "last_off", "rejected", "unconfirmed", "wm")
-
-    def __init__(self) -> None:
-        self.items: list[Item] = []
-        self.last_off: dict[int, int] = {}
-        self.wm: dict[int, int] = {}
-        self.rejected: dict[int, dict[str, int]] = {}  # counters, by partition
-        self.last_of_user: dict[str, int] = {}
-        self.unconfirmed: dict[int, str] = {}  # partitions whose unconfirmed records changed
-
-    def count(self, p: int, name: str) -> None:
-        cnt = self.rejected.setdefault(p, {})
-        cnt[name] = cnt.get(name, 0) + 1
-
-    def commits(self, applied: dict[int, int]) -> list[Commit]:
-        """Each partition's commit, checked against the offset the batch started from."""
-        return [Commit(p, off, self.wm.get(p, -1), self.rejected.get(p, {}),
-                       self.unconfirmed.get(p), applied.get(p, -1))
-                for p, off in self.last_off.items()]
+# a deferred rescore failing on these is redone with its batch (turns.py)
+RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, StateLost)
+_RETRIED: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, Redo)
 
 
 class BatchProcessor:
@@ -73,10 +53,11 @@ class BatchProcessor:
                  anchors: Anchors | None = None,
                  on_batch: Callable[[BatchStats], None] | None = None,
                  max_future_seconds: float = -1, clock_step_ms: int = DAY_MS,
-                 clock_users: int = 1, lock: asyncio.Lock | None = None,
+                 clock_users: int = 1, turns: Turns | None = None, defer: bool = False,
                  swept: dict[int, int] | None = None,
                  catch_up: Callable[[int, int, list[tuple[str, int]]], Awaitable[Any]] | None
-                 = None) -> None:
+                 = None, sweep_behind: Callable[[int, int], Awaitable[Any]] | None = None
+                 ) -> None:
         self.store = store
         self.dead_letters = dead_letters
         self.allowed_types = allowed_types
@@ -85,8 +66,10 @@ class BatchProcessor:
                                  churn_horizon_days)
         self.anchors = anchors
         self.on_batch = on_batch  # metrics
-        # batches and sweep chunks never overlap (the lock is the Sweeper's too)
-        self.lock = lock if lock is not None else asyncio.Lock()
+        # batches and sweep chunks never overlap (the Sweeper's lock too); with ``defer``
+        # a batch's last rescore runs on while the next batch is applied (turns.py)
+        self.lock = turns if turns is not None else Turns(RETRYABLE)
+        self.defer = defer
         self.max_future = max_future_seconds  # < 0: no bound (tests, replays of the future)
         self.clock_step, self.clock_users = clock_step_ms, clock_users
         self._applied: dict[int, int] | None = None
@@ -96,7 +79,7 @@ class BatchProcessor:
         # the anchor each partition's sweeper has reached (shared with the Sweeper), and
         # who rescores a user whose newest event is before it (``Sweeper.catch_up``)
         self.swept: dict[int, int] = swept if swept is not None else {}
-        self.catch_up = catch_up
+        self.catch_up, self.sweep_behind = catch_up, sweep_behind  # (Sweeper.behind)
         self.recovery: Any = None  # stream.worker.recovery.Recovery: state loss detected, rebuilt
         keys = getattr(store, "keys", None)
         self.foreign = keys.foreign if keys is not None and keys.cluster else None
@@ -108,11 +91,8 @@ class BatchProcessor:
         self._stale = True
 
     def _forget(self) -> None:
-        self._applied = None
-        self._anchor = None
-        self._guards = {}
+        self._applied, self._anchor, self._guards, self._stale = None, None, {}, False
         self.swept.clear()
-        self._stale = False
 
     async def process_until_done(self, records: Sequence[Record],
                                  on_retry: Callable[[BaseException, float], None] | None = None,
@@ -126,15 +106,16 @@ class BatchProcessor:
         while True:
             try:
                 return await self.process(records)
-            except TRANSIENT_ERRORS as exc:
+            except _RETRIED as exc:  # (Redo: process() prepends the batch to redo)
                 self.on_rebalance()  # re-read what landed before retrying
                 if on_retry is not None:
-                    on_retry(exc, delay)
+                    on_retry(exc.__cause__ or exc if isinstance(exc, Redo) else exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(max_delay, delay * 2)
 
     async def _load(self) -> tuple[dict[int, int], dict[int, int]]:
         if self._stale:
+            await self.lock.finished()  # (reloads what a deferred rescore reads)
             self._forget()
         if self._applied is None:
             self._applied = await self.store.applied_offsets()
@@ -157,39 +138,82 @@ class BatchProcessor:
         return self._applied, self._anchor
 
     async def process(self, records: Sequence[Record]) -> BatchStats:
-        async with self.lock:
+        """Apply and score ``records``. Returns once the batches before are rescored; with
+        ``defer`` this one's last rescore may still be running (:meth:`drain`)."""
+        async with self.lock.lock:
+            redo = self.lock.take_redo()  # batches whose deferred rescore failed, first
             started = time.perf_counter()
-            stats = await (self._process(records) if self.recovery is None
-                           else self.recovery.run(self._process, records))
+            try:
+                stats = await (self._process([*redo, *records]) if self.recovery is None
+                               else self.recovery.run(self._process, [*redo, *records]))
+            except BaseException:
+                self.lock.redo = [*redo, *self.lock.redo]  # still to be done
+                raise
             stats.seconds = time.perf_counter() - started
         if self.on_batch is not None:
             self.on_batch(stats)
         return stats
 
+    async def settle(self, on_retry: Callable[[BaseException, float], None] | None = None
+                     ) -> None:
+        """Every batch given so far rescored: the deferred rescore waited for, and redone
+        (with its batch) if it failed."""
+        while True:
+            async with self.lock:
+                if not self.lock.redo:
+                    return
+            await self.process_until_done([], on_retry)
+
+    def parser(self) -> Callable[[bytes | None], Event | Rejected]:
+        """A record value's event or rejection (pure: the consumer parses a batch ahead,
+        while the one before it is applied)."""
+        allowed, latest = self.allowed_types, latest_allowed_ms(self.max_future)
+        return lambda v: TOMBSTONE if v is None else parse_event(v, allowed, latest_ms=latest)
+
     async def _process(self, records: Sequence[Record]) -> BatchStats:
-        applied, anchor = await self._load()
-        allowed, foreign = self.allowed_types, self.foreign
-        latest = latest_allowed_ms(self.max_future)
         stats = BatchStats(records=len(records))
+        segments, dead = await self._segments(records, stats)
+        if dead:
+            stats.rejected = len(dead)
+            await self.dead_letters(dead)  # delivered before the batch commits
+        deferred = False
+        for i, (seg, crossings) in enumerate(segments):
+            last = self.defer and i == len(segments) - 1
+            deferred = await self._apply(seg, stats, records if last else None)
+            for p, a in crossings:
+                if self.sweep_behind is not None:
+                    await self.sweep_behind(p, a - DAY_MS)
+                stats.add_anchor(await self.anchors.run(p, a))  # type: ignore[union-attr]
+        if not deferred:
+            await self.lock.finished()  # (a batch with nothing to apply: the one before)
+        return stats
+
+    async def _segments(self, records: Sequence[Record], stats: BatchStats
+                        ) -> tuple[list[tuple[Segment, list[tuple[int, int]]]], list[DeadLetter]]:
+        """The batch's segments, each with the anchors to run after it, and its dead
+        letters. Segment k: each partition's records after its k-th anchor crossing in
+        the batch (applied before that anchor runs; other partitions go on past it)."""
+        applied, anchor = await self._load()
+        parse, foreign = self.parser(), self.foreign
         dead: list[DeadLetter] = []
-        segments: list[tuple[_Segment, list[tuple[int, int]]]] = []
-        seg = _Segment()
+        segments: list[tuple[Segment, list[tuple[int, int]]]] = [(Segment(), [])]
+        level: dict[int, int] = {}
         for rec in records:
-            p = rec.partition
-            ev = parse_event(rec.value, allowed, latest_ms=latest) \
-                if rec.value is not None else TOMBSTONE
+            p, ev = rec.partition, rec.event
+            if ev is None:
+                ev = parse(rec.value)
             if foreign is not None and not isinstance(ev, Rejected) and foreign(ev.user_id, p):
                 ev = FOREIGN  # (cluster placement: state/keys.py)
+            k = level.get(p, 0)
+            seg = segments[k][0]
             fresh = rec.offset > applied.get(p, -1)
             if not fresh:
                 stats.skipped += 1  # re-read after a crash or rebalance
             if isinstance(ev, Rejected):
                 if fresh:
-                    seg.last_off[p] = rec.offset
+                    seg.reject(p, rec.offset, ev.reason)
                     dead.append(DeadLetter(rec, ev.reason))
                     stats.reasons[ev.reason] = stats.reasons.get(ev.reason, 0) + 1
-                    seg.count(p, "rejected")
-                    seg.count(p, "rejected:" + ev.reason)
                 continue
             t = self._tick(seg, p, ev.time_ms, ev.user_id, fresh)
             a = anchor.get(p)
@@ -200,26 +224,16 @@ class BatchProcessor:
             if t > a + DAY_MS and self.anchors is not None:  # (due_anchors is not empty)
                 # apply what came before, then run the anchors this event passes
                 crossed = due_anchors(a, t)
-                segments.append((seg, [(p, x) for x in crossed]))
-                seg = _Segment()
+                segments[k][1].extend((p, x) for x in crossed)
+                level[p] = k = k + 1
+                if k == len(segments):
+                    segments.append((Segment(), []))
+                seg = segments[k][0]
                 anchor[p] = crossed[-1]
-            if fresh:
-                seg.last_off[p] = rec.offset
-            if t > seg.wm.get(p, -1):
-                seg.wm[p] = t
-                if t > stats.newest.get(p, -1):
-                    stats.newest[p] = t
-            seg.last_of_user[ev.user_id] = len(seg.items)
-            seg.items.append(Item(ev, p, rec.offset, False))
-        segments.append((seg, []))
-        if dead:
-            stats.rejected = len(dead)
-            await self.dead_letters(dead)  # delivered before the batch commits
-        for seg, crossings in segments:
-            await self._apply(seg, stats)
-            for p, a in crossings:
-                stats.add_anchor(await self.anchors.run(p, a))  # type: ignore[union-attr]
-        return stats
+            seg.add(Item(ev, p, rec.offset, False), t, fresh)
+            if t > stats.newest.get(p, -1):
+                stats.newest[p] = t
+        return segments, dead
 
     async def advance(self, partition: int, target_ms: int) -> BatchStats:
         """Run the anchors of ``partition`` that an event at ``target_ms`` would run, with
@@ -238,7 +252,7 @@ class BatchProcessor:
                 anchor[partition] = x
         return stats
 
-    def _tick(self, seg: _Segment, p: int, t: int, user: str, fresh: bool) -> int:
+    def _tick(self, seg: Segment, p: int, t: int, user: str, fresh: bool) -> int:
         """The partition's clock after an event at ``t`` (core.clock); records held ahead
         of it are counted and kept with the segment's commit."""
         g = self._guards.get(p)
@@ -257,9 +271,12 @@ class BatchProcessor:
             seg.count(p, "clock:unconfirmed")
         return clock
 
-    async def _apply(self, seg: _Segment, stats: BatchStats) -> None:
+    async def _apply(self, seg: Segment, stats: BatchStats,
+                     defer: Sequence[Record] | None = None) -> bool:
+        """Apply ``seg``, then rescore its users (deferred with ``defer``, the batch's
+        records: see turns.py); whether it deferred."""
         if not seg.items and not seg.last_off:
-            return
+            return False
         items = seg.items
         for i in seg.last_of_user.values():
             items[i] = items[i]._replace(want_state=True)
@@ -281,29 +298,13 @@ class BatchProcessor:
                 types[tname] = types.get(tname, 0) + 1
             if res.aggregates is not None:
                 todo.append((it.event.user_id, it.partition, res.aggregates))
-        # A user whose newest event is before the partition's last sweep (every event of
-        # theirs arrived late) is scored as that sweep would have: at its anchor, or
-        # churned at the user's own churn anchor. Otherwise the result would depend on
-        # whether the sweep or the late batch ran first.
-        behind: dict[int, list[tuple[str, int]]] = {}
-        if self.catch_up is not None and self.swept:
-            keep = []
-            for uid, p, agg in todo:
-                s = self.swept.get(p)
-                if s is not None and agg.now_ms < s:
-                    behind.setdefault(p, []).append((uid, agg.last_ms))
-                else:
-                    keep.append((uid, p, agg))
-            todo = keep
-        rs = await self.live.rescore(todo)
-        stats.users_scored += rs.scored
-        stats.alerts += rs.alerts
-        for p, users in behind.items():
-            assert self.catch_up is not None
-            caught = await self.catch_up(p, self.swept[p], users)
-            stats.users_scored += caught.users
-            stats.alerts += caught.alerts
-
+        await self.lock.finished()  # the batch before is rescored first (it overlapped the apply)
+        rescore = rescore_batch(self.live, todo, stats, self.swept, self.catch_up)
+        if defer is not None:
+            self.lock.defer(rescore, defer)
+            return True
+        await rescore
+        return False
 
 async def _no_alerts(alerts: Sequence[tuple[bytes, bytes]]) -> None:
     """Default alert sink of a processor built without one (tests, evaluation)."""

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from core.events import Rejected
+from core.events import Event, Rejected
+from state.store import Commit, Item
 
 if TYPE_CHECKING:
     from stream.anchors import AnchorStats
@@ -25,6 +26,8 @@ class Record(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes | None  # None: a tombstone (a Kafka record with a null value)
+    # the value parsed ahead (BatchProcessor.parser, while the batch before is applied)
+    event: Event | Rejected | None = None
 
 
 class DeadLetter(NamedTuple):
@@ -75,3 +78,44 @@ class BatchStats:
         self.snapshots += st.snapshots
         self.released[1] = self.released.get(1, 0) + st.churned_labels
         self.released[0] = self.released.get(0, 0) + st.released - st.churned_labels
+
+
+class Segment:
+    """A batch's records up to an anchor crossing: applied (and committed) together
+    (:class:`~stream.worker.processor.BatchProcessor`)."""
+
+    __slots__ = ("items", "last_of_user", "last_off", "rejected", "unconfirmed", "wm")
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+        self.last_off: dict[int, int] = {}
+        self.wm: dict[int, int] = {}
+        self.rejected: dict[int, dict[str, int]] = {}  # counters, by partition
+        self.last_of_user: dict[str, int] = {}
+        self.unconfirmed: dict[int, str] = {}  # partitions whose unconfirmed records changed
+
+    def count(self, p: int, name: str) -> None:
+        cnt = self.rejected.setdefault(p, {})
+        cnt[name] = cnt.get(name, 0) + 1
+
+    def reject(self, p: int, offset: int, reason: str) -> None:
+        """A new record of partition ``p`` that is a dead letter."""
+        self.last_off[p] = offset
+        self.count(p, "rejected")
+        self.count(p, "rejected:" + reason)
+
+    def add(self, item: Item, t: int, fresh: bool) -> None:
+        """A valid event, at the partition's clock ``t`` (fresh: not applied before)."""
+        p = item.partition
+        if fresh:
+            self.last_off[p] = item.offset
+        if t > self.wm.get(p, -1):
+            self.wm[p] = t
+        self.last_of_user[item.event.user_id] = len(self.items)
+        self.items.append(item)
+
+    def commits(self, applied: dict[int, int]) -> list[Commit]:
+        """Each partition's commit, checked against the offset the batch started from."""
+        return [Commit(p, off, self.wm.get(p, -1), self.rejected.get(p, {}),
+                       self.unconfirmed.get(p), applied.get(p, -1))
+                for p, off in self.last_off.items()]

@@ -242,9 +242,9 @@ def _exit(msg: str) -> None:
 
 def install(app: Any, proc: Any, store: Any, settings: Any,
             on_rebuild: Callable[[int], None] = lambda n: None) -> Recovery | None:
-    """Wire recovery into a worker: the assignment check, the processor's batch path,
-    and a timer that runs a planned replay when no records arrive. None for stores
-    without an epoch (the in-memory store)."""
+    """Wire recovery into a worker: the processor's batch path and a timer that runs a
+    planned replay when no records arrive (the caller hands it each assignment:
+    :meth:`Recovery.assigned`). None for stores without an epoch (the in-memory store)."""
     if not hasattr(store, "hot"):
         return None
     rec = Recovery(store, KafkaLog(settings.events_topic, settings.kafka_bootstrap,
@@ -253,19 +253,17 @@ def install(app: Any, proc: Any, store: Any, settings: Any,
     proc.recovery = rec
 
     from stream.worker.processor import TRANSIENT_ERRORS
+    from stream.worker.turns import Redo
 
-    @app.on_partitions_assigned.connect
-    async def _check(sender: Any, assigned: Any = (), **kwargs: Any) -> None:
-        rec.assigned(sorted(tp.partition for tp in assigned
-                            if tp.topic == settings.events_topic))
+    retried: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, Redo)
 
     @app.timer(interval=1.0)
     async def _replay_when_idle() -> None:
-        try:
-            if (rec.unchecked or rec.plan or rec.suspect
+        try:  # (also a batch whose deferred rescore failed with no batch after it)
+            if (rec.unchecked or rec.plan or rec.suspect or proc.lock.redo
                     or await rec.epochs.current() != rec.epoch):
                 await proc.process([])
-        except TRANSIENT_ERRORS as exc:
+        except retried as exc:
             log.warning("replay interrupted (%s); will resume", exc)
 
     return rec

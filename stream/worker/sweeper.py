@@ -17,7 +17,10 @@ overlap; a score written for an event after ``A`` is never overwritten by the sw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +41,12 @@ class SweepStats:
 
 
 class Sweeper:
-    def __init__(self, store: FeatureStore, live: Live, lock: asyncio.Lock,
+    def __init__(self, store: FeatureStore, live: Live, lock: AbstractAsyncContextManager[Any],
                  horizon_days: int = 30, chunk: int = 1000, retention_days: int = 0,
-                 chunks_per_hold: int = 8, swept: dict[int, int] | None = None) -> None:
+                 chunks_per_hold: int = 8, swept: dict[int, int] | None = None,
+                 on_swept: Callable[[SweepStats], None] | None = None) -> None:
         self.store = store
+        self.on_swept = on_swept  # metrics
         # the anchor reached per partition, shared with the BatchProcessor (its
         # ``swept``): batches catch up users who arrive entirely behind it
         self.swept = swept if swept is not None else {}
@@ -123,8 +128,22 @@ class Sweeper:
         out.users += st.scored
         out.alerts += st.alerts
 
-    async def sweep(self, partition: int, anchor_ms: int) -> SweepStats:
+    async def behind(self, partition: int, anchor_ms: int) -> SweepStats | None:
+        """The sweep of ``anchor_ms`` if the partition's sweeps have not reached it. The
+        processor (holding the lock) calls it before its clock passes the next anchor:
+        every anchor is swept, and a silent user's tier moves day by day, however fast
+        a replay goes (the timer alone falls behind a fast replay and skips days)."""
+        clock = await self.store.clock()
+        first = clock.get(f"f:{partition}")
+        if first is None or anchor_ms < first or clock.get(f"s:{partition}", -1) >= anchor_ms:
+            return None
+        return await self.sweep(partition, anchor_ms, held=True)
+
+    async def sweep(self, partition: int, anchor_ms: int, held: bool = False) -> SweepStats:
+        """Rescore the partition's users at ``anchor_ms`` (``held``: the caller holds the
+        lock)."""
         started = time.perf_counter()
+        hold = contextlib.nullcontext() if held else self.lock
         out = SweepStats(partition, anchor_ms)
         # from now on a batch scores a user entirely before the anchor at the anchor
         # itself (catch_up), so one listed too early or too late is scored the same way
@@ -137,11 +156,13 @@ class Sweeper:
                 # A few chunks per hold of the lock, pipelined: Redis computes the next
                 # chunk's aggregates while this one is scored. Nothing read in one hold
                 # is used after it, so no batch can slip in between a read and a write.
-                async with self.lock:
+                async with hold:
                     await self._pipelined(block, partition, at, out)
-        async with self.lock:
+        async with hold:
             await self.store.set_clock(f"s:{partition}", anchor_ms)
             if self.retention_ms:
                 out.retired = await self.store.retire(partition, anchor_ms - self.retention_ms)
         out.seconds = time.perf_counter() - started
+        if self.on_swept is not None:
+            self.on_swept(out)
         return out

@@ -179,15 +179,12 @@ class WorkerTasks:
             log.exception("clock advance failed; will retry")
 
     async def sweep(self) -> None:
-        sweeper, metrics = self.parts.sweeper, self.parts.metrics
+        sweeper = self.parts.sweeper
         try:
             for p, anchor in await sweeper.due(set(self.owned)):
                 if p not in self.owned:
                     continue
-                st = await sweeper.sweep(p, anchor)
-                metrics.sweep_seconds.observe(st.seconds)
-                metrics.swept.inc(st.users)
-                metrics.churned.inc(st.churned)
+                st = await sweeper.sweep(p, anchor)  # (metrics: WorkerMetrics.on_swept)
                 log.info("swept partition %d at %s: %d users, %d churned, %d alerts, %.2fs",
                          p, anchor, st.users, st.churned, st.alerts, st.seconds)
         except TRANSIENT_ERRORS as exc:

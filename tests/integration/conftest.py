@@ -182,13 +182,18 @@ class Namespace:
     def wait_scored(self, timeout: float = 60.0) -> None:
         """Wait until the sweeper has caught up with every partition's last anchor and
         every user has a score at or after its newest event (``consumed`` counts a batch
-        before its scores land; sweeps run on a timer)."""
+        before its scores land and before the anchors it crossed have run; sweeps run on
+        a timer)."""
+        from core.labels import DAY_MS
         from state.codec import decode_score, decode_state
 
         def settled() -> bool:
             clock = self.clock()
             for name, anchor in clock.items():
                 if name.startswith("a:") and clock.get("s:" + name[2:], -1) < anchor:
+                    return False
+            for p, wm in self._merged("watermark").items():  # anchors due: core.labels
+                if clock.get(f"a:{p}", -1) < (wm - 1) // DAY_MS * DAY_MS:
                     return False
             for h in self.user_hashes().values():
                 st, s = decode_state(h), h.get(b"s")
