@@ -97,11 +97,9 @@ class BatchProcessor:
     async def process_until_done(self, records: Sequence[Record],
                                  on_retry: Callable[[BaseException, float], None] | None = None,
                                  first_delay: float = 0.2, max_delay: float = 10.0) -> BatchStats:
-        """:meth:`process`, retried with backoff while Redis (or the DLQ) is unreachable.
-
-        Safe to repeat: a batch whose state already landed comes back as redelivered
-        (counted once, rescored); only DLQ messages and alerts may be sent twice.
-        """
+        """:meth:`process`, retried with backoff while Redis (or the DLQ) is unreachable. A
+        batch whose state landed comes back as redelivered (counted once, rescored); only
+        DLQ messages and alerts may be sent twice."""
         delay = first_delay
         while True:
             try:
@@ -180,6 +178,8 @@ class BatchProcessor:
         for i, (seg, crossings) in enumerate(segments):
             last = self.defer and i == len(segments) - 1
             deferred = await self._apply(seg, stats, records if last else None)
+            if crossings:  # (the segment before them may have applied nothing)
+                await self.lock.finished()
             for p, a in crossings:
                 if self.sweep_behind is not None:
                     await self.sweep_behind(p, a - DAY_MS)
