@@ -71,9 +71,8 @@ def build_parts(settings: Settings, outputs: Outputs,
                           settings.churn_horizon_days, live, anchors, metrics.on_batch,
                           max_future_seconds=settings.max_future_seconds,
                           clock_step_ms=int(settings.clock_max_step_hours * 3_600_000),
-                          clock_users=settings.clock_confirm_users, turns=turns, swept=swept,
-                          # defer=True (turns.py) is off: no gain measured (README "The hot
-                          # path"), and a put-off rescore that fails is seen only when drained
+                          clock_users=settings.clock_confirm_users, turns=turns, defer=True,
+                          swept=swept,
                           catch_up=sweeper.catch_up, sweep_behind=sweeper.behind)
     glob = store_prefix(client, settings.redis_prefix)
     return WorkerParts(client, store, ModelStore(client, glob),
