@@ -75,7 +75,6 @@ def main() -> None:
             result = await inner(records)
             state["n"] += len(records)
             if state["n"] >= n_expected:
-                await proc.settle()  # the last batch's deferred rescore too
                 done()
             return result
 

@@ -52,6 +52,12 @@ class ValueModel:
         self._warned: set[int] = set()
         self._timed_out: set[int] = set()  # days whose fit a wait gave up on
         self.on_late = on_late
+        # the partitions this worker owns (None: all of them) and whether a rebalance is
+        # under way: a fit waits for other workers' partitions, never for its own (they
+        # are behind in this worker's own batch) nor through a rebalance (which waits
+        # for the batch under way)
+        self.owned: set[int] | None = None
+        self.rebalancing = False
 
     @property
     def scheduled(self) -> bool:
@@ -125,14 +131,21 @@ class ValueModel:
             if want in days or not rows:  # no rows: nobody delivered, no fit can come
                 return days, ""
             missing = await self.rows.missing(want)
-            why = (f"partitions {sorted(missing)} have not reached that day" if missing
+            why = (f"not made within {self.wait:g} s" if time.monotonic() >= deadline
                    else "no learner is running" if not await self.rows.learner_alive()
-                   else f"not made within {self.wait:g} s" if time.monotonic() >= deadline
-                   else "")
+                   else self._behind(missing) if missing else "")
             if why:
                 days = await self.rows.fit_days()
                 return days, "" if want in days else why
             await asyncio.sleep(0.05)
+
+    def _behind(self, missing: set[int]) -> str:
+        """Why not to wait for ``missing`` partitions to deliver their rows ("": wait)."""
+        if self.owned is None or missing & self.owned:
+            return f"partitions {sorted(missing)} have not reached that day"
+        if self.rebalancing:
+            return f"a rebalance is under way (partitions {sorted(missing)} are behind)"
+        return ""  # other workers' partitions: they come
 
     async def _sync(self, days: dict[int, int]) -> None:
         """Learn the served fits not known yet (``days`` tells whether any changed)."""

@@ -51,6 +51,7 @@ def build_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Lifecycle]
     parts = build_parts(settings, Outputs(app, settings))
     recovery = install_recovery(app, parts.proc, parts.store, settings, parts.metrics.rebuilt)
     ownership = Ownership(settings.events_topic, parts)
+    parts.live.value.owned = ownership.owned  # value fits wait for other workers only
 
     async def assigned(tps: Sequence[Any]) -> None:
         await ownership.assigned(None, tps)

@@ -90,6 +90,7 @@ class EventsConsumer:
 
         class Listener(ConsumerRebalanceListener):
             async def on_partitions_revoked(self, revoked: Any) -> None:
+                outer.proc.on_rebalance()  # (a batch waiting for a value fit stops waiting)
                 await outer._settle(consumer)  # the batch under way, applied and committed
                 await outer.on_revoked(list(revoked))
 

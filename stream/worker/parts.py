@@ -18,7 +18,7 @@ from stream.anchors import Anchors
 from stream.worker.live import Live
 from stream.worker.metrics import WorkerMetrics
 from stream.worker.outputs import Outputs
-from stream.worker.processor import RETRYABLE, BatchProcessor
+from stream.worker.processor import BatchProcessor
 from stream.worker.sweeper import Sweeper
 from stream.worker.turns import Turns
 
@@ -63,7 +63,7 @@ def build_parts(settings: Settings, outputs: Outputs,
                       settings.label_warmup_days, live.value)
     # batches and sweep chunks take turns (stream/worker/turns.py), and batches catch up
     # users who arrive entirely behind the anchor a partition's sweep has reached (swept)
-    turns = Turns(RETRYABLE)
+    turns = Turns()
     swept: dict[int, int] = {}
     sweeper = Sweeper(store, live, turns, settings.churn_horizon_days, settings.sweep_chunk,
                       settings.retention_days, swept=swept, on_swept=metrics.on_swept)
@@ -71,7 +71,7 @@ def build_parts(settings: Settings, outputs: Outputs,
                           settings.churn_horizon_days, live, anchors, metrics.on_batch,
                           max_future_seconds=settings.max_future_seconds,
                           clock_step_ms=int(settings.clock_max_step_hours * 3_600_000),
-                          clock_users=settings.clock_confirm_users, turns=turns, defer=True,
+                          clock_users=settings.clock_confirm_users, turns=turns,
                           swept=swept,
                           catch_up=sweeper.catch_up, sweep_behind=sweeper.behind)
     glob = store_prefix(client, settings.redis_prefix)

@@ -3,7 +3,7 @@
 Free of faust: the events consumer (:mod:`stream.worker.consumer`) hands it batches;
 tests and benchmarks call it directly. Before a batch is acknowledged to Kafka: one
 transaction applying it (``apply_event.lua``, the new state of its users back), then the
-writes of the scores computed from them (deferred with ``defer``: turns.py).
+writes of the scores computed from them.
 
 Exactly-once effect under at-least-once delivery: the per-user script rejects
 re-applied (partition, offset) pairs but still returns the state, so a batch
@@ -27,13 +27,13 @@ from core.clock import ClockGuard
 from core.events import DEFAULT_EVENT_TYPES, Event, Rejected, latest_allowed_ms, parse_event
 from core.labels import DAY_MS, due_anchors, first_anchor
 from core.tiers import AlertGate, TierPolicy
-from state.clients.resp import Contended, Fenced, StateLost
+from state.clients.resp import Contended, Fenced
 from state.store import FeatureStore, Item, StaleBatch
 from stream.anchors import Anchors
 from stream.worker.live import Live, rescore_batch
 from stream.worker.records import FOREIGN, TOMBSTONE, BatchStats, DeadLetter, Record, Segment
 from stream.worker.records import DeadLetterSink as DeadLetterSink
-from stream.worker.turns import Redo, Turns
+from stream.worker.turns import Turns
 
 __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
 
@@ -41,9 +41,6 @@ __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Re
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError, OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError,
     StaleBatch, Fenced, Contended)
-# a deferred rescore failing on these is redone with its batch (turns.py)
-RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, StateLost)
-_RETRIED: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, Redo)
 
 
 class BatchProcessor:
@@ -53,7 +50,7 @@ class BatchProcessor:
                  anchors: Anchors | None = None,
                  on_batch: Callable[[BatchStats], None] | None = None,
                  max_future_seconds: float = -1, clock_step_ms: int = DAY_MS,
-                 clock_users: int = 1, turns: Turns | None = None, defer: bool = False,
+                 clock_users: int = 1, turns: Turns | None = None,
                  swept: dict[int, int] | None = None,
                  catch_up: Callable[[int, int, list[tuple[str, int]]], Awaitable[Any]] | None
                  = None, sweep_behind: Callable[[int, int], Awaitable[Any]] | None = None
@@ -66,10 +63,8 @@ class BatchProcessor:
                                  churn_horizon_days)
         self.anchors = anchors
         self.on_batch = on_batch  # metrics
-        # batches and sweep chunks never overlap (the Sweeper's lock too); with ``defer``
-        # a batch's last rescore runs on while the next batch is applied (turns.py)
-        self.lock = turns if turns is not None else Turns(RETRYABLE)
-        self.defer = defer
+        # batches and sweep chunks never overlap (the Sweeper's lock too: turns.py)
+        self.lock = turns if turns is not None else Turns()
         self.max_future = max_future_seconds  # < 0: no bound (tests, replays of the future)
         self.clock_step, self.clock_users = clock_step_ms, clock_users
         self._applied: dict[int, int] | None = None
@@ -87,11 +82,13 @@ class BatchProcessor:
     def on_rebalance(self) -> None:
         """Forget cached offsets and clocks: another worker may have moved them. Takes
         effect at the next batch: a rebalance callback may run while a batch is under way
-        (which keeps the view it started with)."""
+        (which keeps the view it started with; a value fit it waits for stops waiting)."""
         self._stale = True
+        self.live.value.rebalancing = True
 
     def _forget(self) -> None:
         self._applied, self._anchor, self._guards, self._stale = None, None, {}, False
+        self.live.value.rebalancing = False
         self.swept.clear()
 
     async def process_until_done(self, records: Sequence[Record],
@@ -104,16 +101,15 @@ class BatchProcessor:
         while True:
             try:
                 return await self.process(records)
-            except _RETRIED as exc:  # (Redo: process() prepends the batch to redo)
+            except TRANSIENT_ERRORS as exc:
                 self.on_rebalance()  # re-read what landed before retrying
                 if on_retry is not None:
-                    on_retry(exc.__cause__ or exc if isinstance(exc, Redo) else exc, delay)
+                    on_retry(exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(max_delay, delay * 2)
 
     async def _load(self) -> tuple[dict[int, int], dict[int, int]]:
         if self._stale:
-            await self.lock.finished()  # (reloads what a deferred rescore reads)
             self._forget()
         if self._applied is None:
             self._applied = await self.store.applied_offsets()
@@ -136,31 +132,15 @@ class BatchProcessor:
         return self._applied, self._anchor
 
     async def process(self, records: Sequence[Record]) -> BatchStats:
-        """Apply and score ``records``. Returns once the batches before are rescored; with
-        ``defer`` this one's last rescore may still be running (:meth:`drain`)."""
-        async with self.lock.lock:
-            redo = self.lock.take_redo()  # batches whose deferred rescore failed, first
+        """Apply and score ``records`` (with the sweeper's chunks waiting meanwhile)."""
+        async with self.lock:
             started = time.perf_counter()
-            try:
-                stats = await (self._process([*redo, *records]) if self.recovery is None
-                               else self.recovery.run(self._process, [*redo, *records]))
-            except BaseException:
-                self.lock.redo = [*redo, *self.lock.redo]  # still to be done
-                raise
+            stats = await (self._process(records) if self.recovery is None
+                           else self.recovery.run(self._process, records))
             stats.seconds = time.perf_counter() - started
         if self.on_batch is not None:
             self.on_batch(stats)
         return stats
-
-    async def settle(self, on_retry: Callable[[BaseException, float], None] | None = None
-                     ) -> None:
-        """Every batch given so far rescored: the deferred rescore waited for, and redone
-        (with its batch) if it failed."""
-        while True:
-            async with self.lock:
-                if not self.lock.redo:
-                    return
-            await self.process_until_done([], on_retry)
 
     def parser(self) -> Callable[[bytes | None], Event | Rejected]:
         """A record value's event or rejection (pure: the consumer parses a batch ahead,
@@ -174,18 +154,12 @@ class BatchProcessor:
         if dead:
             stats.rejected = len(dead)
             await self.dead_letters(dead)  # delivered before the batch commits
-        deferred = False
-        for i, (seg, crossings) in enumerate(segments):
-            last = self.defer and i == len(segments) - 1
-            deferred = await self._apply(seg, stats, records if last else None)
-            if crossings:  # (the segment before them may have applied nothing)
-                await self.lock.finished()
+        for seg, crossings in segments:
+            await self._apply(seg, stats)
             for p, a in crossings:
                 if self.sweep_behind is not None:
                     await self.sweep_behind(p, a - DAY_MS)
                 stats.add_anchor(await self.anchors.run(p, a))  # type: ignore[union-attr]
-        if not deferred:
-            await self.lock.finished()  # (a batch with nothing to apply: the one before)
         return stats
 
     async def _segments(self, records: Sequence[Record], stats: BatchStats
@@ -271,12 +245,10 @@ class BatchProcessor:
             seg.count(p, "clock:unconfirmed")
         return clock
 
-    async def _apply(self, seg: Segment, stats: BatchStats,
-                     defer: Sequence[Record] | None = None) -> bool:
-        """Apply ``seg``, then rescore its users (deferred with ``defer``, the batch's
-        records: see turns.py); whether it deferred."""
+    async def _apply(self, seg: Segment, stats: BatchStats) -> None:
+        """Apply ``seg`` (one transaction), then rescore its users."""
         if not seg.items and not seg.last_off:
-            return False
+            return
         items = seg.items
         for i in seg.last_of_user.values():
             items[i] = items[i]._replace(want_state=True)
@@ -298,13 +270,8 @@ class BatchProcessor:
                 types[tname] = types.get(tname, 0) + 1
             if res.aggregates is not None:
                 todo.append((it.event.user_id, it.partition, res.aggregates))
-        await self.lock.finished()  # the batch before is rescored first (it overlapped the apply)
-        rescore = rescore_batch(self.live, todo, stats, self.swept, self.catch_up)
-        if defer is not None:
-            self.lock.defer(rescore, defer)
-            return True
-        await rescore
-        return False
+        await rescore_batch(self.live, todo, stats, self.swept, self.catch_up)
+
 
 async def _no_alerts(alerts: Sequence[tuple[bytes, bytes]]) -> None:
     """Default alert sink of a processor built without one (tests, evaluation)."""

@@ -253,17 +253,14 @@ def install(app: Any, proc: Any, store: Any, settings: Any,
     proc.recovery = rec
 
     from stream.worker.processor import TRANSIENT_ERRORS
-    from stream.worker.turns import Redo
-
-    retried: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, Redo)
 
     @app.timer(interval=1.0)
     async def _replay_when_idle() -> None:
-        try:  # (also a batch whose deferred rescore failed with no batch after it)
-            if (rec.unchecked or rec.plan or rec.suspect or proc.lock.redo
+        try:
+            if (rec.unchecked or rec.plan or rec.suspect
                     or await rec.epochs.current() != rec.epoch):
                 await proc.process([])
-        except retried as exc:
+        except TRANSIENT_ERRORS as exc:
             log.warning("replay interrupted (%s); will resume", exc)
 
     return rec

@@ -249,3 +249,56 @@ def test_a_day_left_behind_does_not_hold_the_later_ones(world) -> None:  # type:
     # and a day far older than the newest due one is not written either
     run(rows.put(0, day + 28, 0, drop_before=day + 14))
     assert run(rows.put(2, day + 7 + 1, 0, drop_before=day - 6)) == 0
+
+
+def test_a_fit_waits_for_other_workers_partitions_not_its_own(world) -> None:  # type: ignore[no-untyped-def]
+    """Several workers: a partition of this worker at the serving day waits while the
+    missing rows are other workers' partitions (they come), but never for its own
+    (they are behind in its own batch) and not through a rebalance (which waits for
+    the batch under way)."""
+    client, prefix, _, day = world
+    day -= day % 7  # a fit day
+    vs, rows = ValueStore(client, prefix), ValueRows(client, prefix)
+    settings = Settings(value_min_customers=10)
+    late: list[int] = []
+
+    def model(owned: set[int]) -> ValueModel:
+        m = ValueModel(vs, 30, every_days=7, lag_days=7, wait_seconds=5,
+                       on_late=lambda: late.append(1))
+        m.owned = owned
+        return m
+
+    ours, theirs = model({0}), model({1, 2})
+    run(rows.beat())  # a learner is alive
+    run(ours.at_anchor(0, day * DAY_MS))  # only partition 0 delivered: 1, 2 are behind
+    # partition 1 is this worker's own: no wait, the miss is counted
+    t0 = time.monotonic()
+    run(model({0, 1}).at_anchor(0, (day + 7) * DAY_MS))
+    assert time.monotonic() - t0 < 1 and late == [1]
+
+    async def rebalance() -> float:  # 1 and 2 belong to another worker; a rebalance
+        t = time.monotonic()          # starts 0.4 s into the wait
+        waiting = asyncio.create_task(ours.at_anchor(0, (day + 7) * DAY_MS))
+        await asyncio.sleep(0.4)
+        ours.rebalancing = True
+        await waiting
+        return time.monotonic() - t
+
+    assert 0.35 < run(rebalance()) < 1.5 and late == [1, 1]
+    ours.rebalancing = False
+    ours = model({0})  # (one warning per day: a fresh worker view)
+
+    async def others_catch_up() -> float:
+        t = time.monotonic()
+        waiting = asyncio.create_task(ours.at_anchor(0, (day + 7) * DAY_MS))
+        await asyncio.sleep(0.4)
+        assert not waiting.done()
+        for p in (1, 2):  # the other worker's partitions reach the day
+            await theirs.at_anchor(p, day * DAY_MS)
+        await rows.beat()
+        await fit_due(vs, rows, settings)  # the learner fits
+        await waiting
+        return time.monotonic() - t
+
+    assert 0.35 < run(others_catch_up()) < 4 and late == [1, 1]
+    assert ours.serving(day + 7) == run(vs.current()).params.bgnbd is not None
