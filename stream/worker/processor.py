@@ -189,7 +189,7 @@ class BatchProcessor:
                     dead.append(DeadLetter(rec, ev.reason))
                     stats.reasons[ev.reason] = stats.reasons.get(ev.reason, 0) + 1
                 continue
-            t = self._tick(seg, p, ev.time_ms, ev.user_id, fresh)
+            t, held, ahead = self._tick(p, ev.time_ms, ev.user_id, fresh)
             a = anchor.get(p)
             if a is None:  # the partition's first event: its clock starts that day
                 anchor[p] = a = first_anchor(t)
@@ -204,6 +204,11 @@ class BatchProcessor:
                     segments.append((Segment(), []))
                 seg = segments[k][0]
                 anchor[p] = crossed[-1]
+            # the clock's effects go with the record's own segment (committed together)
+            if held is not None:
+                seg.unconfirmed[p] = held
+            if ahead:
+                seg.count(p, "clock:unconfirmed")
             seg.add(Item(ev, p, rec.offset, False), t, fresh)
             if t > stats.newest.get(p, -1):
                 stats.newest[p] = t
@@ -226,9 +231,9 @@ class BatchProcessor:
                 anchor[partition] = x
         return stats
 
-    def _tick(self, seg: Segment, p: int, t: int, user: str, fresh: bool) -> int:
-        """The partition's clock after an event at ``t`` (core.clock); records held ahead
-        of it are counted and kept with the segment's commit."""
+    def _tick(self, p: int, t: int, user: str, fresh: bool) -> tuple[int, str | None, bool]:
+        """The partition's clock after an event at ``t`` (core.clock), the records held
+        ahead of it when they changed (None: unchanged), and whether this one is held."""
         g = self._guards.get(p)
         if g is None:
             g = self._guards[p] = ClockGuard(self.clock_step, self.clock_users)
@@ -236,14 +241,11 @@ class BatchProcessor:
             # re-read after a crash or a rebalance: the guard, loaded from Redis, already
             # holds its effect; observed again, a record the clock had since come near
             # would move the clock where the first reading never did
-            return g.clock
+            return g.clock, None, False
         changes = g.changes
         clock = g.observe(t, user)
-        if g.changes != changes:
-            seg.unconfirmed[p] = g.dumps()
-        if fresh and t - clock > g.step:
-            seg.count(p, "clock:unconfirmed")
-        return clock
+        return (clock, g.dumps() if g.changes != changes else None,
+                fresh and t - clock > g.step)
 
     async def _apply(self, seg: Segment, stats: BatchStats) -> None:
         """Apply ``seg`` (one transaction), then rescore its users."""

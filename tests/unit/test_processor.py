@@ -115,3 +115,48 @@ def test_retry_after_lost_connection_counts_once(land: bool) -> None:
     assert store.scores["u1"].as_of_ms == 1_600_000_000_003  # rescored either way
     # DLQ is at-least-once: re-sent while the batch had not landed, not after
     assert len(dead) == (1 if land else 3)
+
+
+class FailsOnce(MemoryFeatureStore):
+    """The ``at``-th apply (1-based) fails once, before it lands."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.calls, self.at = 0, at
+
+    async def apply(self, items, commits=()):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == self.at:
+            raise ConnectionError("connection reset")
+        return await super().apply(items, commits)
+
+
+@pytest.mark.parametrize("fail_at", [0, 2])
+def test_a_confirmed_clock_jump_commits_with_its_own_segment(fail_at: int) -> None:
+    """Two users jump the clock three days ahead: the second confirms the jump, which
+    crosses anchors, so its record starts the batch's second segment. The guard's new
+    state goes with that segment: a batch that fails between the two segments and is
+    retried ends exactly like one that did not (before, the first segment carried it,
+    and the retry held the confirming record as unconfirmed, anchors not run)."""
+    from stream.anchors import Anchors
+
+    async def nowhere(msgs: object) -> None:
+        pass
+
+    store = FailsOnce(fail_at)
+    proc = BatchProcessor(store, nowhere, churn_horizon_days=3,
+                          anchors=Anchors(store, nowhere, 3, 1.0),
+                          clock_step_ms=3_600_000, clock_users=2)
+    t0 = 1_600_000_000_000 - 1_600_000_000_000 % 86_400_000
+    jump = t0 + 3 * 86_400_000
+    times = [(t0, "u1"), (t0 + 60_000, "u2"), (jump, "a"), (jump + 60_000, "b"),
+             (jump + 120_000, "u1")]
+    recs = [Record(0, i, u.encode(), ev(i, user=u, t=t)) for i, (t, u) in enumerate(times)]
+    asyncio.run(proc.process_until_done(recs, first_delay=0.001))
+    assert store.calls == (4 if fail_at else 3)  # (three segments: two crossings)
+    stats = asyncio.run(store.stats())
+    assert stats["clock:unconfirmed"] == 1 and stats["applied"] == 5, stats
+    clock = asyncio.run(store.clock())
+    assert clock["a:0"] == jump - jump % 86_400_000  # the anchors of the jump ran
+    assert asyncio.run(store.watermarks())[0] == jump + 120_000
+    assert asyncio.run(store.unconfirmed()).get(0) in (None, "{}")
