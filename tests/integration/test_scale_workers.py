@@ -1,7 +1,7 @@
 """32 partitions and workers that join and leave mid-replay (Tansu + Redis + workers):
 every user hash and every released training example equal those of one worker that
-consumed the same log alone, and so does every timing-free counter. Rebalances move partitions between
-workers without losing or doubling state or labels."""
+consumed the same log alone, and so does every timing-free counter. Rebalances move
+partitions between workers without losing or doubling state or labels."""
 
 from __future__ import annotations
 
