@@ -174,10 +174,32 @@ async def scheduled_fits(settings: Settings, client: Any, stop: asyncio.Event,
     logged and reported (``failed``); its rows stay and are tried again."""
     keys = keys_for(client, settings.redis_prefix, settings.partitions)
     store, rows = ValueStore(client, keys=keys), ValueRows(client, keys=keys)
-    failures = 0
+    # the heartbeat has a task of its own: a fit that takes longer than the beat's TTL
+    # (many customers, a loaded machine) is not "no learner" to a worker waiting for it
+    beating = asyncio.ensure_future(_beat(rows, stop))
+    try:
+        await _fit_loop(settings, store, rows, stop, on_fit, poll_seconds)
+    finally:
+        beating.cancel()
+
+
+async def _beat(rows: ValueRows, stop: asyncio.Event, every: float = 1.0) -> None:
     while not stop.is_set():
         try:
             await rows.beat()
+        except Exception as exc:  # Redis away: the fit loop reports it
+            log.debug("value job heartbeat failed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
+async def _fit_loop(settings: Settings, store: ValueStore, rows: ValueRows,
+                    stop: asyncio.Event,
+                    on_fit: Callable[[str, ValueFit | None, float], None] | None,
+                    poll_seconds: float) -> None:
+    failures = 0
+    while not stop.is_set():
+        try:
             await fit_due(store, rows, settings, on_fit)
             failures = 0
         except Exception:
