@@ -51,11 +51,12 @@ from core.candidates import (
 )
 from core.evaluation import pr_auc, ranking_metrics, rocauc
 from core.fast_linear import share_scaler
+from core.feature_matrix import FeatureRows
 from core.features import FEATURE_NAMES
 from core.long_range import LONG_RANGE_NAMES
 from core.model import VALUE_INPUT_NAMES, model_inputs
 from core.rules import RULE_NAME
-from core.scoring import Reasons, Scorer
+from core.scoring import Reasons, Scorer, score_rows
 
 METRICS = ("rocauc", "pr_auc", "lift_at_10")
 BLEND = "blend"
@@ -286,10 +287,14 @@ class Calibrated:
         self.value_inputs = inner.value_inputs
 
     def score(self, features: Any) -> tuple[list[float], list[Reasons]]:
-        raw, why = self.inner.score(features)
-        if not raw:
-            return raw, why
-        return calibrate(raw, self.ab, self.transform, self.horizon).tolist(), why
+        return self._calibrated(*self.inner.score(features))
+
+    def score_rows(self, rows: FeatureRows) -> tuple[list[float], list[Reasons]]:
+        return self._calibrated(*score_rows(self.inner, rows))
+
+    def _calibrated(self, raw: list[float], why: list[Reasons]) -> tuple[list[float], Any]:
+        return (calibrate(raw, self.ab, self.transform, self.horizon).tolist() if raw
+                else raw), why
 
 
 def example(days: float, rng: random.Random) -> dict[str, float]:

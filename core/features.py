@@ -191,9 +191,12 @@ def _cv_of_gaps(days: tuple[int, ...]) -> float:
     if len(days) < 3:
         return 0.0
     gaps = [b - a for a, b in itertools.pairwise(days)]
-    mean = sum(gaps) / len(gaps)
-    var = sum((g - mean) ** 2 for g in gaps) / len(gaps)
-    return math.sqrt(var) / mean
+    mean = sum(gaps) / len(gaps)  # (integers: exact)
+    acc = 0.0  # summed in order, as core/feature_matrix.py does for many users at once
+    for g in gaps:
+        d = g - mean
+        acc += d * d
+    return math.sqrt(acc / len(gaps)) / mean
 
 
 def compute_features(agg: Aggregates) -> dict[str, float]:

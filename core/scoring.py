@@ -19,11 +19,13 @@ positive contributions only.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
+from core.feature_matrix import FeatureRows
 from core.features import FEATURE_NAMES
 from core.long_range import LONG_RANGE_NAMES
 from core.model import (
@@ -99,6 +101,7 @@ class _Layout:
     def __init__(self, long: bool, value: bool) -> None:
         src = {n: i for i, n in enumerate(source_names(long, value))}
         self.sources = tuple(src)
+        self.row = operator.itemgetter(*self.sources)  # a feature dict's source values
         self.log_in, self.log_out, self.raw_in, self.raw_out = [], [], [], []
         for j, name in enumerate(input_names(long, value)):
             if name == "recency_vs_gap":
@@ -130,14 +133,45 @@ def inputs_matrix(features: Sequence[Mapping[str, float]], value: bool = False,
     True
     """
     lay = _LAYOUTS[(long, value)]
-    m = np.array([[f[n] for n in lay.sources] for f in features], dtype=float)
-    m = m.reshape(len(features), len(lay.sources))
-    out = np.empty((len(features), lay.width))
+    row = lay.row
+    m = np.array([row(f) for f in features], dtype=float)
+    return _inputs(m.reshape(len(features), len(lay.sources)), lay)
+
+
+def rows_inputs(rows: FeatureRows, value: bool = False, long: bool = True) -> np.ndarray:
+    """:func:`inputs_matrix` from a feature matrix (``rows.names`` hold the sources)."""
+    lay = _LAYOUTS[(long, value)]
+    if rows.names[:len(lay.sources)] == lay.sources:
+        m = rows.matrix[:, :len(lay.sources)]
+    else:
+        where = {n: i for i, n in enumerate(rows.names)}
+        m = rows.matrix[:, [where[n] for n in lay.sources]]
+    return _inputs(m, lay)
+
+
+def _inputs(m: np.ndarray, lay: _Layout) -> np.ndarray:
+    out = np.empty((len(m), lay.width))
     out[:, lay.log_out] = np.log1p(np.maximum(m[:, lay.log_in], 0.0))
     out[:, lay.raw_out] = m[:, lay.raw_in]
     gap = 30.0 / np.maximum(1.0, m[:, lay.active])
     out[:, lay.gap_out] = np.log1p(m[:, lay.recency] / gap)
     return out
+
+
+def top_reasons(per_feature: np.ndarray, k: int) -> list[Reasons]:
+    """Each row's ``k`` largest positive contributions, largest first (ties: the lower
+    feature index first), as (feature index, contribution) pairs.
+
+    >>> top_reasons(np.array([[0.5, -1.0, 0.5, 2.0], [-1.0, -2.0, 0.0, -0.5]]), 3)
+    [((3, 2.0), (0, 0.5), (2, 0.5)), ()]
+    """
+    order = np.argsort(-per_feature, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(per_feature, order, axis=1)
+    # (Python lists: a loop over numpy rows and scalars cost ~8 us per user)
+    every = (top > 0).all(axis=1).tolist()
+    return [tuple(zip(ir, vr, strict=True)) if ok
+            else tuple((i, v) for i, v in zip(ir, vr, strict=True) if v > 0)
+            for ir, vr, ok in zip(order.tolist(), top.tolist(), every, strict=True)]
 
 
 def _linear_parts(pipeline: Any) -> tuple[Any, Any] | None:
@@ -177,19 +211,20 @@ class LinearScorer:
     def score(self, features: Sequence[Mapping[str, float]]) -> tuple[list[float], list[Reasons]]:
         if not features:
             return [], []
-        x = inputs_matrix(features, self.value_inputs, self.long)
+        return self._score(inputs_matrix(features, self.value_inputs, self.long))
+
+    def score_rows(self, rows: FeatureRows) -> tuple[list[float], list[Reasons]]:
+        if not len(rows):
+            return [], []
+        return self._score(rows_inputs(rows, self.value_inputs, self.long))
+
+    def _score(self, x: np.ndarray) -> tuple[list[float], list[Reasons]]:
         z = (x - self.mean) * self.inv_std
         wz = z * self.w
         logit = wz.sum(axis=1) + self.b
         p = 1.0 / (1.0 + np.exp(-np.clip(logit, -30.0, 30.0)))
         p = np.where(logit < -30, 0.0, np.where(logit > 30, 1.0, p))
-        per_feature = wz @ self.to_feature
-        k = self.k
-        order = np.argsort(-per_feature, axis=1, kind="stable")[:, :k]
-        why = []
-        for row, idx in zip(per_feature, order, strict=True):
-            why.append(tuple((int(i), float(row[i])) for i in idx if row[i] > 0))
-        return p.tolist(), why
+        return p.tolist(), top_reasons(wz @ self.to_feature, self.k)
 
 
 class PipelineScorer:
@@ -207,6 +242,15 @@ class PipelineScorer:
             why.append(tuple((_INDEX[r.feature], r.contribution)
                              for r in reasons(self.pipeline, f, {}, self.k)))
         return risks, why
+
+
+def score_rows(scorer: Scorer, rows: FeatureRows) -> tuple[list[float], list[Reasons]]:
+    """``scorer.score`` of the users of ``rows``: from the matrix where the scorer can
+    (:class:`LinearScorer`, and what wraps one), else from one dict per user."""
+    fast = getattr(scorer, "score_rows", None)
+    if fast is not None:
+        return fast(rows)
+    return scorer.score(rows.dicts())
 
 
 def model_speaks(examples: int, min_labels: int, model_rocauc: float | None,

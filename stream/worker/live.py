@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
+from core.feature_matrix import SOURCE_NAMES, FeatureRows
 from core.features import Aggregates
-from core.long_range import scoring_features
 from core.model import VALUE_INPUT_NAMES, reason_rows
-from core.scoring import RuleScorer, Scorer
+from core.scoring import RuleScorer, Scorer, score_rows
 from core.settings import Settings
 from core.tiers import ALL_TIERS, DAY_MS, AlertGate, Crossing, TierPolicy, decide
 from core.timefmt import rfc3339
@@ -77,25 +78,24 @@ class Live:
         return await self.finish(writes, feats, placed, time.perf_counter() - started)
 
     def prepare(self, users: Sequence[tuple[str, int, Aggregates]], sweep: bool = False
-                ) -> tuple[list[ScoreWrite], list[dict[str, float]]]:
+                ) -> tuple[list[ScoreWrite], FeatureRows]:
         """Features and scores (no I/O): the writes for :meth:`FeatureStore.write_scores`
         (``sweep``: users already in the active index with their newest event)."""
-        feats = [scoring_features(agg) for _, _, agg in users]
-        if not feats:
-            return [], []
+        if not users:
+            return [], FeatureRows(np.empty((0, len(SOURCE_NAMES))))
+        aggs = [agg for _, _, agg in users]
+        feats = FeatureRows.of(aggs)  # one matrix (core/feature_matrix.py)
         scorer = self.scorer
         if scorer.value_inputs:
-            extra = self.value.inputs([agg for _, _, agg in users]).tolist()
-            for f, row in zip(feats, extra, strict=True):
-                f.update(zip(VALUE_INPUT_NAMES, row, strict=True))
-        risks, why = scorer.score(feats)
+            feats = feats.with_columns(VALUE_INPUT_NAMES, self.value.inputs(aggs))
+        risks, why = score_rows(scorer, feats)
         h_ms = self.horizon * DAY_MS
         writes = [ScoreWrite(uid, p, Score(risk, agg.now_ms, scorer.name, scorer.version, rs),
                              agg.last_ms, agg.now_ms - agg.last_ms > h_ms, not sweep)
                   for (uid, p, agg), risk, rs in zip(users, risks, why, strict=True)]
         return writes, feats
 
-    async def finish(self, writes: Sequence[ScoreWrite], feats: Sequence[dict[str, float]],
+    async def finish(self, writes: Sequence[ScoreWrite], feats: FeatureRows,
                      placed: Sequence[Placed], write_seconds: float | None = None
                      ) -> RescoreStats:
         """Tier decisions from the written scores' ranks; alerts, then the new tiers."""
@@ -109,14 +109,14 @@ class Live:
                 self.on_rescored(stats)
         return stats
 
-    async def _finish(self, writes: Sequence[ScoreWrite], feats: Sequence[dict[str, float]],
+    async def _finish(self, writes: Sequence[ScoreWrite], feats: FeatureRows,
                       placed: Sequence[Placed], stats: RescoreStats) -> None:
         changes: list[TierChange] = []
         alerts: list[tuple[bytes, bytes]] = []
         counters: dict[str, int] = {}
         absolute = self.policy.absolute
         at_text: dict[int, str] = {}
-        for w, f, pl in zip(writes, feats, placed, strict=True):
+        for i, (w, pl) in enumerate(zip(writes, placed, strict=True)):
             if not pl.written:
                 stats.stale += 1
                 continue
@@ -144,7 +144,7 @@ class Live:
                     "at": at_text.get(now) or at_text.setdefault(now, rfc3339(now)),
                     "at_ms": now, "scorer": w.score.scorer,
                     "model_version": w.score.version,
-                    "reasons": reason_rows(w.score.reasons, f, self.means)},
+                    "reasons": reason_rows(w.score.reasons, feats[i], self.means)},
                     option=orjson.OPT_SERIALIZE_NUMPY)))
         if not changes:
             return
