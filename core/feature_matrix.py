@@ -102,7 +102,7 @@ def _regularity(aggs: Sequence[Aggregates], lens: np.ndarray) -> np.ndarray:
     if not sel.size:
         return out
     k = lens[sel] - 1  # gaps per user
-    flat = np.fromiter(itertools.chain.from_iterable(aggs[i].active_days for i in sel),
+    flat = np.fromiter(itertools.chain.from_iterable(aggs[i].active_days for i in sel.tolist()),
                        dtype=np.int64, count=int(lens[sel].sum()))
     steps = np.diff(flat)  # (the steps across two users are never read)
     starts = np.cumsum(lens[sel]) - lens[sel]

@@ -15,3 +15,14 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)
+
+
+def one_blas_thread() -> None:
+    """Run numpy's BLAS (OpenBLAS) on this thread only. Its worker threads spin after
+    each call: the worker's matrix products are small (a batch's users by a few dozen
+    inputs), and on a 2-core machine the spinning took CPU from Redis. Measured in
+    alternating full runs (bench/worker_throughput.py's full worker): 49-52 us of worker
+    CPU per event with one thread, 63-77 with OpenBLAS's default."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")

@@ -168,7 +168,7 @@ def top_reasons(per_feature: np.ndarray, k: int) -> list[Reasons]:
     order = np.argsort(-per_feature, axis=1, kind="stable")[:, :k]
     top = np.take_along_axis(per_feature, order, axis=1)
     # (Python lists: a loop over numpy rows and scalars cost ~8 us per user)
-    every = (top > 0).all(axis=1).tolist()
+    every: list[bool] = (top > 0).all(axis=1).tolist()  # type: ignore[assignment]
     return [tuple(zip(ir, vr, strict=True)) if ok
             else tuple((i, v) for i, v in zip(ir, vr, strict=True) if v > 0)
             for ir, vr, ok in zip(order.tolist(), top.tolist(), every, strict=True)]

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from core.gc_tuning import tune_gc
+from core.gc_tuning import one_blas_thread, tune_gc
 from core.monthly import MonthRow, month_label, month_of_ms, table
 from core.settings import Settings
 from core.tiers import ALL_TIERS
@@ -76,6 +76,7 @@ class WorkerTasks:
     # --- start-up -------------------------------------------------------------------
     async def after_start(self) -> None:
         tune_gc()
+        one_blas_thread()
 
     async def check_redis(self) -> None:
         store = self.parts.store
