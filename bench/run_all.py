@@ -31,6 +31,8 @@ def benches(quick: bool) -> list[tuple[str, list[str]]]:
         ("foundation: Redis memory per user", ["redis_memory.py"]),
         ("learner: examples/s vs bare River", ["learner_throughput.py"]),
         ("worker: per-event clock guard vs parse_event", ["clock_guard.py"]),
+        ("scoring: feature matrix vs one dict per user",
+         ["scoring_path.py", "--rounds", "3" if quick else "7"]),
         ("scoring: sweep of every user vs a bare read",
          ["sweep_throughput.py", "--users", "20000" if quick else "100000"]),
         ("API: lookups and Top-K vs a bare route",

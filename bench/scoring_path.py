@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from core.bgnbd import BGNBD
 from core.features import DAY_MS, Aggregates
+from core.gc_tuning import one_blas_thread
 from core.long_range import scoring_features
 from core.model import VALUE_INPUT_NAMES
 from core.tiers import AlertGate, TierPolicy
@@ -71,6 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     import worker_throughput as wt
 
+    one_blas_thread()  # as in the worker (both paths)
     state = wt.trained_state(20000, "stacked:logreg")
     scorer = state.scorer(1, 0)  # type: ignore[attr-defined]
     value = ValueModel(None, 30, params=BGNBD(0.5, 5.0, 0.7, 3.0))
