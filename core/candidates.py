@@ -41,9 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.feature_matrix import FeatureRows
 from core.model import REASON_NAMES, make_pipeline, model_inputs
 from core.rules import RULE_NAME, recency_frequency_risk
-from core.scoring import Reasons, Scorer, make_scorer
+from core.scoring import Reasons, Scorer, make_scorer, score_rows
 
 if TYPE_CHECKING:
     from core.fast_linear import SharedScaler
@@ -267,3 +268,21 @@ def calibrate(raw: Sequence[float] | np.ndarray, ab: tuple[float, float] | None,
     return 1 / (1 + np.exp(-np.clip(a * _g(r, transform) + b, -35, 35)))
 
 
+class Calibrated:
+    """A champion as served: its raw scores through the calibration, its reasons."""
+
+    def __init__(self, inner: Scorer, ab: tuple[float, float] | None, transform: str,
+                 horizon_days: int) -> None:
+        self.inner, self.ab, self.transform, self.horizon = inner, ab, transform, horizon_days
+        self.name, self.version = inner.name, inner.version
+        self.value_inputs = inner.value_inputs
+
+    def score(self, features: Any) -> tuple[list[float], list[Reasons]]:
+        return self._calibrated(*self.inner.score(features))
+
+    def score_rows(self, rows: FeatureRows) -> tuple[list[float], list[Reasons]]:
+        return self._calibrated(*score_rows(self.inner, rows))
+
+    def _calibrated(self, raw: list[float], why: list[Reasons]) -> tuple[list[float], Any]:
+        return (calibrate(raw, self.ab, self.transform, self.horizon).tolist() if raw
+                else raw), why

@@ -43,20 +43,19 @@ import numpy as np
 from core import blend
 from core.batch import BatchCandidate
 from core.candidates import (
+    Calibrated,
     Candidate,
     FixedCandidate,
     OnlineCandidate,
-    calibrate,
     platt,
 )
 from core.evaluation import pr_auc, ranking_metrics, rocauc
 from core.fast_linear import share_scaler
-from core.feature_matrix import FeatureRows
 from core.features import FEATURE_NAMES
 from core.long_range import LONG_RANGE_NAMES
 from core.model import VALUE_INPUT_NAMES, model_inputs
 from core.rules import RULE_NAME
-from core.scoring import Reasons, Scorer, score_rows
+from core.scoring import Scorer
 
 METRICS = ("rocauc", "pr_auc", "lift_at_10")
 BLEND = "blend"
@@ -277,24 +276,6 @@ def fold_of(user: str) -> int:
     [0, 1, 1, 1, 0, 1]
     """
     return hashlib.blake2b(user.encode(), digest_size=8).digest()[0] & 1
-
-
-class Calibrated:
-    def __init__(self, inner: Scorer, ab: tuple[float, float] | None, transform: str,
-                 horizon_days: int) -> None:
-        self.inner, self.ab, self.transform, self.horizon = inner, ab, transform, horizon_days
-        self.name, self.version = inner.name, inner.version
-        self.value_inputs = inner.value_inputs
-
-    def score(self, features: Any) -> tuple[list[float], list[Reasons]]:
-        return self._calibrated(*self.inner.score(features))
-
-    def score_rows(self, rows: FeatureRows) -> tuple[list[float], list[Reasons]]:
-        return self._calibrated(*score_rows(self.inner, rows))
-
-    def _calibrated(self, raw: list[float], why: list[Reasons]) -> tuple[list[float], Any]:
-        return (calibrate(raw, self.ab, self.transform, self.horizon).tolist() if raw
-                else raw), why
 
 
 def example(days: float, rng: random.Random) -> dict[str, float]:

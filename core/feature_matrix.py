@@ -13,6 +13,7 @@ path computed it.
 and gives one user's features by name only where words are needed (an alert's reasons).
 
 >>> from core.features import UserState, window_aggregates
+>>> from core.long_range import scoring_features
 >>> s = UserState(first_ms=0, last_ms=40 * DAY_MS, last_purchase_ms=40 * DAY_MS,
 ...               purchase_days={0, 10, 40}, value_n=2, value_sum=30.0)
 >>> rows = FeatureRows.of([window_aggregates(s, 100 * DAY_MS)])
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.features import DAY_MS, FEATURE_NAMES, NO_PURCHASE_DAYS, Aggregates
-from core.long_range import LONG_RANGE_NAMES, scoring_features
+from core.long_range import LONG_RANGE_NAMES
 
 SOURCE_NAMES: tuple[str, ...] = (*FEATURE_NAMES, *LONG_RANGE_NAMES)
 
@@ -145,6 +146,3 @@ class FeatureRows:
     def dicts(self) -> list[dict[str, float]]:
         names = self.names
         return [dict(zip(names, row, strict=True)) for row in self.matrix.tolist()]
-
-
-__all__ = ["SOURCE_NAMES", "FeatureRows", "feature_matrix", "scoring_features"]

@@ -4,6 +4,7 @@ them into faust)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,6 @@ from stream.worker.metrics import WorkerMetrics
 from stream.worker.outputs import Outputs
 from stream.worker.processor import BatchProcessor
 from stream.worker.sweeper import Sweeper
-from stream.worker.turns import Turns
 
 
 @dataclass
@@ -61,9 +61,10 @@ def build_parts(settings: Settings, outputs: Outputs,
     anchors = Anchors(store, outputs.training, settings.churn_horizon_days,
                       settings.label_sample_rate, settings.sweep_chunk,
                       settings.label_warmup_days, live.value)
-    # batches and sweep chunks take turns (stream/worker/turns.py), and batches catch up
-    # users who arrive entirely behind the anchor a partition's sweep has reached (swept)
-    turns = Turns()
+    # batches and sweep chunks take turns (one lock: a sweep never rescores a user from a
+    # state a batch is half-way through), and batches catch up users who arrive
+    # entirely behind the anchor a partition's sweep has reached (swept)
+    turns = asyncio.Lock()
     swept: dict[int, int] = {}
     sweeper = Sweeper(store, live, turns, settings.churn_horizon_days, settings.sweep_chunk,
                       settings.retention_days, swept=swept, on_swept=metrics.on_swept)

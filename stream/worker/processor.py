@@ -33,7 +33,6 @@ from stream.anchors import Anchors
 from stream.worker.live import Live, rescore_batch
 from stream.worker.records import FOREIGN, TOMBSTONE, BatchStats, DeadLetter, Record, Segment
 from stream.worker.records import DeadLetterSink as DeadLetterSink
-from stream.worker.turns import Turns
 
 __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
 
@@ -50,7 +49,7 @@ class BatchProcessor:
                  anchors: Anchors | None = None,
                  on_batch: Callable[[BatchStats], None] | None = None,
                  max_future_seconds: float = -1, clock_step_ms: int = DAY_MS,
-                 clock_users: int = 1, turns: Turns | None = None,
+                 clock_users: int = 1, turns: asyncio.Lock | None = None,
                  swept: dict[int, int] | None = None,
                  catch_up: Callable[[int, int, list[tuple[str, int]]], Awaitable[Any]] | None
                  = None, sweep_behind: Callable[[int, int], Awaitable[Any]] | None = None
@@ -63,8 +62,9 @@ class BatchProcessor:
                                  churn_horizon_days)
         self.anchors = anchors
         self.on_batch = on_batch  # metrics
-        # batches and sweep chunks never overlap (the Sweeper's lock too: turns.py)
-        self.lock = turns if turns is not None else Turns()
+        # batches and sweep chunks never overlap (the Sweeper's lock too), nor anything
+        # else that needs the state quiet (idle-partition anchors, the recovery timer)
+        self.lock = turns if turns is not None else asyncio.Lock()
         self.max_future = max_future_seconds  # < 0: no bound (tests, replays of the future)
         self.clock_step, self.clock_users = clock_step_ms, clock_users
         self._applied: dict[int, int] | None = None
