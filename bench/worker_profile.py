@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import os
 import shutil
 import sys
@@ -56,6 +57,28 @@ def spy_shares(raw: Path, top: int = 40) -> None:
             print(f"{n / max(1, total) * 100:5.1f}% {f}")
 
 
+def script_split(r: redis.Redis, n: int) -> None:
+    """Redis's time per script (EVALSHA calls by sha, from the slow log of every call)."""
+    from state.scripts import SCRIPTS
+
+    names = {hashlib.sha1(src.encode()).hexdigest(): name for name, src in SCRIPTS.items()}
+    usec: collections.Counter[str] = collections.Counter()
+    calls: collections.Counter[str] = collections.Counter()
+    for e in r.slowlog_get(1_000_000):
+        args = e["command"].split()
+        cmd = args[0].decode().upper() if args else "?"
+        if cmd == "EVALSHA" and len(args) > 1:
+            cmd = "script " + names.get(args[1].decode(), args[1].decode()[:8])
+        elif cmd == "EVAL":
+            cmd = "EVAL (inline)"
+        usec[cmd] += e["duration"]
+        calls[cmd] += 1
+    r.config_set("slowlog-log-slower-than", 10_000)
+    print("Redis time by script or top-level command (slow log of every call):")
+    for cmd, us in usec.most_common(12):
+        print(f"  {cmd:26s} calls {calls[cmd]:>8}  {us / n:6.2f} us/event")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
@@ -75,6 +98,9 @@ def main() -> None:
         r = redis.Redis.from_url(svc.redis.url, protocol=2)
         lua = wt.run("lua", dict(env, CHURN_REDIS_PREFIX="plain"), n, "bench-lua")
         r.config_resetstat()
+        r.config_set("slowlog-log-slower-than", 0)  # every call, for the split by script
+        r.config_set("slowlog-max-len", 1_000_000)
+        r.slowlog_reset()
         raw = Path(tmp) / "spy.txt"
         if args.py_spy:
             spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -92,6 +118,7 @@ def main() -> None:
               f"ceiling's {lua['cpu']['redis'] / n * 1e6:.1f})")
         for k, v in sorted(r.info("commandstats").items(), key=lambda kv: -kv[1]["usec"])[:12]:
             print(f"  {k:26s} calls {v['calls']:>8}  {v['usec'] / n:6.2f} us/event")
+        script_split(r, n)
         if args.py_spy:
             spy_shares(raw)
 

@@ -59,9 +59,13 @@ _EXEC = pack(b"EXEC")
 
 
 class RespConnection:
-    """One lazily opened connection; a failed exchange closes it (next call reconnects)."""
+    """Up to ``size`` lazily opened connections, one exchange on each at a time; a failed
+    exchange closes its connection (the next call opens a new one). Exchanges of
+    concurrent callers (the processor's lanes, stream/worker/lanes.py) go out at once on
+    their own sockets, so Redis runs one while the other's caller computes; one caller's
+    exchanges stay in order (each waits for its reply)."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, size: int = 8) -> None:
         u = urlparse(url)
         if u.scheme not in ("redis", ""):
             raise ValueError(f"hot-path connection supports redis:// URLs, not {u.scheme}://")
@@ -70,8 +74,9 @@ class RespConnection:
         self.password = unquote(u.password) if u.password else None
         self.db = int(u.path.lstrip("/") or 0)
         self.timeout = timeout
-        self._rw: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self._lock = asyncio.Lock()
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._busy = asyncio.Semaphore(max(1, size))
+        self._generation = 0  # close() drops the connections in use too, once returned
         # the commands sent before the MULTI of a transaction writing to a key's slot and
         # to some partitions (state/epoch.py: WATCH + a check that touches a watched key
         # on a mismatch, so EXEC aborts): None = unguarded
@@ -84,20 +89,23 @@ class RespConnection:
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port), self.timeout)
-        self._rw = (reader, writer)
-        hello: list[bytes] = []
-        if self.password is not None:
-            auth = (b"AUTH", self.username, self.password) if self.username else (
-                b"AUTH", self.password)
-            hello.append(pack(*auth))
-        if self.db:
-            hello.append(pack(b"SELECT", self.db))
-        if hello:
-            for rep in await self._exchange(reader, writer, hello):
-                if isinstance(rep, ReplyError):
-                    raise rep
-        if self.on_open is not None:
-            await self.on_open(lambda cmds: self._exchange(reader, writer, cmds))
+        try:
+            hello: list[bytes] = []
+            if self.password is not None:
+                auth = (b"AUTH", self.username, self.password) if self.username else (
+                    b"AUTH", self.password)
+                hello.append(pack(*auth))
+            if self.db:
+                hello.append(pack(b"SELECT", self.db))
+            if hello:
+                for rep in await self._exchange(reader, writer, hello):
+                    if isinstance(rep, ReplyError):
+                        raise rep
+            if self.on_open is not None:
+                await self.on_open(lambda cmds: self._exchange(reader, writer, cmds))
+        except BaseException:
+            writer.close()
+            raise
         return reader, writer
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -118,13 +126,22 @@ class RespConnection:
 
     async def execute(self, cmds: list[bytes]) -> list[Any]:
         """Send packed commands in one write; their replies in order (errors as ReplyError)."""
-        async with self._lock:
+        async with self._busy:
+            rw = self._idle.pop() if self._idle else None
+            generation = self._generation
             try:
-                reader, writer = self._rw or await self._open()
-                return await asyncio.wait_for(self._exchange(reader, writer, cmds), self.timeout)
+                if rw is None:
+                    rw = await self._open()
+                out = await asyncio.wait_for(self._exchange(*rw, cmds), self.timeout)
             except BaseException:
-                await self.close()
+                if rw is not None:
+                    await _close(rw[1])
                 raise
+            if generation == self._generation:
+                self._idle.append(rw)
+            else:
+                await _close(rw[1])
+            return out
 
     async def transaction(self, cmds: list[bytes], key: bytes | str = b"",
                           partitions: Sequence[int] = ()) -> list[Any]:
@@ -175,9 +192,14 @@ class RespConnection:
         return list(result)
 
     async def close(self) -> None:
-        if self._rw is not None:
-            writer = self._rw[1]
-            self._rw = None
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+        """Close every connection (those in use once their exchange ends)."""
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        for _, writer in idle:
+            await _close(writer)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.wait_closed()

@@ -73,7 +73,8 @@ def build_parts(settings: Settings, outputs: Outputs,
                           max_future_seconds=settings.max_future_seconds,
                           clock_step_ms=int(settings.clock_max_step_hours * 3_600_000),
                           clock_users=settings.clock_confirm_users, turns=turns,
-                          swept=swept,
+                          swept=swept, lanes=settings.batch_lanes,
+                          chunks=settings.batch_chunks,
                           catch_up=sweeper.catch_up, sweep_behind=sweeper.behind)
     glob = store_prefix(client, settings.redis_prefix)
     return WorkerParts(client, store, ModelStore(client, glob),

@@ -28,11 +28,14 @@ from core.events import DEFAULT_EVENT_TYPES, Event, Rejected, latest_allowed_ms,
 from core.labels import DAY_MS, due_anchors, first_anchor
 from core.tiers import AlertGate, TierPolicy
 from state.clients.resp import Contended, Fenced
-from state.store import FeatureStore, Item, StaleBatch
+from state.store import Applied, Commit, FeatureStore, Item, StaleBatch
 from stream.anchors import Anchors
+from stream.worker.lanes import lanes_of, run_lanes, user_chunks
 from stream.worker.live import Live, rescore_batch
 from stream.worker.records import FOREIGN, TOMBSTONE, BatchStats, DeadLetter, Record, Segment
 from stream.worker.records import DeadLetterSink as DeadLetterSink
+
+Segments = list[tuple[Segment, list[tuple[int, int]]]]  # each with the anchors after it
 
 __all__ = ["TRANSIENT_ERRORS", "BatchProcessor", "BatchStats", "DeadLetter", "Record"]
 
@@ -52,8 +55,8 @@ class BatchProcessor:
                  clock_users: int = 1, turns: asyncio.Lock | None = None,
                  swept: dict[int, int] | None = None,
                  catch_up: Callable[[int, int, list[tuple[str, int]]], Awaitable[Any]] | None
-                 = None, sweep_behind: Callable[[int, int], Awaitable[Any]] | None = None
-                 ) -> None:
+                 = None, sweep_behind: Callable[[int, int], Awaitable[Any]] | None = None,
+                 lanes: int = 1, chunks: int = 1) -> None:
         self.store = store
         self.dead_letters = dead_letters
         self.allowed_types = allowed_types
@@ -75,6 +78,8 @@ class BatchProcessor:
         # who rescores a user whose newest event is before it (``Sweeper.catch_up``)
         self.swept: dict[int, int] = swept if swept is not None else {}
         self.catch_up, self.sweep_behind = catch_up, sweep_behind  # (Sweeper.behind)
+        self.chunks = max(1, chunks)  # a segment's users in this many pipelined chunks
+        self.lanes = max(1, lanes)  # partitions applied and scored concurrently (lanes.py)
         self.recovery: Any = None  # stream.worker.recovery.Recovery: state loss detected, rebuilt
         keys = getattr(store, "keys", None)
         self.foreign = keys.foreign if keys is not None and keys.cluster else None
@@ -150,27 +155,33 @@ class BatchProcessor:
 
     async def _process(self, records: Sequence[Record]) -> BatchStats:
         stats = BatchStats(records=len(records))
-        segments, dead = await self._segments(records, stats)
+        lanes, dead = await self._segments(records, stats)
         if dead:
             stats.rejected = len(dead)
             await self.dead_letters(dead)  # delivered before the batch commits
+        await run_lanes([self._lane(segments, stats) for segments in lanes])
+        return stats
+
+    async def _lane(self, segments: Segments, stats: BatchStats) -> None:
+        """One lane's segments in order, each applied and scored, then its anchors."""
         for seg, crossings in segments:
             await self._apply(seg, stats)
             for p, a in crossings:
                 if self.sweep_behind is not None:
                     await self.sweep_behind(p, a - DAY_MS)
                 stats.add_anchor(await self.anchors.run(p, a))  # type: ignore[union-attr]
-        return stats
 
     async def _segments(self, records: Sequence[Record], stats: BatchStats
-                        ) -> tuple[list[tuple[Segment, list[tuple[int, int]]]], list[DeadLetter]]:
-        """The batch's segments, each with the anchors to run after it, and its dead
-        letters. Segment k: each partition's records after its k-th anchor crossing in
-        the batch (applied before that anchor runs; other partitions go on past it)."""
+                        ) -> tuple[list[Segments], list[DeadLetter]]:
+        """The batch's lanes (stream/worker/lanes.py) of segments, each segment with the
+        anchors to run after it, and the dead letters. Segment k of a lane: each of its
+        partitions' records after their k-th anchor crossing in the batch (applied before
+        that anchor runs; the lane's other partitions go on past it)."""
         applied, anchor = await self._load()
         parse, foreign = self.parser(), self.foreign
         dead: list[DeadLetter] = []
-        segments: list[tuple[Segment, list[tuple[int, int]]]] = [(Segment(), [])]
+        lane = lanes_of({rec.partition for rec in records}, self.lanes)
+        lanes: list[Segments] = [[(Segment(), [])] for _ in range(min(len(lane), self.lanes))]
         level: dict[int, int] = {}
         for rec in records:
             p, ev = rec.partition, rec.event
@@ -178,6 +189,7 @@ class BatchProcessor:
                 ev = parse(rec.value)
             if foreign is not None and not isinstance(ev, Rejected) and foreign(ev.user_id, p):
                 ev = FOREIGN  # (cluster placement: state/keys.py)
+            segments = lanes[lane[p]]
             k = level.get(p, 0)
             seg = segments[k][0]
             fresh = rec.offset > applied.get(p, -1)
@@ -212,7 +224,7 @@ class BatchProcessor:
             seg.add(Item(ev, p, rec.offset, False), t, fresh)
             if t > stats.newest.get(p, -1):
                 stats.newest[p] = t
-        return segments, dead
+        return lanes, dead
 
     async def advance(self, partition: int, target_ms: int) -> BatchStats:
         """Run the anchors of ``partition`` that an event at ``target_ms`` would run, with
@@ -248,19 +260,47 @@ class BatchProcessor:
                 fresh and t - clock > g.step)
 
     async def _apply(self, seg: Segment, stats: BatchStats) -> None:
-        """Apply ``seg`` (one transaction), then rescore its users."""
+        """Apply ``seg`` and rescore its users, in chunks of users pipelined
+        (stream/worker/lanes.py): Redis applies chunk j + 1 while chunk j is scored. The
+        partitions' commits go with the last chunk (a crash before it: the batch is read
+        again, its applied events come back redelivered and are rescored)."""
         if not seg.items and not seg.last_off:
             return
         items = seg.items
         for i in seg.last_of_user.values():
             items[i] = items[i]._replace(want_state=True)
-        started = time.perf_counter()
         assert self._applied is not None
-        results = await self.store.apply(items, seg.commits(self._applied))
+        chunks = user_chunks(items, seg.last_of_user, self.chunks)
+        commits, last = seg.commits(self._applied), len(chunks) - 1
+        # the chunks' transactions sent at once, each on a connection of its own; the last,
+        # with the partitions' commits, once the others have landed
+        sent = [asyncio.ensure_future(self._send(c, [], stats)) for c in chunks[:last]]
+        sent.append(asyncio.ensure_future(self._send(chunks[last], commits, stats, sent[:])))
+        try:
+            for j, chunk in enumerate(chunks):
+                results = await sent[j]
+                if j == last:
+                    for p, off in seg.last_off.items():
+                        self._applied[p] = max(off, self._applied.get(p, -1))
+                await self._score(chunk, results, stats)
+        finally:
+            left = [f for f in sent if not f.done()]
+            for f in left:  # scoring failed: the batch is retried, not left half-sent
+                f.cancel()
+            await asyncio.gather(*sent, return_exceptions=True)
+
+    async def _send(self, items: list[Item], commits: list[Commit], stats: BatchStats,
+                    after: Sequence[asyncio.Future[Any]] = ()) -> list[Applied]:
+        for f in after:
+            await f
+        started = time.perf_counter()
+        results = await self.store.apply(items, commits)
         stats.redis_seconds["apply"] = stats.redis_seconds.get("apply", 0.0) + (
             time.perf_counter() - started)
-        for p, off in seg.last_off.items():
-            self._applied[p] = max(off, self._applied.get(p, -1))
+        return results
+
+    async def _score(self, items: list[Item], results: list[Applied], stats: BatchStats
+                     ) -> None:
         statuses = stats.statuses
         todo = []
         types = stats.types
