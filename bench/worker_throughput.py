@@ -22,6 +22,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -111,6 +112,8 @@ SERVER_PIDS: dict[str, int] = {}
 # the plain-consumer ceilings (bench/_plain_consumer.py): decode only; decode + one
 # minimal Lua state update per event, pipelined per batch
 PLAIN = ("decode", "lua")
+# the worker's settings before lanes and chunks (stream/worker/lanes.py)
+SEQUENTIAL = {"CHURN_BATCH_LANES": "1", "CHURN_BATCH_CHUNKS": "1", "CHURN_BATCH_SIZE": "1000"}
 
 
 def run(mode: str, env: dict[str, str], n: int, group: str) -> dict[str, float]:
@@ -155,6 +158,9 @@ def main() -> None:
                     help="with --learned, where the code has candidates: the one that speaks")
     ap.add_argument("--no-ceilings", action="store_true",
                     help="skip the plain-consumer ceilings (decode; decode + minimal Lua)")
+    ap.add_argument("--sequential", action="store_true",
+                    help="each round also runs the worker as before lanes and chunks (one "
+                         "lane, one chunk, batches of 1000): the gain, in the same run")
     args = ap.parse_args()
     state = trained_state(args.learned, args.champion) if args.learned else None
     with EmbeddedServices() as svc, tempfile.TemporaryDirectory() as tmp:
@@ -172,6 +178,7 @@ def main() -> None:
         mem0 = int(r.info("memory")["used_memory"])
         rows = []
         ceilings: list[tuple[dict[str, float], dict[str, float], dict[str, float]]] = []
+        sequential: list[tuple[dict[str, float], dict[str, float], Any]] = []
         for i in range(args.rounds):
             if not args.no_ceilings:
                 plain = run("decode", env, n, f"bench-decode-{i}")
@@ -190,6 +197,14 @@ def main() -> None:
             if i == 0:  # state of one full run; later rounds use other key prefixes
                 mem1 = int(r.info("memory")["used_memory"])
                 users = sum(1 for _ in r.scan_iter(match="churn:{u:*", count=1000))
+            if args.sequential:
+                seq = run("full", dict(env, CHURN_REDIS_PREFIX=f"seq{i}", **SEQUENTIAL), n,
+                          f"bench-seq-{i}")
+                sequential.append((seq, full, lua if not args.no_ceilings else None))
+                print(f"round {i + 1}: full {full['rate']:>6.0f}/s "
+                      f"({full['us_per_event']:.1f} us/event), sequential "
+                      f"{seq['rate']:>6.0f}/s ({seq['us_per_event']:.1f} us/event): "
+                      f"{full['rate'] / seq['rate']:.2f}x", flush=True)
             env["CHURN_REDIS_PREFIX"] = f"bench{i}"
             rows.append((trivial["rate"], full["rate"], full["rate"] / trivial["rate"],
                          trivial["us_per_event"], full["us_per_event"],
@@ -223,9 +238,18 @@ def main() -> None:
           f"{cpu_ratios[len(cpu_ratios) // 2]:.2f}")
     print(f"redis memory: {(mem1 - mem0) / users:.0f} bytes per user ({users} users, "
           f"{n} events, {os.cpu_count()} cores)")
+    def med(xs: list[float]) -> float:
+        return sorted(xs)[len(xs) // 2]
+
+    if sequential:
+        gain = med([f["rate"] / q["rate"] for q, f, _ in sequential])
+        seq_us = med([q["us_per_event"] for q, _, _ in sequential])
+        print(f"full / sequential worker: {gain:.2f}x (median); sequential {seq_us:.1f} "
+              f"us CPU/event")
+        if all(c is not None for _, _, c in sequential):
+            print("ratio sequential / (plain + minimal Lua): "
+                  f"{med([q['rate'] / c['rate'] for q, _, c in sequential]):.3f} (median)")
     if ceilings:
-        def med(xs: list[float]) -> float:
-            return sorted(xs)[len(xs) // 2]
 
         print(f"plain consumer, decode only: {med([c[0]['rate'] for c in ceilings]):>9.0f} "
               f"events/s, {med([c[0]['us_per_event'] for c in ceilings]):.1f} us CPU/event")

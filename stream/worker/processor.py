@@ -22,7 +22,6 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from core.apply import DUPLICATE
 from core.clock import ClockGuard
 from core.events import DEFAULT_EVENT_TYPES, Event, Rejected, latest_allowed_ms, parse_event
 from core.labels import DAY_MS, due_anchors, first_anchor
@@ -301,17 +300,7 @@ class BatchProcessor:
 
     async def _score(self, items: list[Item], results: list[Applied], stats: BatchStats
                      ) -> None:
-        statuses = stats.statuses
-        todo = []
-        types = stats.types
-        for it, res in zip(items, results, strict=True):
-            st = res.status
-            statuses[st] = statuses.get(st, 0) + 1
-            if st < DUPLICATE:  # applied, late, late outside the window: newly consumed
-                tname = it.event.event_type
-                types[tname] = types.get(tname, 0) + 1
-            if res.aggregates is not None:
-                todo.append((it.event.user_id, it.partition, res.aggregates))
+        todo = stats.count_applied(items, results)
         await rescore_batch(self.live, todo, stats, self.swept, self.catch_up)
 
 

@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+from core.apply import DUPLICATE
 from core.events import Event, Rejected
-from state.store import Commit, Item
+from core.features import Aggregates
+from state.store import Applied, Commit, Item
 
 if TYPE_CHECKING:
     from stream.anchors import AnchorStats
@@ -72,6 +74,22 @@ class BatchStats:
     snapshots: int = 0
     released: dict[int, int] = field(default_factory=dict)  # by label
     seconds: float = 0.0
+
+    def count_applied(self, items: Sequence[Item], results: Sequence[Applied]
+                      ) -> list[tuple[str, int, Aggregates]]:
+        """Count applied items by status and event type; the users to rescore (those whose
+        new state came back: (user, partition, aggregates))."""
+        statuses, types = self.statuses, self.types
+        todo = []
+        for it, res in zip(items, results, strict=True):
+            st = res.status
+            statuses[st] = statuses.get(st, 0) + 1
+            if st < DUPLICATE:  # applied, late, late outside the window: newly consumed
+                tname = it.event.event_type
+                types[tname] = types.get(tname, 0) + 1
+            if res.aggregates is not None:
+                todo.append((it.event.user_id, it.partition, res.aggregates))
+        return todo
 
     def add_anchor(self, st: AnchorStats) -> None:
         """Count one anchor's run (stream.anchors.AnchorStats)."""
