@@ -69,13 +69,13 @@ end
 
 local NAMES = {[0] = 'applied', [1] = 'late', [2] = 'late_outside', [3] = 'duplicate'}
 
-local counts, aggs = {}, {}
-local function count(name) counts[name] = (counts[name] or 0) + 1 end
+local counts, types, aggs = {}, {}, {}
 
 local function reply(key, want, tname, status)
   if status ~= 4 then
-    count(NAMES[status])
-    if status ~= 3 then count('type:' .. tname) end
+    local name = NAMES[status]
+    counts[name] = (counts[name] or 0) + 1
+    if status ~= 3 then types[tname] = (types[tname] or 0) + 1 end
   end
   if want then aggs[#aggs + 1] = aggregates(key) or '' end
   return status
@@ -148,7 +148,7 @@ local function apply_one(key, packed, brand, tname)
   if day < min_day then
     local f = {'m', meta, 'o', opos}
     if x then f[#f + 1] = 'x'; f[#f + 1] = x end
-    if v then f[#f + 1] = 'v'; f[#f + 1] = v end
+    if typ == 2 then f[#f + 1] = 'v'; f[#f + 1] = v end  -- (only a purchase changes it)
     redis.call('HSET', key, unpack(f))
     return reply(key, want, tname, 2)
   end
@@ -188,7 +188,7 @@ local function apply_one(key, packed, brand, tname)
     fields[#fields + 1] = 'mo'
     fields[#fields + 1] = mo
   end
-  if v then
+  if typ == 2 then  -- (only a purchase changes it)
     fields[#fields + 1] = 'v'
     fields[#fields + 1] = v
   end
@@ -222,5 +222,6 @@ for i = 1, (#ARGV - 1) / 3 do
   statuses[i] = string.char(apply_one(KEYS[2 + i], ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]))
 end
 for name, n in pairs(counts) do redis.call('HINCRBY', stats, name, n) end
+for name, n in pairs(types) do redis.call('HINCRBY', stats, 'type:' .. name, n) end
 table.insert(aggs, 1, table.concat(statuses))
 return aggs

@@ -13,6 +13,7 @@
 --         stored tier record or false
 local ranked = #KEYS % 2 == 1
 local rank, out, shift = KEYS[1], {}, ranked and 0 or -1
+local card = ranked and redis.call('ZCARD', rank) or 0  -- kept by the ZADD/ZREM replies
 for i = 1, math.floor(#KEYS / 2) do
   local user, active, a = KEYS[2 * i + shift], KEYS[2 * i + 1 + shift], 5 * (i - 1)
   local blob, id = ARGV[a + 1], ARGV[a + 3]
@@ -27,15 +28,15 @@ for i = 1, math.floor(#KEYS / 2) do
       redis.call('ZREM', active, id)
       out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 1, -1, 0, t
       if ranked then
-        redis.call('ZREM', rank, id)
-        out[o + 3] = redis.call('ZCARD', rank)
+        card = card - redis.call('ZREM', rank, id)
+        out[o + 3] = card
       end
     else
       if ARGV[a + 5] == '0' then redis.call('ZADD', active, ARGV[a + 4], id) end
       out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 1, -1, 0, t
       if ranked then
-        redis.call('ZADD', rank, ARGV[a + 2], id)
-        out[o + 2], out[o + 3] = redis.call('ZREVRANK', rank, id), redis.call('ZCARD', rank)
+        card = card + redis.call('ZADD', rank, ARGV[a + 2], id)
+        out[o + 2], out[o + 3] = redis.call('ZREVRANK', rank, id), card
       end
     end
   end
