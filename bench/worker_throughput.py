@@ -139,6 +139,19 @@ def run(mode: str, env: dict[str, str], n: int, group: str) -> dict[str, float]:
             "us_per_event": res["cpu"] / res["events"] * 1e6}
 
 
+def key_bytes(r: redis.Redis, match: str) -> int:
+    """The summed MEMORY USAGE of the keys matching ``match`` (used_memory also moves with
+    what other clients left: the ceilings' query buffers, the allocator)."""
+    total = 0
+    keys = list(r.scan_iter(match=match, count=1000))
+    for i in range(0, len(keys), 1000):
+        pipe = r.pipeline(transaction=False)
+        for k in keys[i:i + 1000]:
+            pipe.memory_usage(k, samples=0)
+        total += sum(int(b or 0) for b in pipe.execute())
+    return total
+
+
 def _cpu(res: dict[str, object]) -> str:
     cpu = res["cpu"]
     assert isinstance(cpu, dict)
@@ -197,6 +210,7 @@ def main() -> None:
             if i == 0:  # state of one full run; later rounds use other key prefixes
                 mem1 = int(r.info("memory")["used_memory"])
                 users = sum(1 for _ in r.scan_iter(match="churn:{u:*", count=1000))
+                held = key_bytes(r, "churn:*")
             if args.sequential:
                 seq = run("full", dict(env, CHURN_REDIS_PREFIX=f"seq{i}", **SEQUENTIAL), n,
                           f"bench-seq-{i}")
@@ -236,7 +250,8 @@ def main() -> None:
     cpu_ratios = sorted(row[3] / row[4] for row in rows)
     print(f"CPU-time ratio (trivial us/event / full us/event, median): "
           f"{cpu_ratios[len(cpu_ratios) // 2]:.2f}")
-    print(f"redis memory: {(mem1 - mem0) / users:.0f} bytes per user ({users} users, "
+    print(f"redis memory: {held / users:.0f} bytes per user in the worker's keys (MEMORY "
+          f"USAGE; used_memory grew by {(mem1 - mem0) / users:.0f} per user; {users} users, "
           f"{n} events, {os.cpu_count()} cores)")
     def med(xs: list[float]) -> float:
         return sorted(xs)[len(xs) // 2]

@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.events import Event
-from state.memory_store import MemoryFeatureStore
 from state.store import Item
 from stream.anchors import Anchors
 from stream.worker.lanes import lanes_of, run_lanes, user_chunks
 from stream.worker.processor import BatchProcessor, Record
+from tests.unit.test_processor import FailsOnce
 
 DAY = 86_400_000
 T0 = 1_600_000_000_000 - 1_600_000_000_000 % DAY
@@ -62,20 +62,6 @@ def test_a_failing_lane_waits_for_the_others_before_raising() -> None:
     assert done == ["slow"]  # not left running under the retry of its batch
 
 
-class FailsAt(MemoryFeatureStore):
-    """The ``at``-th apply call (1-based) fails once, before it lands."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.calls, self.at = 0, at
-
-    async def apply(self, items, commits=()):  # type: ignore[no-untyped-def]
-        self.calls += 1
-        if self.calls == self.at:
-            raise ConnectionError("connection reset")
-        return await super().apply(items, commits)
-
-
 def _records() -> list[list[Record]]:
     """Three partitions, 40 users over 9 days, a few duplicates and bad records: batches of
     60 records that cross anchors."""
@@ -98,7 +84,7 @@ def _records() -> list[list[Record]]:
 
 
 def _run(lanes: int, chunks: int, fail_at: int = 0) -> tuple[Any, ...]:
-    store = FailsAt(fail_at)
+    store = FailsOnce(fail_at)
     examples: list[bytes] = []
 
     async def nowhere(msgs: object) -> None:
