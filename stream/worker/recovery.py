@@ -196,6 +196,8 @@ class Recovery:
         await claim(self.store.r, self.store.keys, sorted(self.owned), self.token)
         if self.plan:
             await self._planned(why, applied)
+        else:  # the batch under way starts where the state was lost: applying it rebuilds
+            log.warning("%s: nothing to replay before the batch under way", why)
         self._work_under(epoch)  # only now: an error before this retries the whole rebuild
 
     async def _planned(self, why: str, applied: Mapping[int, int]) -> None:
