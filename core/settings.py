@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval: float = Field(1.0, gt=0)
 
     # stream worker
-    batch_size: int = Field(8000, ge=1)
+    batch_size: int = Field(4000, ge=1)
     batch_within: float = Field(0.1, gt=0)
     # a batch's partitions in this many lanes applied and scored at once, and each lane's
     # users in this many chunks sent to Redis together: Redis applies one while the worker

@@ -49,7 +49,7 @@ def own_redis(namespace: Namespace) -> Iterator[list[RedisServer]]:
     servers = [RedisServer().start()]
     namespace.extra_env["CHURN_REDIS_URL"] = servers[0].url
     # batches of 1000: "a third consumed" then means batches committed before the loss (a
-    # first batch of the default 8000 holds the loss point itself; applying it again
+    # first batch of 4000 or more can hold the loss point itself; applying it again
     # rebuilds everything with nothing to replay, logged as such)
     namespace.extra_env["CHURN_BATCH_SIZE"] = "1000"
     yield servers
