@@ -76,9 +76,7 @@ class Settings(BaseSettings):
     # stream worker
     batch_size: int = Field(4000, ge=1)
     batch_within: float = Field(0.1, gt=0)
-    # a batch's partitions in this many lanes applied and scored at once, and each lane's
-    # users in this many chunks sent to Redis together: Redis applies one while the worker
-    # scores another (stream/worker/lanes.py)
+    # lanes of partitions and chunks of users run at once (stream/worker/lanes.py)
     batch_lanes: int = Field(2, ge=1, le=16)
     batch_chunks: int = Field(2, ge=1, le=64)
     event_types: Annotated[list[str], NoDecode] = ["view", "cart", "remove_from_cart",

@@ -281,10 +281,10 @@ class BatchProcessor:
                 if j == last:
                     for p, off in seg.last_off.items():
                         self._applied[p] = max(off, self._applied.get(p, -1))
-                await self._score(chunk, results, stats)
+                await rescore_batch(self.live, stats.count_applied(chunk, results), stats,
+                                    self.swept, self.catch_up)
         finally:
-            left = [f for f in sent if not f.done()]
-            for f in left:  # scoring failed: the batch is retried, not left half-sent
+            for f in sent:  # scoring failed: the batch is retried, not left half-sent
                 f.cancel()
             await asyncio.gather(*sent, return_exceptions=True)
 
@@ -297,12 +297,6 @@ class BatchProcessor:
         stats.redis_seconds["apply"] = stats.redis_seconds.get("apply", 0.0) + (
             time.perf_counter() - started)
         return results
-
-    async def _score(self, items: list[Item], results: list[Applied], stats: BatchStats
-                     ) -> None:
-        todo = stats.count_applied(items, results)
-        await rescore_batch(self.live, todo, stats, self.swept, self.catch_up)
-
 
 async def _no_alerts(alerts: Sequence[tuple[bytes, bytes]]) -> None:
     """Default alert sink of a processor built without one (tests, evaluation)."""

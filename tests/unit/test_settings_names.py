@@ -87,6 +87,8 @@ def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CHURN_HORIZON_DAYS", "0")
     monkeypatch.setenv("CHURN_CLOCK", "sometimes")
     monkeypatch.setenv("CHURN_IDLE_PARTITION_SECONDS", "-1")
+    monkeypatch.setenv("CHURN_BATCH_LANES", "0")
+    monkeypatch.setenv("CHURN_BATCH_CHUNKS", "65")
     with pytest.raises(preflight.StartupError) as err:
         preflight.load_settings()
     line = err.value.line
@@ -95,7 +97,9 @@ def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
                  "CHURN_BATCH_SIZE=abc: Input should be a valid integer",
                  "CHURN_HORIZON_DAYS=0: Input should be greater than or equal to 1",
                  "CHURN_CLOCK=sometimes: Input should be 'event' or 'wall'",
-                 "CHURN_IDLE_PARTITION_SECONDS=-1: Input should be greater than or equal to 0"):
+                 "CHURN_IDLE_PARTITION_SECONDS=-1: Input should be greater than or equal to 0",
+                 "CHURN_BATCH_LANES=0: Input should be greater than or equal to 1",
+                 "CHURN_BATCH_CHUNKS=65: Input should be less than or equal to 64"):
         assert part in line
 
 
