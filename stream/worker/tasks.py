@@ -67,6 +67,7 @@ class WorkerTasks:
         self.owned = ownership.owned
         self.wall = wall  # the wall clock (tests pass a fake one)
         self.idle = IdleTracker(settings.idle_partition_seconds)
+        self._had: set[int] = set()  # the partitions owned at the last clock tick
         lifecycle.on_crash = self.report_crash
 
     async def report_crash(self, exc: BaseException) -> None:
@@ -159,13 +160,16 @@ class WorkerTasks:
     async def advance_clocks(self) -> None:
         """Anchors (and so label releases and sweeps) of partitions without traffic:
         idle ones follow the moving ones, or all follow the wall clock (core.time_policy)."""
-        s = self.settings
+        s, store = self.settings, self.parts.store
         try:
-            wms = await self.parts.store.watermarks()
             now = self.wall()
-            self.idle.observe(wms, now)
+            owned = set(self.owned)
+            self.idle.touch(owned - self._had, now)  # new here: backlog first
+            self._had = owned
+            self.idle.observe(await store.applied_offsets(), now)  # progress in records
+            wms = await store.watermarks()
             wall_ms = int(now * 1000) if s.clock == "wall" else None
-            goals = targets(self.idle, set(self.owned), wms, now, wall_ms,
+            goals = targets(self.idle, owned, wms, now, wall_ms,
                             int(s.wall_clock_grace_seconds * 1000))
             for p, goal in goals.items():
                 if p not in self.owned:  # revoked meanwhile

@@ -37,3 +37,26 @@ def test_off_and_wall() -> None:
     t.observe({0: 1, 1: 9}, 100.0)
     assert targets(t, {0, 1}, {0: 1, 1: 9}, 100.0) == {}  # 0 s: never idle
     assert targets(t, {0}, {0: 1, 1: 9}, 100.0, wall_ms=5_000, grace_ms=1_000) == {0: 4_000}
+
+
+def test_a_partition_just_assigned_gets_the_timeout_to_start() -> None:
+    """A partition whose owner died has not moved for a while but has a backlog: its new
+    owner does not run its anchors ahead of that backlog before the timeout has passed."""
+    t = IdleTracker(10)
+    t.observe({0: 5, 1: 5}, 0.0)
+    t.observe({0: 50, 1: 5}, 30.0)
+    assert targets(t, {0, 1}, {0: 900, 1: 100}, 30.0) == {1: 900}
+    t.touch({1}, 30.0)
+    assert targets(t, {0, 1}, {0: 900, 1: 100}, 39.0) == {}
+    t.observe({0: 60, 1: 5}, 41.0)
+    assert targets(t, {0, 1}, {0: 950, 1: 100}, 41.0) == {1: 950}
+
+
+def test_no_watermarks_nothing_to_follow() -> None:
+    """After a Redis restart the watermarks may be gone while offsets still move: nothing
+    to follow (not an error), and a partition without a clock is never a target."""
+    t = IdleTracker(10)
+    t.observe({0: 5, 1: 5}, 0.0)
+    t.observe({0: 50, 1: 5}, 30.0)
+    assert targets(t, {0, 1}, {}, 30.0) == {}
+    assert targets(t, {0, 1}, {0: 900}, 30.0) == {}
