@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval: float = Field(1.0, gt=0)
 
     # stream worker
-    batch_size: int = Field(4000, ge=1)
+    batch_size: int = Field(8000, ge=1)
     batch_within: float = Field(0.1, gt=0)
     # lanes of partitions and chunks of users run at once (stream/worker/lanes.py)
     batch_lanes: int = Field(2, ge=1, le=16)
