@@ -174,7 +174,12 @@ def main() -> None:
     ap.add_argument("--sequential", action="store_true",
                     help="each round also runs the worker as before lanes and chunks (one "
                          "lane, one chunk, batches of 1000): the gain, in the same run")
+    ap.add_argument("--variant", metavar="NAME=VALUE,...",
+                    help="with --sequential: the second worker of each round runs with these "
+                         "settings instead (e.g. CHURN_BATCH_LANES=4), the default vs them")
     args = ap.parse_args()
+    second = (dict(kv.split("=", 1) for kv in args.variant.split(",")) if args.variant
+              else SEQUENTIAL)
     state = trained_state(args.learned, args.champion) if args.learned else None
     with EmbeddedServices() as svc, tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, **svc.env, CHURN_KAFKA_SESSION_TIMEOUT="2",
@@ -212,7 +217,7 @@ def main() -> None:
                 users = sum(1 for _ in r.scan_iter(match="churn:{u:*", count=1000))
                 held = key_bytes(r, "churn:*")
             if args.sequential:
-                seq = run("full", dict(env, CHURN_REDIS_PREFIX=f"seq{i}", **SEQUENTIAL), n,
+                seq = run("full", dict(env, CHURN_REDIS_PREFIX=f"seq{i}", **second), n,
                           f"bench-seq-{i}")
                 sequential.append((seq, full, lua if not args.no_ceilings else None))
                 print(f"round {i + 1}: full {full['rate']:>6.0f}/s "

@@ -85,9 +85,7 @@ class Settings(BaseSettings):
     # prefixed name, so the deprecated CHURN_CHURN_HORIZON_DAYS is listed explicitly
     churn_horizon_days: int = Field(30, ge=1, validation_alias=AliasChoices(
         "CHURN_HORIZON_DAYS", "CHURN_CHURN_HORIZON_DAYS"))
-    # event time is input: later than the wall clock plus this is event_time:future
-    # (negative: no bound, e.g. to replay a log generated into the future)
-    max_future_seconds: float = 86_400.0
+    max_future_seconds: float = 86_400.0  # later: event_time:future (< 0: no bound)
     # a record more than this ahead of its partition's clock moves it only once events of
     # clock_confirm_users distinct users within this span confirm the jump (core.clock)
     clock_max_step_hours: float = Field(24.0, gt=0)
@@ -95,8 +93,7 @@ class Settings(BaseSettings):
     clock: Literal["event", "wall"] = "event"  # time without traffic: core.time_policy
     idle_partition_seconds: float = Field(60.0, ge=0)
     wall_clock_grace_seconds: float = Field(300.0, ge=0)
-    # a stop (SIGTERM, a crashed agent) that takes longer than this exits anyway
-    shutdown_timeout: float = Field(8.0, gt=0)
+    shutdown_timeout: float = Field(8.0, gt=0)  # a longer stop (SIGTERM, crash) exits anyway
 
     # model and learner
     training_topic: str = "training.examples"
@@ -123,9 +120,9 @@ class Settings(BaseSettings):
 
     model_poll_seconds: float = Field(2.0, gt=0)  # workers hot-reload new versions
 
-    # labels: daily anchors snapshot this share of active users (deterministic per user/day)
+    # labels: daily anchors snapshot this share of active users (deterministic per user/day),
+    # none in a partition's first label_warmup_days (a fresh log's windows are truncated)
     label_sample_rate: float = Field(1 / 30, ge=0, le=1)
-    # no snapshots in a partition's first days: a fresh log's 30-day windows are truncated
     label_warmup_days: int = Field(30, ge=0)
 
     # customer value (BG/NBD + Gamma-Gamma), in event time (core/value_schedule.py): the

@@ -64,8 +64,7 @@ class BatchProcessor:
                                  churn_horizon_days)
         self.anchors = anchors
         self.on_batch = on_batch  # metrics
-        # batches and sweep chunks never overlap (the Sweeper's lock too), nor anything
-        # else that needs the state quiet (idle-partition anchors, the recovery timer)
+        # batches never overlap sweep chunks (the Sweeper's lock), idle-clock anchors, recovery
         self.lock = turns if turns is not None else asyncio.Lock()
         self.max_future = max_future_seconds  # < 0: no bound (tests, replays of the future)
         self.clock_step, self.clock_users = clock_step_ms, clock_users
@@ -73,20 +72,18 @@ class BatchProcessor:
         self._anchor: dict[int, int] | None = None
         self._guards: dict[int, ClockGuard] = {}  # each partition's clock (core.clock)
         self._stale = False  # on_rebalance: reload the above before the next batch
-        # the anchor each partition's sweeper has reached (shared with the Sweeper), and
-        # who rescores a user whose newest event is before it (``Sweeper.catch_up``)
+        # each partition's swept anchor (the Sweeper's), and who scores a user before it
         self.swept: dict[int, int] = swept if swept is not None else {}
         self.catch_up, self.sweep_behind = catch_up, sweep_behind  # (Sweeper.behind)
-        self.chunks = max(1, chunks)  # a segment's users in this many pipelined chunks
-        self.lanes = max(1, lanes)  # partitions applied and scored concurrently (lanes.py)
+        # partitions applied and scored concurrently, users in pipelined chunks (lanes.py)
+        self.lanes, self.chunks = max(1, lanes), max(1, chunks)
         self.recovery: Any = None  # stream.worker.recovery.Recovery: state loss detected, rebuilt
         keys = getattr(store, "keys", None)
         self.foreign = keys.foreign if keys is not None and keys.cluster else None
 
     def on_rebalance(self) -> None:
-        """Forget cached offsets and clocks: another worker may have moved them. Takes
-        effect at the next batch: a rebalance callback may run while a batch is under way
-        (which keeps the view it started with; a value fit it waits for stops waiting)."""
+        """Forget cached offsets and clocks (another worker may have moved them) at the next
+        batch; one under way keeps its view (a value fit it waits for stops waiting)."""
         self._stale = True
         self.live.value.rebalancing = True
 
@@ -297,6 +294,7 @@ class BatchProcessor:
         stats.redis_seconds["apply"] = stats.redis_seconds.get("apply", 0.0) + (
             time.perf_counter() - started)
         return results
+
 
 async def _no_alerts(alerts: Sequence[tuple[bytes, bytes]]) -> None:
     """Default alert sink of a processor built without one (tests, evaluation)."""
